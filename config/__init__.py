@@ -1,0 +1,1 @@
+"""Typed, validated settings: TOML file < CASINO_* environment < command-line flags."""

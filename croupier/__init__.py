@@ -1,0 +1,1 @@
+"""The croupier: turns decisions into protected brackets and keeps them safe."""

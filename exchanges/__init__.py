@@ -1,0 +1,1 @@
+"""Venues behind ExchangePort: the native Binance connector and the simulated Binance."""

@@ -1,0 +1,1 @@
+"""Native Binance USD-M futures connector (aiohttp REST, websockets streams)."""

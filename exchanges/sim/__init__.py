@@ -1,0 +1,1 @@
+"""Casino's simulated Binance USD-M futures exchange (loopback server and in-process)."""

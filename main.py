@@ -1,0 +1,178 @@
+"""Casino command line: the composition root (nothing imports this module).
+
+Exit codes: 0 ok · 2 bad usage or configuration · 3 preflight failed · 4 crashed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from config.loader import load_settings
+from config.settings import Settings
+from core.errors import ConfigError, DataError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_PREFLIGHT = 3
+EXIT_CRASHED = 4
+
+EPILOG = """\
+examples:
+  python main.py config                       show the effective configuration
+  python main.py config --config my.toml      validate a config file (exit 2 if invalid)
+  python main.py data                         list recorded candles and check them
+  python main.py data --dataset spot-2021     check another dataset folder
+
+exit codes: 0 ok, 2 bad usage or configuration, 3 preflight failed, 4 crashed
+"""
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 as well; keep one path
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML settings file (default: config/default.toml)")
+    parser.add_argument("--data-dir", type=Path, help="recorded data folder (env CASINO_DATA_DIR)")
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """Settings with file < env < these flags."""
+    flags = {"session.data_dir": getattr(args, "data_dir", None), **overrides}
+    return load_settings(getattr(args, "config", None), overrides=flags)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Validate and print the effective configuration as TOML-like text."""
+    from config.secrets import load_secrets
+
+    settings = settings_from(args)
+    secrets = load_secrets()
+    for section, values in settings.model_dump(mode="json").items():
+        _print_section(section, values)
+    print(f"\n# credentials: {secrets}")
+    return EXIT_OK
+
+
+def _print_section(name: str, values: dict[str, Any]) -> None:
+    print(f"\n[{name}]")
+    nested = {k: v for k, v in values.items() if isinstance(v, dict)}
+    for key, value in values.items():
+        if key in nested:
+            continue
+        print(f"# {key} is unset" if value is None else f"{key} = {_toml_value(value)}")
+    for key, value in nested.items():
+        if value and all(isinstance(v, dict) for v in value.values()):
+            for sub, subvalues in value.items():
+                _print_section(f"{name}.{key}.{sub}", subvalues)
+        else:
+            _print_section(f"{name}.{key}", value)
+
+
+def _toml_value(value: Any) -> str:
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+# ------------------------------------------------------------------------------- data
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    """List the recorded data found and validate every candle file."""
+    from core.history import dataset_files, find_data_dir, load_candles, load_funding
+
+    settings = settings_from(args)
+    root = find_data_dir(settings.session.data_dir)
+    dataset = args.dataset or settings.session.dataset
+    folder = root / dataset
+    if not folder.is_dir():
+        choices = sorted(p.name for p in root.iterdir() if p.is_dir())
+        raise DataError(f"dataset {dataset!r} not found in {root}; available: {', '.join(choices)}")
+    print(f"data: {folder}")
+    symbols = sorted({p.name.split("-")[0] for p in folder.glob("*.csv*")})
+    print(f"{'file':34} {'rows':>8} {'first (UTC)':>17} {'last (UTC)':>17} {'gaps':>5} {'missing':>8}")
+    for symbol in symbols:
+        files = dataset_files(folder, symbol)
+        for tf, path in sorted(files.candles.items(), key=lambda kv: kv[0].ms):
+            series = load_candles(path, symbol=symbol, timeframe=tf)
+            print(
+                f"{path.name:34} {len(series):>8} {_utc(series.first_open_ms):>17} "
+                f"{_utc(series.last_open_ms):>17} {len(series.gaps):>5} {series.missing_bars:>8}"
+            )
+        if files.funding:
+            funding = load_funding(files.funding, symbol=symbol)
+            print(f"{files.funding.name:34} {len(funding):>8} {_utc(int(funding.time_ms[0])):>17} "
+                  f"{_utc(int(funding.time_ms[-1])):>17}")
+    return EXIT_OK
+
+
+def _utc(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py",
+        description="Casino: a signal-driven trading bot for Binance USD-M perpetual futures.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        _common(p)
+        return p
+
+    add("config", cmd_config, "validate the configuration and print the effective settings")
+    p = add("data", cmd_data, "list recorded candle files and validate them (gaps, duplicates)")
+    p.add_argument("--dataset", help="sub-folder of the data dir (default: session.dataset)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return EXIT_OK
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"main.py: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except DataError as exc:
+        print(f"data error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `| head` closed the pipe: not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

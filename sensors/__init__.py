@@ -1,0 +1,1 @@
+"""Signal sensors: pure, causal functions of OHLCV numpy arrays (built on TA-Lib)."""

@@ -1,0 +1,1 @@
+"""Crash-safe persistence: atomic snapshots, the order-intent journal, recovery."""
