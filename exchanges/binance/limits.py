@@ -19,7 +19,7 @@ import heapq
 import itertools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -284,14 +284,17 @@ def _klines(params: Mapping[str, str]) -> Cost:
     return Cost(weight=10)
 
 
-def _by_symbol(with_symbol: int, without: int):  # noqa: ANN202 - tiny factory
+CostFn = Callable[[Mapping[str, str]], Cost]
+
+
+def _by_symbol(with_symbol: int, without: int) -> CostFn:
     def cost(params: Mapping[str, str]) -> Cost:
         return Cost(weight=with_symbol if "symbol" in params else without)
 
     return cost
 
 
-def _fixed(weight: int = 0, orders: int = 0):  # noqa: ANN202 - tiny factory
+def _fixed(weight: int = 0, orders: int = 0) -> CostFn:
     fixed = Cost(weight=weight, orders=orders)
 
     def cost(params: Mapping[str, str]) -> Cost:
@@ -306,7 +309,7 @@ def _batch_orders(params: Mapping[str, str]) -> Cost:
     return Cost(weight=5, orders=5)
 
 
-ENDPOINT_COSTS: dict[tuple[str, str], object] = {
+ENDPOINT_COSTS: dict[tuple[str, str], CostFn] = {
     ("GET", "/fapi/v1/ping"): _fixed(1),
     ("GET", "/fapi/v1/time"): _fixed(1),
     ("GET", "/fapi/v1/exchangeInfo"): _fixed(1),
@@ -339,7 +342,8 @@ ENDPOINT_COSTS: dict[tuple[str, str], object] = {
     ("GET", "/fapi/v1/userTrades"): _fixed(5),
     ("GET", "/fapi/v1/income"): _fixed(30),
     ("GET", "/fapi/v1/commissionRate"): _fixed(20),
-    ("GET", "/fapi/v1/apiRestrictions"): _fixed(1),  # ⚠ weight not documented for futures; 1 assumed
+    ("GET", "/fapi/v1/accountConfig"): _fixed(5),
+    ("GET", "/sapi/v1/account/apiRestrictions"): _fixed(1),  # spot host; its own IP-weight pool
 }
 
 
@@ -349,4 +353,4 @@ def cost_of(method: str, path: str, params: Mapping[str, str]) -> Cost:
         fn = ENDPOINT_COSTS[(method, path)]
     except KeyError:
         raise KeyError(f"no weight known for {method} {path}; add it to ENDPOINT_COSTS") from None
-    return fn(params)  # type: ignore[operator]
+    return fn(params)

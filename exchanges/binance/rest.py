@@ -69,7 +69,9 @@ LISTEN_KEY_CLOSE = Endpoint("DELETE", "/fapi/v1/listenKey", _K, "account")
 USER_TRADES = Endpoint("GET", "/fapi/v1/userTrades", _S, "account")
 INCOME = Endpoint("GET", "/fapi/v1/income", _S, "account")
 COMMISSION = Endpoint("GET", "/fapi/v1/commissionRate", _S, "account")
-API_RESTRICTIONS = Endpoint("GET", "/fapi/v1/apiRestrictions", _S, "account")
+ACCOUNT_CONFIG = Endpoint("GET", "/fapi/v1/accountConfig", _S, "account")
+# Key permissions live on the spot API host (api.binance.com), not on fapi.
+API_RESTRICTIONS = Endpoint("GET", "/sapi/v1/account/apiRestrictions", _S, "account")
 
 NO_CHANGE_MARGIN_TYPE = -4046
 NO_CHANGE_POSITION_SIDE = -4059
@@ -255,8 +257,12 @@ class BinanceRest:
         """GET /fapi/v1/multiAssetsMargin — account/rest-api/Get-Current-Multi-Assets-Mode."""
         return bool((await self.http.request(MULTI_ASSETS))["multiAssetsMargin"])
 
+    async def account_config(self) -> dict[str, Any]:
+        """GET /fapi/v1/accountConfig — account/rest-api/Account-Config (canTrade, dualSidePosition, multiAssetsMargin)."""
+        return dict(await self.http.request(ACCOUNT_CONFIG))
+
     async def api_restrictions(self) -> dict[str, Any]:
-        """GET /fapi/v1/apiRestrictions — account/rest-api/Get-API-Key-Permission (where available)."""
+        """GET /sapi/v1/account/apiRestrictions — wallet/account/api-key-permission (spot host only)."""
         return dict(await self.http.request(API_RESTRICTIONS))
 
     async def user_trades(self, symbol: str, *, start_ms: int | None = None, end_ms: int | None = None,
