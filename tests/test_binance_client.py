@@ -225,3 +225,26 @@ async def test_preflight_stops_when_the_venue_is_unreachable() -> None:
     await client.close()
     assert [c.name for c in result.checks] == ["connectivity"]
     assert result.failures[0].status is Status.FAIL and "connect" in result.failures[0].detail
+
+
+async def test_preflight_refuses_withdrawal_enabled_keys_unless_allowed() -> None:
+    async def restrictions(request: web.Request) -> web.Response:
+        assert request.headers["X-MBX-APIKEY"] == SECRETS.api_key
+        return web.json_response({"ipRestrict": False, "enableWithdrawals": True, "enableFutures": True,
+                                  "enableReading": True, "createTime": 1})
+
+    async def ping(request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async with peer({("GET", "/sapi/v1/account/apiRestrictions"): restrictions,
+                     ("GET", "/fapi/v1/ping"): ping}) as host:
+        verdicts = []
+        for allow in (False, True):
+            settings = SETTINGS.model_copy(update={"spot_rest_url": f"http://{host}", "allow_withdrawals": allow})
+            client = BinanceFutures(BinanceUrls(rest=f"http://{host}", ws=f"ws://{host}"), clock=LiveClock(),
+                                    settings=settings, secrets=SECRETS)
+            result = await preflight(client, [], kline_timeout_s=1)
+            await client.close()
+            verdicts.append(next(c for c in result.checks if c.name == "api_key_permissions"))
+    assert verdicts[0].status is Status.FAIL and "withdrawals enabled" in verdicts[0].detail
+    assert verdicts[1].status is Status.PASS

@@ -88,6 +88,19 @@ async def test_priority_lanes_served_in_order_and_reserve_kept_for_protection() 
     assert order.index("entry8") < order.index("klines")
 
 
+async def test_requests_on_other_pools_are_not_held_behind_a_waiting_entry() -> None:
+    clock = FakeClock(START)
+    limiter = RateLimiter(clock, SMALL)
+    for _ in range(9):  # 90 % of ORDERS_10S: entries are now out of room for this window
+        await limiter.acquire(Cost(orders=1), Lane.ENTRY)
+    entry = asyncio.create_task(limiter.acquire(Cost(orders=1), Lane.ENTRY))
+    await asyncio.sleep(0)
+    read = asyncio.create_task(limiter.acquire(Cost(weight=5), Lane.MARKET_DATA))
+    await asyncio.sleep(0)
+    assert read.done() and not entry.done()
+    await _drive(clock, [entry])
+
+
 async def test_header_reconciliation_corrects_drift_both_ways() -> None:
     clock = FakeClock(START)
     limiter = RateLimiter(clock, SMALL)

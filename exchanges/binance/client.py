@@ -80,7 +80,6 @@ class BinanceFutures:
         secrets: Secrets | None = None,
         connect: Connect = default_connect,
         rng: random.Random | None = None,
-        spot_rest_url: str | None = None,
     ) -> None:
         self.urls = urls
         self.clock = clock
@@ -89,15 +88,16 @@ class BinanceFutures:
         self._connect = connect
         signer = signer_from(secrets)
         api_key = secrets.api_key if secrets else None
-        limiter = RateLimiter(clock)
+        limiter = RateLimiter(clock, reserve_fraction=settings.rate_limit_reserve_fraction)
         self.breakers = BreakerBoard(settings.breaker, clock)
         self.http = BinanceHttp(urls, clock=clock, settings=settings, api_key=api_key, signer=signer,
                                 limiter=limiter, breakers=self.breakers, rng=self._rng)
         self.rest = BinanceRest(self.http)
-        # API-key permissions are only served by the spot host; without it the check is skipped.
+        # API-key permissions are only served by the spot host ([exchange] spot_rest_url);
+        # without it the preflight check is skipped, not passed.
         self.spot_rest: BinanceRest | None = None
-        if spot_rest_url:
-            spot = BinanceHttp(BinanceUrls(rest=spot_rest_url, ws=urls.ws), clock=clock, settings=settings,
+        if settings.spot_rest_url:
+            spot = BinanceHttp(BinanceUrls(rest=settings.spot_rest_url, ws=urls.ws), clock=clock, settings=settings,
                                api_key=api_key, signer=signer, rng=self._rng)
             self.spot_rest = BinanceRest(spot)
         self._rules: dict[str, SymbolRules] = {}

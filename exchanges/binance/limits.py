@@ -6,16 +6,16 @@ pool it draws on has room; after the response, ``observe_headers`` replaces the 
 the server's X-MBX-USED-WEIGHT-1M / X-MBX-ORDER-COUNT-10S/1M (case-insensitive, -1 ignored), so a
 static weight table cannot drift away from the exchange's count in either direction.
 
-Priority lanes: protective orders (SL/TP/flatten) > cancels > entries > market data. Waiters are
-served strictly in lane order, and entries/market data may only use ``1 - reserve_fraction`` of a
-pool, so protection always finds room. 429 stops the pools the request drew on until Retry-After
+Priority lanes: protective orders (SL/TP/flatten) > cancels > entries > market data. A request
+never overtakes an earlier-lane (or same-lane, earlier) waiter that draws on one of its pools, and
+entries/market data may only use ``1 - reserve_fraction`` of a pool, so protection always finds
+room. Requests on disjoint pools do not wait for each other (an order burst does not stall reads). 429 stops the pools the request drew on until Retry-After
 (or the window end); 418 bans the whole client until the stated time.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import itertools
 import logging
 import re
@@ -102,6 +102,7 @@ class _Pool:
 class _Waiter:
     lane: int
     seq: int
+    pools: frozenset[str] = field(compare=False, default=frozenset())
     turn: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
 
 
@@ -120,7 +121,7 @@ class RateLimiter:
         self._clock = clock
         self._reserve = reserve_fraction
         self._pools: dict[str, _Pool] = {}
-        self._waiters: list[_Waiter] = []
+        self._waiters: list[_Waiter] = []  # in arrival order; priority is (lane, seq)
         self._seq = itertools.count()
         self._banned_until_ms = 0
         self.configure(rules)
@@ -240,29 +241,35 @@ class RateLimiter:
                 pool.used += need
                 RATE_LIMIT_USED.labels(pool=pool.name).set(pool.used)
 
+    def _pools_of(self, cost: Cost) -> frozenset[str]:
+        return frozenset(p.name for p in self._pools.values() if p.draw(cost) > 0)
+
+    def _behind(self, waiter: _Waiter) -> bool:
+        """True while a waiter of higher priority draws on one of the same pools."""
+        return any(w < waiter and w.pools & waiter.pools for w in self._waiters)
+
     async def acquire(self, cost: Cost, lane: Lane) -> None:
         """Wait until ``cost`` fits every pool, in lane order; raises Banned during a ban."""
         self._check_ban()
-        waiter = _Waiter(int(lane), next(self._seq))
-        heapq.heappush(self._waiters, waiter)
+        waiter = _Waiter(int(lane), next(self._seq), self._pools_of(cost))
+        self._waiters.append(waiter)
         started = self._clock.monotonic()
         try:
             while True:
                 self._check_ban()
-                if self._waiters[0] is waiter:
-                    delay_ms = self._delay_ms(cost, lane)
-                    if delay_ms <= 0:
-                        self._charge(cost)
-                        return
-                    await self._clock.sleep(delay_ms / 1000)
-                else:
+                if self._behind(waiter):
                     waiter.turn.clear()
                     await waiter.turn.wait()
+                    continue
+                delay_ms = self._delay_ms(cost, lane)
+                if delay_ms <= 0:
+                    self._charge(cost)
+                    return
+                await self._clock.sleep(delay_ms / 1000)
         finally:
             self._waiters.remove(waiter)
-            heapq.heapify(self._waiters)
-            if self._waiters:
-                self._waiters[0].turn.set()
+            for other in self._waiters:  # let everyone re-check; the queue is short
+                other.turn.set()
             RATE_LIMIT_WAIT_SECONDS.labels(lane=lane.name.lower()).observe(
                 max(0.0, self._clock.monotonic() - started)
             )

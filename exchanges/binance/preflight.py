@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import websockets
+
 from core.errors import ExchangeError
-from core.events import CandleClosed
 from core.types import Timeframe
 from exchanges.binance.client import BinanceFutures
 from exchanges.binance.frames import MarketDecoder
@@ -68,11 +69,17 @@ async def preflight(
     client: BinanceFutures,
     symbols: Sequence[str],
     *,
-    allow_withdrawals: bool = False,
+    allow_withdrawals: bool | None = None,
     max_clock_offset_ms: int | None = None,
     kline_timeout_s: float = 90.0,
 ) -> PreflightResult:
-    """Run every check (a failing one does not stop the others) and return them all."""
+    """Run every check (a failing one does not stop the others) and return them all.
+
+    ``allow_withdrawals`` defaults to [exchange] allow_withdrawals; the clock limit to half of
+    recvWindow; connectivity failing ends the run (nothing else could answer).
+    """
+    if allow_withdrawals is None:
+        allow_withdrawals = client.settings.allow_withdrawals
     limit_ms = max_clock_offset_ms if max_clock_offset_ms is not None else client.settings.recv_window_ms // 2
     checks: list[Check] = []
 
@@ -139,7 +146,7 @@ async def preflight(
                             return Check("market_stream", Status.PASS, f"kline received on /market ({stream})")
         except TimeoutError:
             return Check("market_stream", Status.FAIL, f"no kline on /market within {kline_timeout_s:.0f} s")
-        except OSError as exc:
+        except (OSError, websockets.WebSocketException) as exc:
             return Check("market_stream", Status.FAIL, f"cannot open {url}: {exc}")
 
     for name, fn in (("connectivity", connectivity), ("clock_offset", clock), ("account_modes", account_modes),

@@ -31,14 +31,13 @@ from core.types import (
     Timeframe,
 )
 from exchanges.binance import schemas
-from exchanges.binance.http import BinanceHttp, Endpoint, Params, Security
+from exchanges.binance.http import TIME, BinanceHttp, Endpoint, Params, Security
 from exchanges.binance.limits import Lane
 
 KLINES_MAX = 1500
 
 _N, _K, _S = Security.NONE, Security.USER_STREAM, Security.SIGNED
 PING = Endpoint("GET", "/fapi/v1/ping", _N, "market_data")
-TIME = Endpoint("GET", "/fapi/v1/time", _N, "market_data")
 EXCHANGE_INFO = Endpoint("GET", "/fapi/v1/exchangeInfo", _N, "market_data")
 KLINES = Endpoint("GET", "/fapi/v1/klines", _N, "market_data")
 PREMIUM_INDEX = Endpoint("GET", "/fapi/v1/premiumIndex", _N, "market_data")
