@@ -211,3 +211,77 @@ async def test_keepalive_on_dead_key_creates_a_new_one() -> None:
         await client.close()
     assert isinstance(events[0], ReconcileNeeded) and events[0].reason == "listenKey renewed"
     assert connected[:2] == ["key-a", "key-b"]
+
+
+async def test_pings_are_answered_and_connections_rotate_before_the_limit() -> None:
+    bars = _bars()
+    connections = 0
+    pongs = 0
+
+    async def market(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections, pongs
+        connections += 1
+        ws = web.WebSocketResponse(autoping=False)  # see the client's pong ourselves
+        await ws.prepare(request)
+        await ws.ping(b"binance")
+        msg = await ws.receive(timeout=2)
+        if msg.type is WSMsgType.PONG and msg.data == b"binance":
+            pongs += 1
+            # Only a client that answered the ping gets data.
+            number = connections
+
+            async def feed() -> None:
+                await ws.send_str(_kline_frame(bars[number - 1]))
+                while not ws.closed:
+                    await ws.send_str(json.dumps({"stream": "btcusdt@markPrice@1s", "data": {
+                        "e": "markPriceUpdate", "E": number, "s": "BTCUSDT", "p": "1", "i": "1", "r": "0", "T": 0}}))
+                    await asyncio.sleep(0.02)
+
+            feeder = asyncio.create_task(feed())
+            async for _ in ws:  # answers the client's close when it rotates
+                pass
+            feeder.cancel()
+            await asyncio.gather(feeder, return_exceptions=True)
+        return ws
+
+    async def klines(request: web.Request) -> web.Response:
+        start, end = int(request.query["startTime"]), int(request.query["endTime"])
+        return web.json_response([_rest_row(b) for b in bars if start <= b <= end])
+
+    settings = SETTINGS.model_copy(update={"ws_rotate_s": 0.3})
+    async with peer({("GET", "/market/stream"): market, ("GET", "/fapi/v1/klines"): klines}) as host:
+        client = BinanceFutures(BinanceUrls(rest=f"http://{host}", ws=f"ws://{host}"), clock=LiveClock(),
+                                settings=settings)
+        events = await _collect(client.market_stream(["BTCUSDT"], [Timeframe.M1]),
+                                lambda out: any(isinstance(e, MarkPriceUpdate) and e.event_time_ms == 2 for e in out))
+        await client.close()
+    assert connections >= 2 and pongs == connections
+    opens = [e.candle.open_time_ms for e in events if isinstance(e, CandleClosed)]
+    assert opens == sorted(set(opens)) and opens[0] == bars[0]  # rotation loses and repeats nothing
+
+
+async def test_plain_user_stream_drop_asks_for_reconciliation() -> None:
+    connections = 0
+
+    async def new_key(request: web.Request) -> web.Response:
+        return web.json_response({"listenKey": "same-key"})
+
+    async def private(request: web.Request) -> web.WebSocketResponse:
+        nonlocal connections
+        connections += 1
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        if connections == 1:
+            await ws.close()  # network blip
+            return ws
+        await ws.send_str(json.dumps(ORDER_NEW))
+        async for _ in ws:
+            pass
+        return ws
+
+    async with peer({("POST", "/fapi/v1/listenKey"): new_key, ("GET", "/private/ws"): private}) as host:
+        client = _client(host, Secrets(api_key="k" * 16, api_secret="s" * 16))
+        events = await _collect(client.user_stream(), lambda out: len(out) >= 2)
+        await client.close()
+    assert isinstance(events[0], ReconcileNeeded) and events[0].reason == "user stream reconnected"
+    assert isinstance(events[1], OrderUpdate)

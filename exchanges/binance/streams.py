@@ -46,7 +46,8 @@ _BACKOFF_BASE_S = 0.5
 
 def default_connect(url: str) -> Any:
     """websockets client with keepalive pings (dead peers surface as ConnectionClosed)."""
-    return websockets.connect(url, ping_interval=20, ping_timeout=20, max_size=2**22, open_timeout=10)
+    return websockets.connect(url, ping_interval=20, ping_timeout=20, max_size=2**22, open_timeout=10,
+                              close_timeout=2)
 
 
 def chunk(items: Sequence[str], size: int) -> list[list[str]]:
