@@ -33,7 +33,7 @@ from core.errors import (
 )
 from core.metrics import API_ERRORS, API_REQUESTS, ORDER_EXECUTION_SECONDS
 from core.ports import Clock
-from exchanges.binance.breaker import BreakerBoard
+from exchanges.binance.breaker import BreakerBoard, CircuitBreaker
 from exchanges.binance.errors import classify
 from exchanges.binance.limits import Cost, Lane, RateLimiter, cost_of
 from exchanges.binance.signing import Signer, encode_params, signed_payload
@@ -255,7 +255,7 @@ class BinanceHttp:
                 breaker.record_success()  # the venue answered definitively: it is healthy
         raise error
 
-    def _failed(self, breaker: Any, counted: bool, endpoint: Endpoint, code: str) -> None:
+    def _failed(self, breaker: CircuitBreaker, counted: bool, endpoint: Endpoint, code: str) -> None:
         API_ERRORS.labels(endpoint=endpoint.path, code=code).inc()
         if counted:
             breaker.record_failure()

@@ -28,6 +28,7 @@ import websockets
 from config.settings import ExchangeSettings
 from core.errors import ExchangeError, Rejected
 from core.events import CandleClosed, MarketEvent, MarkPriceUpdate, ReconcileNeeded, StreamGap, UserEvent
+from core.logs import register_secret
 from core.metrics import BACKFILLED_CANDLES, STREAM_GAPS, WS_RECONNECTS, WS_STALENESS_SECONDS
 from core.ports import Clock
 from core.types import Candle, Timeframe
@@ -281,7 +282,7 @@ class UserStream:
 
     async def events(self) -> AsyncIterator[UserEvent]:
         queue: asyncio.Queue[Any] = asyncio.Queue(_QUEUE_DEPTH)
-        self._key = await self._new_key()
+        self._key = await self._fresh_key()
         producer = asyncio.create_task(self._produce(queue), name="binance-user-stream")
         try:
             while True:
@@ -292,6 +293,11 @@ class UserStream:
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+
+    async def _fresh_key(self) -> str:
+        key = await self._new_key()
+        register_secret(key)  # a listenKey reads the account's events: keep it out of logs
+        return key
 
     async def _produce(self, queue: asyncio.Queue[Any]) -> None:
         try:
@@ -309,10 +315,11 @@ class UserStream:
             try:
                 await self._keepalive()
             except Rejected as exc:
-                if exc.code != INVALID_LISTEN_KEY:
-                    raise
-                log.warning("listenKey is gone (-1125); creating a new one")
-                self._renew.set()
+                if exc.code == INVALID_LISTEN_KEY:
+                    log.warning("listenKey is gone (-1125); creating a new one")
+                    self._renew.set()
+                else:
+                    log.warning("listenKey keepalive rejected (will retry next period): %s", exc)
             except ExchangeError as exc:
                 log.warning("listenKey keepalive failed (will retry next period): %s", exc)
 
@@ -324,7 +331,7 @@ class UserStream:
             try:
                 if self._renew.is_set():
                     self._renew.clear()
-                    self._key = await self._new_key()
+                    self._key = await self._fresh_key()
                 assert self._key is not None
                 async with self._connect(self._urls.private_stream(self._key)) as ws:
                     opened = self._clock.monotonic()
