@@ -288,6 +288,7 @@ def order(data: Wire) -> Order:
 def algo_order(data: Wire) -> AlgoOrder:
     """A REST algo order (new/query/openAlgoOrders). The order type key is ``orderType``."""
     actual = data.get("actualOrderId")
+    triggered = actual not in (None, "")
     return AlgoOrder(
         symbol=str(req(data, "symbol")), algo_id=int(req(data, "algoId")),
         client_algo_id=str(data.get("clientAlgoId", "")),
@@ -301,8 +302,9 @@ def algo_order(data: Wire) -> AlgoOrder:
         time_in_force=enum(TIME_IN_FORCE, data.get("timeInForce") or "GTC", "timeInForce"),
         position_side=enum(POSITION_SIDES, data.get("positionSide", "BOTH"), "positionSide"),
         activate_price=dec_opt(data, "activatePrice", None), callback_rate=dec_opt(data, "callbackRate", None),
-        actual_order_id=int(actual) if actual not in (None, "") else None,
-        executed_qty=dec_opt(data, "actualQty") or ZERO if actual not in (None, "") else ZERO,
+        actual_order_id=int(actual) if triggered else None,
+        # actualQty is only meaningful once a child order exists in the matching engine.
+        executed_qty=(dec_opt(data, "actualQty") or ZERO) if triggered else ZERO,
         avg_price=dec_opt(data, "actualPrice") or ZERO,
         create_time_ms=int_opt(data, "createTime"), update_time_ms=int_opt(data, "updateTime"),
     )
