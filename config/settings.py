@@ -97,10 +97,14 @@ class ExchangeSettings(Section):
     ws_rotate_s: float = Field(default=23.5 * 3600, gt=0, le=24 * 3600)
     ws_reconnect_max_delay_s: float = Field(default=30.0, gt=0, le=600)
     allow_withdrawals: bool = False
+    # Spot API host serving GET /sapi/v1/account/apiRestrictions (key permissions); None = skip that check.
+    spot_rest_url: str | None = None
+    # Share of every rate-limit pool only protective orders and cancels may use.
+    rate_limit_reserve_fraction: float = Field(default=0.1, ge=0, lt=1)
     breaker: BreakerSettings = Field(default_factory=BreakerSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
 
-    @field_validator("rest_url", "stream_url")
+    @field_validator("rest_url", "stream_url", "spot_rest_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         if v is not None and not re.match(r"^(https?|wss?)://[^\s/]+", v):

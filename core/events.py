@@ -2,7 +2,7 @@
 
 Market side: ``CandleClosed``, ``MarkPriceUpdate``, ``StreamGap``.
 Decision side: ``SensorReading`` → ``Decision`` or ``Skip``.
-User-data side: ``OrderUpdate`` (with an optional ``Fill``), ``AlgoUpdate``,
+User-data side: ``OrderUpdate`` (with an optional ``Fill``), ``FillUpdate``, ``AlgoUpdate``,
 ``AccountUpdate``, ``AccountConfigUpdate``, ``MarginCall``, ``ReconcileNeeded``.
 
 Sensor signals are floats (numpy territory); everything that touches money is Decimal.
@@ -138,6 +138,14 @@ class OrderUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class FillUpdate:
+    """TRADE_LITE: a fill reported ahead of (and deduplicated against) its ORDER_TRADE_UPDATE."""
+
+    fill: Fill
+    event_time_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class AlgoUpdate:
     """ALGO_UPDATE: a conditional order changed state; ``algo.reason`` holds ``rm``."""
 
@@ -180,5 +188,5 @@ class ReconcileNeeded:
     event_time_ms: int
 
 
-UserEvent = OrderUpdate | AlgoUpdate | AccountUpdate | AccountConfigUpdate | MarginCall | ReconcileNeeded
+UserEvent = OrderUpdate | FillUpdate | AlgoUpdate | AccountUpdate | AccountConfigUpdate | MarginCall | ReconcileNeeded
 MarketEvent = CandleClosed | MarkPriceUpdate | StreamGap
