@@ -148,6 +148,7 @@ class JournalScan:
     base_seq: int  # entries up to here were compacted away
     valid_length: int  # bytes up to the end of the last complete line
     size: int
+    raw_lines: tuple[bytes, ...] = ()  # each entry's line as on disk (newline included)
 
     @property
     def last_seq(self) -> int:
@@ -193,6 +194,7 @@ def scan(path: Path) -> JournalScan:
     except FileNotFoundError:
         return JournalScan((), (), 0, 0, 0)
     entries: list[JournalEntry] = []
+    raw_lines: list[bytes] = []
     bad: list[BadLine] = []
     base = 0
     offset = 0
@@ -216,6 +218,7 @@ def scan(path: Path) -> JournalScan:
                     base = max(base, int(entry.data.get("through", entry.seq)))
                 else:
                     entries.append(entry)
+                    raw_lines.append(line + b"\n")
                 if not terminated:  # complete entry whose newline never made it: keep it
                     valid_length = stop
         if terminated:
@@ -223,7 +226,7 @@ def scan(path: Path) -> JournalScan:
             offset = end + 1
         else:
             break
-    return JournalScan(tuple(entries), tuple(bad), base, valid_length, len(raw))
+    return JournalScan(tuple(entries), tuple(bad), base, valid_length, len(raw), tuple(raw_lines))
 
 
 # --------------------------------------------------------------------------- journal
@@ -272,7 +275,7 @@ class Journal:
         journal = cls(path=path, clock=clock, fsync=fsync, _fd=fd)
         journal._seq = max(found.last_seq, min_seq)
         journal._base = found.base_seq
-        journal._lines = [(e.seq, encode_line(e.seq, e.kind, e.ts_ms, e.data)) for e in found.entries]
+        journal._lines = [(e.seq, line) for e, line in zip(found.entries, found.raw_lines)]
         journal.last_scan = found
         journal._rebuild_pending(found.entries)
         return journal
