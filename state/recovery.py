@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 BRACKETS_KEY = "brackets"
 """Snapshot section holding bracket records by bracket id (as the croupier encodes them)."""
 
+JOURNAL_FILE = "journal.jsonl"
+SNAPSHOT_DIR = "snapshots"
+
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
@@ -190,3 +193,15 @@ def recover_local(store: FileSnapshotStore, journal_path: Path, clock: Clock, *,
         journal=journal,
         report=report,
     )
+
+
+def recover_state_dir(
+    state_dir: Path, clock: Clock, *, generations: int = 10, fsync: bool = True
+) -> tuple[FileSnapshotStore, RecoveredState]:
+    """Open a session's state directory (``snapshots/`` + ``journal.jsonl``) and recover it.
+
+    ``generations`` and ``fsync`` come from ``[croupier] snapshot_generations`` / ``journal_fsync``.
+    """
+    state_dir = Path(state_dir)
+    store = FileSnapshotStore(state_dir / SNAPSHOT_DIR, generations=generations, clock=clock)
+    return store, recover_local(store, state_dir / JOURNAL_FILE, clock, fsync=fsync)

@@ -12,7 +12,8 @@ from core.errors import StateError
 from core.types import Fill, Income, OrderRequest, OrderType, Side
 from state import codec
 from state.journal import EntryKind, IntentAction, Journal, OrderIntent, OutcomeStatus
-from state.recovery import BRACKETS_KEY, recover_local
+from config.settings import Settings
+from state.recovery import BRACKETS_KEY, JOURNAL_FILE, SNAPSHOT_DIR, recover_local, recover_state_dir
 from state.snapshot import FileSnapshotStore, SnapshotWriter
 
 D = Decimal
@@ -140,3 +141,18 @@ def test_newer_schema_snapshot_stops_recovery(tmp_path: Path) -> None:
     path.write_bytes(orjson.dumps(doc))
     with pytest.raises(StateError, match="refusing"):
         recover_local(store, tmp_path / "j.jsonl", FakeClock())
+
+
+def test_state_directory_layout_with_configured_generations(tmp_path: Path) -> None:
+    cfg = Settings().croupier
+    clock = FakeClock()
+    store, got = recover_state_dir(tmp_path, clock, generations=cfg.snapshot_generations, fsync=cfg.journal_fsync)
+    writer = SnapshotWriter(store, lambda: {"n": 1}, clock, cfg.snapshot_interval_s, got.journal)
+    for _ in range(cfg.snapshot_generations + 3):
+        got.journal.record_fill(_fill(got.journal.last_seq + 1))
+        writer.save_now()
+    got.journal.close()
+    assert (tmp_path / JOURNAL_FILE).is_file()
+    assert len(list((tmp_path / SNAPSHOT_DIR).glob("snapshot-*.json"))) == cfg.snapshot_generations
+    _, again = recover_state_dir(tmp_path, clock, generations=cfg.snapshot_generations)
+    assert again.state == {"n": 1} and again.fills == () and again.report.clean
