@@ -5,19 +5,18 @@ raises ``IllegalTransition``. Nothing else changes a bracket, so every change is
 ``TRANSITIONS`` plus a guard (what the event's data must satisfy) and an effect (which fields
 it updates), and every result is checked against the invariants before it is returned.
 
-States (``BracketState``)::
+States (``BracketState``) along the usual path::
 
-    PLANNED ─► ENTRY_SENT ─► ENTRY_PARTIAL ─► ENTRY_FILLED ─┐      (entry fills; no protection asked yet)
-        │          │  └──────────────────────────►─────────┤
-        │          └─► CANCELLED (entry ended unfilled)     ▼
-        │                                    PROTECTING ─► PROTECTED ◄─► RESIZING
-        │                                        │   ▲        │  (further fills / SL lost)
-        │                                        ▼   └─ SL_LOST│
-        │                                       EXITING ◄──────┘  (TP/SL filling; sibling cancelled)
-        │                                        │
-        │        any open state ─► FLATTENING ───┤  (reduce-only MARKET: protection failed, or exit policy)
-        ▼                                        ▼
-      FAILED (flat, reason kept)  ◄──────────  CLOSED (flat, nothing live)
+    PLANNED → ENTRY_SENT → ENTRY_PARTIAL → ENTRY_FILLED    entry filling; protection not asked yet
+                  │              └──────┬───────┘
+                  ▼                     ▼  SL (and TP) submitted on the FIRST fill
+              CANCELLED            PROTECTING              no acknowledged stop: unprotected
+          (entry ended unfilled)        ▼  SL acknowledged           ▲ SL_LOST
+                                   PROTECTED ⇄ RESIZING    further fills: the new stop goes first
+                                        ▼  TP or SL fills
+                                     EXITING → CLOSED      sibling cancelled, flat, nothing live
+
+    any state holding a position → FLATTENING → CLOSED (exit policy) or FAILED (protection failed)
 
 Fills never change the protection phase by themselves: after a further entry fill the
 bracket stays PROTECTED and reports ``needs_resize``; the OCO manager then submits a new stop

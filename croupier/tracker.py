@@ -306,7 +306,9 @@ class PositionTracker:
                 total += upnl
         return total
 
-    def reconcile_wallet(self, asset: str, exchange_balance: Decimal, tolerance: Decimal = Decimal("0.01")) -> WalletCheck:
+    def reconcile_wallet(
+        self, asset: str, exchange_balance: Decimal, tolerance: Decimal = Decimal("0.01")
+    ) -> WalletCheck:
         """Compare our wallet with the exchange's (default: to the cent); logs a mismatch."""
         check = WalletCheck(asset, self.wallet(asset), exchange_balance, tolerance)
         if not check.ok:

@@ -25,7 +25,7 @@ import logging
 import os
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -232,20 +232,23 @@ def scan(path: Path) -> JournalScan:
 # --------------------------------------------------------------------------- journal
 
 
-@dataclass
 class Journal:
-    """The append-only journal of one state directory. Not thread-safe: the engine is its only writer."""
+    """The append-only journal of one state directory. Not thread-safe: the engine is its only writer.
 
-    path: Path
-    clock: Clock
-    fsync: bool = True
-    _fd: int = -1
-    _seq: int = 0
-    _base: int = 0
-    _lines: list[tuple[int, bytes]] = field(default_factory=list)
-    _pending: dict[int, JournaledIntent] = field(default_factory=dict)
-    _unknown: dict[int, IntentOutcome] = field(default_factory=dict)
-    last_scan: JournalScan | None = None
+    Create it with ``Journal.open`` (which repairs a torn tail first), or through
+    ``state.recovery.recover_local``, which also restores the pending intents.
+    """
+
+    def __init__(self, path: Path, clock: Clock, fd: int, *, fsync: bool = True) -> None:
+        self.path = path
+        self.clock = clock
+        self.fsync = fsync
+        self.last_scan: JournalScan | None = None
+        self._fd = fd
+        self._seq = 0
+        self._base = 0
+        self._lines: list[tuple[int, bytes]] = []
+        self._pending: dict[int, JournaledIntent] = {}
 
     @classmethod
     def open(cls, path: Path, clock: Clock, *, fsync: bool = True, min_seq: int = 0) -> Journal:
@@ -272,7 +275,7 @@ class Journal:
             os.fsync(fd)
             if created:
                 fsync_directory(path.parent)
-        journal = cls(path=path, clock=clock, fsync=fsync, _fd=fd)
+        journal = cls(path, clock, fd, fsync=fsync)
         journal._seq = max(found.last_seq, min_seq)
         journal._base = found.base_seq
         journal._lines = [(e.seq, line) for e, line in zip(found.entries, found.raw_lines)]
@@ -355,9 +358,6 @@ class Journal:
         self.append(EntryKind.OUTCOME, codec.encode(outcome))
         if status.is_final:
             self._pending.pop(ticket.seq, None)
-            self._unknown.pop(ticket.seq, None)
-        else:
-            self._unknown[ticket.seq] = outcome
         return outcome
 
     def record_fill(self, fill: Fill) -> int:

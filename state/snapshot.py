@@ -28,7 +28,7 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -243,7 +243,6 @@ JOURNAL_KEY = "journal"
 """Key of the snapshot section that records how far the journal is reflected in it."""
 
 
-@dataclass
 class SnapshotWriter:
     """Saves the state document on demand and at least every ``interval_s`` while dirty.
 
@@ -254,16 +253,25 @@ class SnapshotWriter:
     without a gap.
     """
 
-    store: FileSnapshotStore
-    build: Callable[[], dict[str, Any]]
-    clock: Clock
-    interval_s: float
-    journal: Compactable | None = None
-    _dirty: bool = False
-    _dirty_since: float | None = None
-    _last_save: float | None = None
-    saves: int = 0
-    _journal_marks: dict[int, int] = field(default_factory=dict)
+    def __init__(
+        self,
+        store: FileSnapshotStore,
+        build: Callable[[], dict[str, Any]],
+        clock: Clock,
+        interval_s: float,
+        journal: Compactable | None = None,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError("interval_s must be positive")
+        self.store = store
+        self.build = build
+        self.clock = clock
+        self.interval_s = interval_s
+        self.journal = journal
+        self.saves = 0
+        self._dirty = False
+        self._dirty_since: float | None = None
+        self._journal_marks: dict[int, int] = {}
 
     @property
     def dirty(self) -> bool:
@@ -293,7 +301,6 @@ class SnapshotWriter:
         path = self.store.save(document)
         self._dirty = False
         self._dirty_since = None
-        self._last_save = self.clock.monotonic()
         self.saves += 1
         if self.journal is not None:
             self._journal_marks[_seq_of(path)] = journal_seq

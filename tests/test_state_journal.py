@@ -122,7 +122,8 @@ def test_reopen_continues_numbering_and_pending(tmp_path: Path) -> None:
     assert again.last_seq == 3
     assert [t.seq for t in again.pending()] == [t2.seq]
     assert again.append(EntryKind.FILL, {"x": 1}) == 4
-    algo = AlgoOrderRequest("BTCUSDT", Side.SELL, OrderType.STOP_MARKET, "c3", trigger_price=D("9"), close_position=True)
+    algo = AlgoOrderRequest("BTCUSDT", Side.SELL, OrderType.STOP_MARKET, "c3", trigger_price=D("9"),
+                            close_position=True)
     ticket = again.record_intent(OrderIntent(IntentAction.PLACE_ALGO, "BTCUSDT", "c3", algo))
     assert decode_intent(scan(path).entries[-1]) == ticket
 
