@@ -1,11 +1,12 @@
 """Child process for tests/test_state_crash.py: recovers, then writes state as fast as it can.
 
-Run as ``python tests/state_crash_child.py DIR [nosync]``; ``nosync`` opens the journal with
-fsync off, so the process spends its time inside write() and a kill tears lines far more often. Each loop iteration journals an intent, sends
-nothing, journals its outcome, journals a numbered fill, sometimes a large bracket transition
-(so a kill can land in the middle of a multi-page write), and every few fills saves a snapshot
-whose state says how many fills it reflects. The parent kills it with SIGKILL at a random
-moment and checks that snapshot + journal still add up to an unbroken sequence of fills.
+Run as ``python tests/state_crash_child.py DIR [nosync]``. Each loop iteration journals an
+order intent and its outcome (nothing is sent), a numbered fill, and a large bracket transition
+(so a kill can land in the middle of a multi-page write); every few fills it saves a snapshot
+whose state says how many fills it reflects. ``nosync`` opens the journal with fsync off and
+skips the (always fsynced) intents, so the process spends its time inside write() and a kill
+tears lines far more often. The parent kills it with SIGKILL and checks that snapshot +
+journal still add up to an unbroken sequence of fills.
 """
 
 from __future__ import annotations

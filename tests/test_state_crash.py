@@ -3,9 +3,10 @@
 Each round starts ``tests/state_crash_child.py`` on the same directory (so every round also
 recovers from the previous crash), lets it write snapshots and journal entries for a random
 time, and SIGKILLs it; every other round the kill is aimed at a moment when a journal line is
-half-written (the parent sees the file end without a newline), so torn lines really happen. Afterwards the newest valid snapshot must load, the journal must parse
-(a torn last line is reported, never fatal, and never costs an earlier entry), and snapshot +
-journal must account for an unbroken run of fills 1..N with no gap and no duplicate.
+half-written (the parent sees the file end without a newline), so torn lines really happen.
+Afterwards the newest valid snapshot must load, the journal must parse (a torn last line is
+reported, never fatal, and never costs an earlier entry), and snapshot + journal must account
+for an unbroken run of fills 1..N with no gap and no duplicate.
 """
 
 from __future__ import annotations
