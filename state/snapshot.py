@@ -304,6 +304,7 @@ class SnapshotWriter:
         self.saves += 1
         if self.journal is not None:
             self._journal_marks[_seq_of(path)] = journal_seq
+            # the new generation's own mark is ≤ the journal's end, so this never overshoots
             self.journal.compact(self._compactable_through())
         return path
 

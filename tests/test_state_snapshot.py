@@ -151,3 +151,14 @@ def test_writer_records_the_journal_and_compacts_to_the_oldest_generation(tmp_pa
     assert journal.base_seq == seqs[-1]
     writer.save_now()
     assert journal.base_seq == more[-1]
+
+
+def test_a_replaced_journal_behind_old_snapshots_does_not_break_saving(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path / "snaps", generations=3)
+    old = Journal.open(tmp_path / "old.jsonl", clock, min_seq=50)
+    SnapshotWriter(store, lambda: {"k": 1}, clock, 5.0, old).save_now()  # a generation marked 50
+    fresh = Journal.open(tmp_path / "new.jsonl", clock)  # e.g. the journal file was removed
+    fresh.append(EntryKind.FILL, {})
+    SnapshotWriter(store, lambda: {"k": 2}, clock, 5.0, fresh).save_now()
+    assert fresh.base_seq == 1 and fresh.last_seq == 1
