@@ -307,13 +307,16 @@ class Journal:
 
     def _rebuild_pending(self, entries: Iterable[JournalEntry]) -> None:
         for entry in entries:
-            if entry.kind is EntryKind.INTENT:
-                ticket = decode_intent(entry)
-                self._pending[ticket.seq] = ticket
-            elif entry.kind is EntryKind.OUTCOME:
-                outcome = decode_outcome(entry)
-                if outcome.status.is_final:
-                    self._pending.pop(outcome.intent_seq, None)
+            try:
+                if entry.kind is EntryKind.INTENT:
+                    ticket = decode_intent(entry)
+                    self._pending[ticket.seq] = ticket
+                elif entry.kind is EntryKind.OUTCOME:
+                    outcome = decode_outcome(entry)
+                    if outcome.status.is_final:
+                        self._pending.pop(outcome.intent_seq, None)
+            except StateError as exc:  # reported by recovery too; never fatal here
+                log.error("journal %s entry %d unreadable: %s", self.path, entry.seq, exc)
 
     # -- appending ----------------------------------------------------------------------
 
@@ -325,12 +328,22 @@ class Journal:
             raise StateError("COMPACTED lines are written by compact() only")
         seq = self._seq + 1
         line = encode_line(seq, kind, self.clock.now_ms(), data)
-        view = memoryview(line)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        if self.fsync if sync is None else sync:
-            os.fsync(self._fd)
+        size_before = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            view = memoryview(line)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            if self.fsync if sync is None else sync:
+                os.fsync(self._fd)
+        except OSError as exc:
+            # e.g. ENOSPC halfway through the line: take the partial line back so the next
+            # append starts clean, and tell the caller the entry is NOT journaled.
+            try:
+                os.ftruncate(self._fd, size_before)
+            except OSError:
+                log.exception("journal %s: could not cut back a failed append", self.path)
+            raise StateError(f"journal {self.path}: append of entry {seq} failed: {exc}") from exc
         self._seq = seq
         self._lines.append((seq, line))
         return seq

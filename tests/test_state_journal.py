@@ -198,3 +198,28 @@ def test_compaction_is_atomic_and_keeps_the_base(tmp_path: Path) -> None:
     again.close()
     assert Journal.open(path, clock).append(EntryKind.FILL, {}) == 8
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_append_is_taken_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    path = tmp_path / "j.jsonl"
+    journal = Journal.open(path, FakeClock())
+    journal.record_intent(_intent("c1"))
+    real_write = os.write
+    calls = {"n": 0}
+
+    def flaky_write(fd: int, data: bytes) -> int:  # half a line lands, then the disk is full
+        calls["n"] += 1
+        if calls["n"] == 1:
+            return real_write(fd, bytes(data[: len(data) // 2]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", flaky_write)
+    with pytest.raises(StateError, match="No space left"):
+        journal.record_intent(_intent("c2"))
+    monkeypatch.setattr(os, "write", real_write)
+    assert [t.intent.client_id for t in journal.pending()] == ["c1"]  # c2 never counted as journaled
+    assert journal.record_intent(_intent("c3")).seq == 2
+    found = scan(path)
+    assert found.bad_lines == () and [decode_intent(e).intent.client_id for e in found.entries] == ["c1", "c3"]
