@@ -21,8 +21,11 @@ States (``BracketState``) along the usual path::
 Fills never change the protection phase by themselves: after a further entry fill the
 bracket stays PROTECTED and reports ``needs_resize``; the OCO manager then submits a new stop
 (SL_SUBMITTED: PROTECTED → RESIZING) *before* cancelling the old one, and the ack of the new
-one brings it back to PROTECTED. A protected bracket always has an acknowledged, live stop
-(an invariant): losing it must be reported as SL_LOST, which moves it back to PROTECTING.
+one brings it back to PROTECTED (or RESIZE_ABANDONED does, when the replacement failed and the
+old stop still stands). A protected bracket always has an acknowledged, live stop (an
+invariant): losing it must be reported as SL_LOST, which moves it back to PROTECTING. A
+duplicate acknowledgement (REST reply and stream event both) is a no-op: ``transition`` returns
+the same record and nothing is journaled.
 
 ``BracketBook`` holds the live brackets, hands every transition to a sink (the journal) before
 it takes effect, logs it with the bracket id, and keeps the unprotected-time metrics.
@@ -77,6 +80,7 @@ class EventKind(str, Enum):
     LEG_REJECTED = "LEG_REJECTED"  # a protection/flatten leg refused definitively
     LEG_CANCELLED = "LEG_CANCELLED"  # a leg ended unfilled on purpose (sibling, replaced stop)
     SL_LOST = "SL_LOST"  # the live stop vanished (expired, cancelled by someone else)
+    RESIZE_ABANDONED = "RESIZE_ABANDONED"  # the replacement stop failed; the old one still covers
     EXIT_FILL = "EXIT_FILL"  # a fill reducing the position (TP, SL, flatten, or an outside order)
     FLATTEN_SUBMITTED = "FLATTEN_SUBMITTED"  # reduce-only MARKET sent (``failed``: protection failed)
     POSITION_FLAT = "POSITION_FLAT"  # flat and nothing live: done
@@ -267,6 +271,7 @@ TRANSITIONS: dict[tuple[BracketState, EventKind], BracketState] = {
     (S.RESIZING, K.TP_SUBMITTED): S.RESIZING,
     (S.RESIZING, K.SL_ACKED): S.PROTECTED,
     (S.RESIZING, K.SL_LOST): S.RESIZING,
+    (S.RESIZING, K.RESIZE_ABANDONED): S.PROTECTED,
     (S.RESIZING, K.EXIT_FILL): S.EXITING,
     (S.EXITING, K.EXIT_FILL): S.EXITING,
     (S.EXITING, K.SL_ACKED): S.EXITING,
@@ -350,6 +355,41 @@ def _live_leg(*legs: Leg) -> Guard:
     return guard
 
 
+def _acked_leg(*legs: Leg) -> Guard:
+    live = _live_leg(*legs)
+
+    def guard(b: Bracket, e: BracketEvent) -> str | None:
+        if problem := live(b, e):
+            return problem
+        record = b.leg_by_client_id(e.client_id)
+        assert record is not None
+        if record.status is not LegStatus.SENT:
+            return f"leg {e.client_id} was already acknowledged as {record.exchange_id}, now {e.exchange_id}"
+        return None
+
+    return guard
+
+
+def _resize_abandoned(b: Bracket, e: BracketEvent) -> str | None:
+    if b.active_stop is None:
+        return "no acknowledged stop to fall back on"
+    if any(r.status is LegStatus.SENT for r in b.live_legs(Leg.STOP_LOSS)):
+        return "a replacement stop is still on its way: wait for its outcome"
+    return None
+
+
+def is_duplicate_ack(b: Bracket, e: BracketEvent) -> bool:
+    """An acknowledgement already applied (the REST reply and the stream both report it)."""
+    if e.kind not in (K.ENTRY_ACKED, K.SL_ACKED, K.TP_ACKED):
+        return False
+    record = b.leg_by_client_id(e.client_id)
+    if record is None or record.exchange_id is None:
+        return False
+    if e.kind is not K.ENTRY_ACKED and record.status is LegStatus.SENT:
+        return False
+    return e.exchange_id in (None, record.exchange_id)
+
+
 def _cancel_guard(b: Bracket, e: BracketEvent) -> str | None:
     if problem := _live_leg(Leg.STOP_LOSS, Leg.TAKE_PROFIT, Leg.FLATTEN)(b, e):
         return problem
@@ -396,11 +436,12 @@ GUARDS: dict[EventKind, Guard] = {
     K.ENTRY_ENDED: lambda b, e: None if b.state is S.PLANNED else _is_entry(b, e),
     K.SL_SUBMITTED: _submission(Leg.STOP_LOSS),
     K.TP_SUBMITTED: _submission(Leg.TAKE_PROFIT),
-    K.SL_ACKED: _live_leg(Leg.STOP_LOSS),
-    K.TP_ACKED: _live_leg(Leg.TAKE_PROFIT),
+    K.SL_ACKED: _acked_leg(Leg.STOP_LOSS),
+    K.TP_ACKED: _acked_leg(Leg.TAKE_PROFIT),
     K.LEG_REJECTED: _live_leg(Leg.STOP_LOSS, Leg.TAKE_PROFIT, Leg.FLATTEN),
     K.LEG_CANCELLED: _cancel_guard,
     K.SL_LOST: _live_leg(Leg.STOP_LOSS),
+    K.RESIZE_ABANDONED: _resize_abandoned,
     K.EXIT_FILL: _exit_fill,
     K.FLATTEN_SUBMITTED: _submission(Leg.FLATTEN),
     K.POSITION_FLAT: _flat,
@@ -478,6 +519,8 @@ def _effect(b: Bracket, e: BracketEvent) -> Bracket:
         if out.open_qty <= 0:
             out = replace(out, unprotected_since_ms=None)
         return out
+    if k is K.RESIZE_ABANDONED:
+        return b
     if k is K.POSITION_FLAT:
         return replace(b, closed_ms=e.time_ms, unprotected_since_ms=None)
     if k is K.FAIL:
@@ -517,7 +560,13 @@ def check_invariants(b: Bracket) -> list[str]:
 
 
 def transition(b: Bracket, e: BracketEvent) -> Bracket:
-    """The bracket after ``e``; raises ``IllegalTransition`` (leaving ``b`` as it was) otherwise."""
+    """The bracket after ``e``; raises ``IllegalTransition`` (leaving ``b`` as it was) otherwise.
+
+    A duplicate acknowledgement (same leg, same or no exchange id) returns ``b`` itself: the
+    caller can tell by identity that nothing happened and nothing needs journaling.
+    """
+    if is_duplicate_ack(b, e):
+        return b
     target = TRANSITIONS.get((b.state, e.kind))
     if target is None:
         raise IllegalTransition(f"bracket {b.id}: {e.kind.value} is not allowed in {b.state.value}")

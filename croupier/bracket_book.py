@@ -108,6 +108,10 @@ class BracketBook:
         except IllegalTransition as exc:
             log.error("%s", exc, extra={"bracket_id": bracket_id, "symbol": before.symbol})
             raise
+        if after is before:  # a duplicate acknowledgement: nothing to journal
+            log.debug("bracket %s: duplicate %s ignored", bracket_id, event.kind.value,
+                      extra={"bracket_id": bracket_id, "symbol": before.symbol})
+            return before
         self._commit(TransitionRecord(bracket_id, before.state, after.state, event, after))
         self._measure(before, after, event)
         return after

@@ -142,6 +142,36 @@ def test_fill_on_the_stream_before_the_rest_reply() -> None:
     assert d.b.state is S.PROTECTING and d.b.entry_leg.exchange_id == 42  # type: ignore[union-attr]
 
 
+def test_duplicate_acks_are_no_ops_and_conflicting_ones_refused() -> None:
+    d = Driver(_bracket())
+    d.do(K.ENTRY_SUBMITTED, leg=Leg.ENTRY, quantity=D("0.010"))
+    d.do(K.ENTRY_ACKED, cid=d.entry_id(), exchange_id=5)
+    before = d.b
+    assert d.do(K.ENTRY_ACKED, cid=d.entry_id(), exchange_id=5) is before
+    d.do(K.ENTRY_FILLED, cid=d.entry_id(), quantity=D("0.010"), price=D("100"))
+    d.do(K.SL_SUBMITTED, leg=Leg.STOP_LOSS, price=D("99"), algo=True)
+    d.do(K.SL_ACKED, cid=d.ids(Leg.STOP_LOSS)[0], exchange_id=7)
+    acked = d.b
+    assert d.do(K.SL_ACKED, cid=d.ids(Leg.STOP_LOSS)[0], exchange_id=7) is acked  # REST reply + ALGO_UPDATE
+    with pytest.raises(IllegalTransition, match="already acknowledged"):
+        d.do(K.SL_ACKED, cid=d.ids(Leg.STOP_LOSS)[0], exchange_id=8)
+
+
+def test_a_failed_resize_falls_back_to_the_old_stop() -> None:
+    d = Driver(_bracket())
+    d.do(K.ENTRY_SUBMITTED, leg=Leg.ENTRY, quantity=D("0.010"))
+    d.do(K.ENTRY_PARTIAL_FILL, cid=d.entry_id(), quantity=D("0.004"), price=D("100"))
+    d.do(K.SL_SUBMITTED, leg=Leg.STOP_LOSS, quantity=D("0.004"), price=D("99"), algo=True)
+    d.do(K.SL_ACKED, cid=d.ids(Leg.STOP_LOSS)[0], exchange_id=1)
+    d.do(K.ENTRY_PARTIAL_FILL, cid=d.entry_id(), quantity=D("0.002"), price=D("100"))
+    d.do(K.SL_SUBMITTED, leg=Leg.STOP_LOSS, quantity=D("0.006"), price=D("99"), algo=True)
+    with pytest.raises(IllegalTransition, match="still on its way"):
+        d.do(K.RESIZE_ABANDONED)
+    d.do(K.LEG_REJECTED, cid=d.ids(Leg.STOP_LOSS)[1], reason="-2022 ReduceOnly Order is rejected.")
+    d.do(K.RESIZE_ABANDONED)
+    assert d.b.state is S.PROTECTED and d.b.needs_resize  # still short: the OCO tries again or flattens
+
+
 def test_losing_the_stop_goes_back_to_protecting() -> None:
     d = Driver(_bracket())
     d.do(K.ENTRY_SUBMITTED, leg=Leg.ENTRY, quantity=D("0.010"))
@@ -244,6 +274,9 @@ def test_random_event_sequences_never_reach_an_illegal_state_silently(steps: lis
             after = transition(b, event)
         except IllegalTransition:
             continue  # refused loudly; ``b`` is untouched (records are immutable)
+        if after is b:  # a duplicate acknowledgement: a no-op by rule
+            assert event.kind in (K.ENTRY_ACKED, K.SL_ACKED, K.TP_ACKED)
+            continue
         assert TRANSITIONS[(b.state, event.kind)] is after.state
         assert check_invariants(after) == []
         assert after.version == b.version + 1
