@@ -162,21 +162,35 @@ class JournalScan:
 # ------------------------------------------------------------------------ line format
 
 
+_CRC_PREFIX = b'{"crc":"'
+_CRC_END = 16  # len(_CRC_PREFIX) + 8 hex digits
+_BODY_START = 18  # after '",'
+
+
 def encode_line(seq: int, kind: EntryKind, ts_ms: int, data: dict[str, Any]) -> bytes:
-    body = {"seq": seq, "kind": kind.value, "ts_ms": ts_ms, "data": data}
-    crc = zlib.crc32(codec.dumps_plain(body))
-    body["crc"] = f"{crc:08x}"
-    return codec.dumps_plain(body) + b"\n"
+    """One journal line: the canonical body with its CRC-32 spliced in as the first key.
+
+    Keys are sorted, so ``crc`` always comes first and the rest of the line is byte for byte
+    the body the checksum was computed over: a reader verifies it without re-serializing.
+    """
+    body = codec.dumps_plain({"seq": seq, "kind": kind.value, "ts_ms": ts_ms, "data": data})
+    return b'%s%08x",%s\n' % (_CRC_PREFIX, zlib.crc32(body), body[1:])
 
 
 def decode_line(raw: bytes) -> JournalEntry:
     """Parse one line (without its newline); StateError says what is wrong with it."""
-    doc = codec.loads(raw)
+    if not raw.startswith(_CRC_PREFIX) or raw[_CRC_END:_BODY_START] != b'",':
+        raise StateError("no checksum at the start of the line")
+    body = b"{" + raw[_BODY_START:]
+    try:
+        expected = int(raw[len(_CRC_PREFIX):_CRC_END], 16)
+    except ValueError as exc:
+        raise StateError("malformed checksum") from exc
+    if zlib.crc32(body) != expected:
+        raise StateError("checksum mismatch")
+    doc = codec.loads(body)
     if not isinstance(doc, dict):
         raise StateError("not a JSON object")
-    crc = doc.pop("crc", None)
-    if crc != f"{zlib.crc32(codec.dumps_plain(doc)):08x}":
-        raise StateError("checksum mismatch")
     try:
         kind = EntryKind(doc["kind"])
     except (KeyError, ValueError) as exc:
