@@ -272,6 +272,8 @@ class CroupierSettings(Section):
     reconcile_interval_s: float = Field(default=60.0, gt=0, le=86_400)
     snapshot_interval_s: float = Field(default=5.0, gt=0, le=3600)
     snapshot_generations: int = Field(default=10, ge=1, le=1000)
+    journal_fsync: bool = True  # order intents are fsynced regardless; this covers the other entries
+    fill_dedupe_keys: int = Field(default=5000, ge=100, le=1_000_000)
     margin_type: Literal["ISOLATED", "CROSSED"] = "CROSSED"
     sweep_passes: int = Field(default=3, ge=1, le=10)
 

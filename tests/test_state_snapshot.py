@@ -1,0 +1,164 @@
+"""state.snapshot: atomic generations, newest valid wins, corrupt ones skipped loudly, writer cadence."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.clock import FakeClock
+from core.errors import StateError
+from core.ports import SnapshotStore
+from state import codec
+from state.journal import EntryKind, Journal
+from state.snapshot import FileSnapshotStore, SnapshotWriter
+
+D = Decimal
+
+
+def test_implements_the_port_and_round_trips(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path, generations=3, clock=FakeClock(1000))
+    assert isinstance(store, SnapshotStore)
+    assert store.load_latest() is None
+    path = store.save({"balance": D("10.10"), "n": 1})
+    state, loaded_path = store.load_latest()  # type: ignore[misc]
+    assert loaded_path == path and state == {"balance": "10.10", "n": 1}
+    envelope = orjson.loads(path.read_bytes())
+    assert envelope["schema_version"] == codec.SCHEMA_VERSION and envelope["created_ms"] == 1000
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_keeps_only_the_newest_generations(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path, generations=3)
+    for i in range(7):
+        store.save({"i": i})
+    names = [p.name for p in store.generation_paths()]
+    assert names == ["snapshot-000000000007.json", "snapshot-000000000006.json", "snapshot-000000000005.json"]
+    # numbering continues in a new process
+    assert FileSnapshotStore(tmp_path, generations=3).save({"i": 7}).name == "snapshot-000000000008.json"
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip", "garbage", "wrong_seq"])
+def test_a_damaged_newest_generation_is_skipped_and_named(
+    tmp_path: Path, damage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FileSnapshotStore(tmp_path, generations=5)
+    store.save({"i": 1, "price": D("1.5")})
+    newest = store.save({"i": 2, "price": D("2.5")})
+    raw = newest.read_bytes()
+    if damage == "truncate":
+        newest.write_bytes(raw[: len(raw) // 2])
+    elif damage == "empty":
+        newest.write_bytes(b"")
+    elif damage == "flip":  # still valid JSON, different content: only the checksum notices
+        newest.write_bytes(raw.replace(b'"2.5"', b'"9.5"'))
+    elif damage == "garbage":
+        newest.write_bytes(b"\x00" * 64)
+    else:
+        doc = orjson.loads(raw)
+        doc["seq"] = 99
+        newest.write_bytes(orjson.dumps(doc))
+    with caplog.at_level(logging.ERROR):
+        report = FileSnapshotStore(tmp_path, generations=5).load_latest_report()
+    assert report.found and report.state == {"i": 1, "price": "1.5"}
+    assert [s.path for s in report.skipped] == [newest]
+    assert newest.name in caplog.text
+
+
+def test_all_corrupt_means_no_snapshot_but_a_full_report(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path, generations=5)
+    for i in range(2):
+        store.save({"i": i}).write_bytes(b"{")
+    report = store.load_latest_report()
+    assert not report.found and len(report.skipped) == 2
+    assert store.load_latest() is None
+
+
+def test_a_newer_schema_is_refused_not_skipped(tmp_path: Path) -> None:
+    store = FileSnapshotStore(tmp_path)
+    store.save({"i": 1})
+    newest = store.save({"i": 2})
+    doc = orjson.loads(newest.read_bytes())
+    doc["schema_version"] = codec.SCHEMA_VERSION + 1
+    newest.write_bytes(orjson.dumps(doc))
+    with pytest.raises(StateError, match="newer than this build"):
+        store.load_latest_report()
+
+
+def test_stale_temp_files_from_a_crash_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".snapshot-000000000003.json.tmp").write_bytes(b'{"half')
+    store = FileSnapshotStore(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+    assert store.load_latest() is None
+
+
+def test_writer_saves_when_dirty_for_the_interval(tmp_path: Path) -> None:
+    clock = FakeClock()
+    state = {"n": 0}
+    writer = SnapshotWriter(FileSnapshotStore(tmp_path), lambda: dict(state), clock, interval_s=5.0)
+    assert writer.maybe_save() is None  # clean: nothing to do
+    writer.mark_dirty()
+    clock.set_ms(clock.now_ms() + 4_999)
+    assert writer.maybe_save() is None
+    state["n"] = 1
+    clock.set_ms(clock.now_ms() + 1)
+    path = writer.maybe_save()
+    assert path is not None and not writer.dirty
+    assert orjson.loads(path.read_bytes())["state"] == {"n": 1}
+    clock.set_ms(clock.now_ms() + 60_000)
+    assert writer.maybe_save() is None  # nothing changed since
+
+
+async def test_writer_loop_saves_within_the_interval(tmp_path: Path) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path)
+    writer = SnapshotWriter(store, lambda: {"x": 1}, clock, interval_s=5.0)
+    task = asyncio.create_task(writer.run())
+    try:
+        await clock.advance(0)
+        writer.mark_dirty()
+        for _ in range(4):
+            await clock.advance(1.25)
+        assert writer.saves == 1 and not writer.dirty
+        for _ in range(8):
+            await clock.advance(1.25)
+        assert writer.saves == 1  # not dirty: no rewrite
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+def test_writer_records_the_journal_and_compacts_to_the_oldest_generation(tmp_path: Path) -> None:
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "journal.jsonl", clock)
+    store = FileSnapshotStore(tmp_path / "snaps", generations=2)
+    writer = SnapshotWriter(store, lambda: {"k": "v"}, clock, interval_s=5.0, journal=journal)
+    with pytest.raises(StateError, match="reserved key"):
+        SnapshotWriter(store, lambda: {"journal": 1}, clock, 5.0, journal).save_now()
+    seqs = [journal.append(EntryKind.FILL, {"n": i}) for i in range(3)]
+    first = writer.save_now()
+    assert orjson.loads(first.read_bytes())["state"]["journal"] == {"seq": seqs[-1], "pending": []}
+    assert journal.base_seq == seqs[-1]  # only generation: everything it reflects is dropped
+    more = [journal.append(EntryKind.FILL, {"n": i}) for i in range(3)]
+    writer.save_now()
+    # two generations kept: the older one reflects up to seqs[-1], so only that much may go
+    assert journal.base_seq == seqs[-1]
+    writer.save_now()
+    assert journal.base_seq == more[-1]
+
+
+def test_a_replaced_journal_behind_old_snapshots_does_not_break_saving(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path / "snaps", generations=3)
+    old = Journal.open(tmp_path / "old.jsonl", clock, min_seq=50)
+    SnapshotWriter(store, lambda: {"k": 1}, clock, 5.0, old).save_now()  # a generation marked 50
+    fresh = Journal.open(tmp_path / "new.jsonl", clock)  # e.g. the journal file was removed
+    fresh.append(EntryKind.FILL, {})
+    SnapshotWriter(store, lambda: {"k": 2}, clock, 5.0, fresh).save_now()
+    assert fresh.base_seq == 1 and fresh.last_seq == 1
