@@ -168,7 +168,8 @@ class SensorTracker:
     def __init__(self, params: TrackerParams) -> None:
         self._p = params
         self._history: dict[str, _History] = {}
-        self._open: deque[OpenVote] = deque()
+        self._open: dict[str, deque[OpenVote]] = {}  # by symbol: a candle touches only its own
+        self._open_count = 0
         self._last_recorded: dict[tuple[str, str], int] = {}  # (key, symbol) → reading open time
         self._now_ms = 0  # market time: the latest candle close seen
         self.dropped_open_votes = 0
@@ -193,17 +194,23 @@ class SensorTracker:
                 continue
             self._last_recorded[dedupe] = r.open_time_ms
             self._history.setdefault(key, _History(self._p.window))
-            self._open.append(OpenVote(
+            self._open.setdefault(r.symbol, deque()).append(OpenVote(
                 key=key, symbol=r.symbol, direction=1 if r.signal > 0 else -1, entry_ms=at_ms,
                 entry_price=entry_price, tp_fraction=r.tp_fraction, sl_fraction=r.sl_fraction,
                 expires_ms=at_ms + self._p.horizon_bars * r.timeframe.ms,
             ))
             opened += 1
-        while len(self._open) > self._p.max_open_votes:
-            self._open.popleft()
-            self.dropped_open_votes += 1
-            TRACKER_VOTES.labels(outcome="dropped").inc()
+            self._open_count += 1
+        while self._open_count > self._p.max_open_votes:
+            self._drop_oldest()
         return opened
+
+    def _drop_oldest(self) -> None:
+        symbol = min((q[0].entry_ms, s) for s, q in self._open.items() if q)[1]
+        self._open[symbol].popleft()
+        self._open_count -= 1
+        self.dropped_open_votes += 1
+        TRACKER_VOTES.labels(outcome="dropped").inc()
 
     def on_candle(self, candle: Candle) -> list[Resolution]:
         """Judge the symbol's open votes on one closed candle; returns the votes it resolved."""
@@ -212,16 +219,18 @@ class SensorTracker:
         self._now_ms = max(self._now_ms, candle.open_time_ms + candle.timeframe.ms)
         bar = (float(candle.open), float(candle.high), float(candle.low), float(candle.close))
         resolved: list[Resolution] = []
+        pending = self._open.get(candle.symbol)
+        if not pending:
+            return resolved
         keep: deque[OpenVote] = deque()
-        for vote in self._open:
-            result = None
-            if vote.symbol == candle.symbol:
-                result = self._judge(vote, candle.open_time_ms, bar, candle.timeframe.ms)
+        for vote in pending:
+            result = self._judge(vote, candle.open_time_ms, bar, candle.timeframe.ms)
             if result is None:
                 keep.append(vote)
             else:
                 resolved.append(result)
-        self._open = keep
+        self._open[candle.symbol] = keep
+        self._open_count -= len(resolved)
         for res in resolved:
             self._apply(res)
         return resolved
@@ -268,7 +277,7 @@ class SensorTracker:
 
     @property
     def open_votes(self) -> int:
-        return len(self._open)
+        return self._open_count
 
     @property
     def now_ms(self) -> int:
@@ -324,7 +333,7 @@ class SensorTracker:
             "open": [
                 [v.key, v.symbol, v.direction, v.entry_ms, v.entry_price, v.tp_fraction,
                  v.sl_fraction, v.expires_ms]
-                for v in self._open
+                for q in self._open.values() for v in q
             ],
             "last_recorded": [[k, s, t] for (k, s), t in self._last_recorded.items()],
         }
@@ -343,10 +352,11 @@ class SensorTracker:
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist
         for key, symbol, direction, entry_ms, price, tp, sl, expires in data["open"]:
-            tracker._open.append(OpenVote(
+            tracker._open.setdefault(str(symbol), deque()).append(OpenVote(
                 str(key), str(symbol), int(direction), int(entry_ms), float(price), float(tp),
                 float(sl), int(expires),
             ))
+            tracker._open_count += 1
         for key, symbol, t in data["last_recorded"]:
             tracker._last_recorded[(str(key), str(symbol))] = int(t)
         return tracker
