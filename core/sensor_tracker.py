@@ -42,13 +42,13 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 
 from config.settings import PlayerSettings, TrackerSettings
 from core.events import SensorReading
 from core.metrics import SENSOR_SCORE, TRACKER_VOTES
 from core.types import Candle, Timeframe
+from core.vote_book import OpenVote, Outcome, VoteBook
 
 log = logging.getLogger(__name__)
 
@@ -57,37 +57,12 @@ NEUTRAL_SCORE = 0.5
 _DAY_MS = 86_400_000
 
 
+_OUTCOME_COUNTERS = {o: TRACKER_VOTES.labels(outcome=o.value) for o in Outcome}
+
+
 def sensor_key(sensor: str, timeframe: Timeframe) -> str:
     """The name a sensor is scored under: the same indicator on 1m and 1h scores separately."""
     return f"{sensor}@{timeframe.value}"
-
-
-class Outcome(str, Enum):
-    WIN = "win"
-    LOSS = "loss"
-    EXPIRED = "expired"
-
-
-@dataclass(frozen=True, slots=True)
-class OpenVote:
-    """A vote waiting for the market to judge it."""
-
-    key: str
-    symbol: str
-    direction: int  # +1 long, -1 short
-    entry_ms: int
-    entry_price: float
-    tp_fraction: float
-    sl_fraction: float
-    expires_ms: int  # first candle open time that is no longer judged
-
-    @property
-    def tp_price(self) -> float:
-        return self.entry_price * (1 + self.direction * self.tp_fraction)
-
-    @property
-    def sl_price(self) -> float:
-        return self.entry_price * (1 - self.direction * self.sl_fraction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +130,12 @@ class TrackerParams:
 class _History:
     """Resolved outcomes of one sensor key (rolling window) and its last win."""
 
-    __slots__ = ("outcomes", "last_win_ms")
+    __slots__ = ("outcomes", "last_win_ms", "partial")
 
     def __init__(self, window: int) -> None:
         self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
         self.last_win_ms: int | None = None
+        self.partial: float | None = None  # cached blend without recency; None = recompute
 
 
 class SensorTracker:
@@ -168,7 +144,7 @@ class SensorTracker:
     def __init__(self, params: TrackerParams) -> None:
         self._p = params
         self._history: dict[str, _History] = {}
-        self._open: dict[str, deque[OpenVote]] = {}  # by symbol: a candle touches only its own
+        self._open: dict[str, VoteBook] = {}  # by symbol: a candle touches only its own
         self._open_count = 0
         self._last_recorded: dict[tuple[str, str], int] = {}  # (key, symbol) → reading open time
         self._now_ms = 0  # market time: the latest candle close seen
@@ -194,7 +170,7 @@ class SensorTracker:
                 continue
             self._last_recorded[dedupe] = r.open_time_ms
             self._history.setdefault(key, _History(self._p.window))
-            self._open.setdefault(r.symbol, deque()).append(OpenVote(
+            self._open.setdefault(r.symbol, VoteBook()).add(OpenVote(
                 key=key, symbol=r.symbol, direction=1 if r.signal > 0 else -1, entry_ms=at_ms,
                 entry_price=entry_price, tp_fraction=r.tp_fraction, sl_fraction=r.sl_fraction,
                 expires_ms=at_ms + self._p.horizon_bars * r.timeframe.ms,
@@ -206,8 +182,8 @@ class SensorTracker:
         return opened
 
     def _drop_oldest(self) -> None:
-        symbol = min((q[0].entry_ms, s) for s, q in self._open.items() if q)[1]
-        self._open[symbol].popleft()
+        symbol = min((b.oldest_entry_ms() or 0, s) for s, b in self._open.items() if len(b))[1]
+        self._open[symbol].drop_oldest()
         self._open_count -= 1
         self.dropped_open_votes += 1
         TRACKER_VOTES.labels(outcome="dropped").inc()
@@ -217,58 +193,25 @@ class SensorTracker:
         if not candle.closed:
             return []
         self._now_ms = max(self._now_ms, candle.open_time_ms + candle.timeframe.ms)
-        bar = (float(candle.open), float(candle.high), float(candle.low), float(candle.close))
-        resolved: list[Resolution] = []
-        pending = self._open.get(candle.symbol)
-        if not pending:
-            return resolved
-        keep: deque[OpenVote] = deque()
-        for vote in pending:
-            result = self._judge(vote, candle.open_time_ms, bar, candle.timeframe.ms)
-            if result is None:
-                keep.append(vote)
-            else:
-                resolved.append(result)
-        self._open[candle.symbol] = keep
-        self._open_count -= len(resolved)
+        book = self._open.get(candle.symbol)
+        if not book:
+            return []
+        end_ms = candle.open_time_ms + candle.timeframe.ms
+        judged = book.judge(candle.open_time_ms, end_ms, float(candle.open), float(candle.high),
+                            float(candle.low), float(candle.close))
+        self._open_count -= len(judged)
+        resolved = [Resolution(j.vote.key, j.vote.symbol, j.vote.entry_ms, j.outcome, j.r, j.at_ms) for j in judged]
         for res in resolved:
             self._apply(res)
         return resolved
 
-    def _judge(
-        self, vote: OpenVote, open_ms: int, bar: tuple[float, float, float, float], tf_ms: int
-    ) -> Resolution | None:
-        open_, high, low, close = bar
-        if open_ms < vote.entry_ms:
-            return None  # a candle from before the vote (late or replayed): not evidence
-        if open_ms >= vote.expires_ms:
-            # Candles inside the horizon were missing (a gap): the vote expires at the price
-            # the market reopened at, the nearest price to the horizon's end that we know.
-            ret = vote.direction * (open_ - vote.entry_price) / vote.entry_price
-            return self._resolve(vote, Outcome.EXPIRED, ret / vote.sl_fraction, vote.expires_ms)
-        hit_sl = low <= vote.sl_price if vote.direction > 0 else high >= vote.sl_price
-        hit_tp = high >= vote.tp_price if vote.direction > 0 else low <= vote.tp_price
-        end_ms = open_ms + tf_ms
-        if hit_sl:  # also when both touch: pessimistic, the stop fills first
-            return self._resolve(vote, Outcome.LOSS, -1.0, end_ms)
-        if hit_tp:
-            return self._resolve(vote, Outcome.WIN, vote.tp_fraction / vote.sl_fraction, end_ms)
-        if end_ms >= vote.expires_ms:
-            ret = vote.direction * (close - vote.entry_price) / vote.entry_price
-            return self._resolve(vote, Outcome.EXPIRED, ret / vote.sl_fraction, end_ms)
-        return None
-
-    @staticmethod
-    def _resolve(vote: OpenVote, outcome: Outcome, r: float, at_ms: int) -> Resolution:
-        return Resolution(vote.key, vote.symbol, vote.entry_ms, outcome, r, at_ms)
-
     def _apply(self, res: Resolution) -> None:
         hist = self._history.setdefault(res.key, _History(self._p.window))
         hist.outcomes.append((res.r, res.won))
+        hist.partial = None
         if res.won:
             hist.last_win_ms = max(hist.last_win_ms or 0, res.resolved_ms)
-        TRACKER_VOTES.labels(outcome=res.outcome.value).inc()
-        SENSOR_SCORE.labels(sensor=res.key).set(self.score(res.key))
+        _OUTCOME_COUNTERS[res.outcome].inc()
 
     # ------------------------------------------------------------------ scoring
     def resolved_count(self, key: str) -> int:
@@ -289,16 +232,22 @@ class SensorTracker:
         if hist is None or len(hist.outcomes) < self._p.min_resolved_votes:
             return NEUTRAL_SCORE
         p = self._p
-        parts = score_components(
-            [r for r, _ in hist.outcomes], [w for _, w in hist.outcomes],
-            recent_window=p.recent_window, last_win_ms=hist.last_win_ms, now_ms=self._now_ms,
-        )
-        total = (
-            p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
-            + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"]
-            + p.weight_recency * parts["recency"]
-        )
+        if hist.partial is None:
+            parts = score_components(
+                [r for r, _ in hist.outcomes], [w for _, w in hist.outcomes],
+                recent_window=p.recent_window, last_win_ms=None, now_ms=0,
+            )
+            hist.partial = (
+                p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
+                + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"]
+            )
+        total = hist.partial + p.weight_recency * recency_score(hist.last_win_ms, self._now_ms)
         return min(1.0, max(0.0, total))
+
+    def publish_metrics(self) -> None:
+        """Set ``casino_sensor_score`` for every known sensor (call at snapshot/report time)."""
+        for key in self._history:
+            SENSOR_SCORE.labels(sensor=key).set(self.score(key))
 
     def scores(self, keys: Iterable[str] | None = None) -> dict[str, float]:
         """Scores of the given keys (all known keys when None)."""
@@ -333,7 +282,7 @@ class SensorTracker:
             "open": [
                 [v.key, v.symbol, v.direction, v.entry_ms, v.entry_price, v.tp_fraction,
                  v.sl_fraction, v.expires_ms]
-                for q in self._open.values() for v in q
+                for book in self._open.values() for v in book
             ],
             "last_recorded": [[k, s, t] for (k, s), t in self._last_recorded.items()],
         }
@@ -352,7 +301,7 @@ class SensorTracker:
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist
         for key, symbol, direction, entry_ms, price, tp, sl, expires in data["open"]:
-            tracker._open.setdefault(str(symbol), deque()).append(OpenVote(
+            tracker._open.setdefault(str(symbol), VoteBook()).add(OpenVote(
                 str(key), str(symbol), int(direction), int(entry_ms), float(price), float(tp),
                 float(sl), int(expires),
             ))
@@ -390,11 +339,7 @@ def score_components(
         streak_score = 0.5 - min(-streak / 3.0, 0.5)
     recent = list(wins)[-recent_window:]
     recent_wr = sum(recent) / len(recent) if recent else 0.0
-    if last_win_ms is None:
-        recency = 0.5
-    else:
-        days = max(0.0, (now_ms - last_win_ms) / _DAY_MS)
-        recency = 0.95 ** min(days, 30.0)
+    recency = recency_score(last_win_ms, now_ms)
     return {
         "expectancy": min(1.0, max(0.0, 0.5 + 0.5 * expectancy)),
         "profit_factor": pf_score,
@@ -402,6 +347,14 @@ def score_components(
         "recent_win_rate": recent_wr,
         "recency": recency,
     }
+
+
+def recency_score(last_win_ms: int | None, now_ms: int) -> float:
+    """0.95 ^ days since the last win (capped at 30 days); 0.5 for a sensor that never won."""
+    if last_win_ms is None:
+        return 0.5
+    days = max(0.0, (now_ms - last_win_ms) / _DAY_MS)
+    return 0.95 ** min(days, 30.0)
 
 
 def _valid_distances(r: SensorReading) -> bool:
