@@ -155,8 +155,9 @@ def screen_readings(bar: Bar, readings: Iterable[SensorReading]) -> Screened:
     usable: list[SensorReading] = []
     rejected: list[tuple[SensorReading, str]] = []
     seen: set[str] = set()
+    close_ms = bar.close_ms
     for r in readings:
-        reason = _reading_problem(bar, r)
+        reason = _reading_problem(bar.symbol, close_ms, r)
         if reason is None:
             key = sensor_key(r.sensor, r.timeframe)
             if key in seen:
@@ -170,13 +171,14 @@ def screen_readings(bar: Bar, readings: Iterable[SensorReading]) -> Screened:
     return Screened(tuple(usable), tuple(rejected))
 
 
-def _reading_problem(bar: Bar, r: SensorReading) -> str | None:
-    if r.symbol != bar.symbol:
+def _reading_problem(symbol: str, close_ms: int, r: SensorReading) -> str | None:
+    if r.symbol != symbol:
         return BAD_WRONG_SYMBOL
-    r_close = r.open_time_ms + r.timeframe.ms
-    if r_close > bar.close_ms:
+    tf_ms = r.timeframe.ms
+    r_close = r.open_time_ms + tf_ms
+    if r_close > close_ms:
         return BAD_FUTURE_READING
-    if r_close <= bar.close_ms - r.timeframe.ms:
+    if r_close <= close_ms - tf_ms:
         return BAD_STALE_READING
     if r.is_missing:
         return None
@@ -369,7 +371,7 @@ class Player:
             if state.pending is None:
                 self._bad(BAD_LATE_READING if state.last_bar_open_ms is not None else BAD_NO_BAR)
                 continue
-            problem = _reading_problem(state.pending, r)
+            problem = _reading_problem(state.pending.symbol, state.pending.close_ms, r)
             key = sensor_key(r.sensor, r.timeframe)
             if problem == BAD_STALE_READING and r.open_time_ms + r.timeframe.ms <= state.pending.open_time_ms:
                 problem = BAD_LATE_READING  # its bar closed before this one opened: already decided

@@ -1,7 +1,8 @@
 """Adaptive sensor scores: every vote is judged on the bars that follow it.
 
 One ``SensorTracker`` per process (Casino-V3 had two disconnected trackers that disagreed).
-It learns from *every* present, non-zero reading — whether or not the player acted on it
+It learns from *every* present, non-zero voting reading (context readings only feed the
+player's HTF filter) — whether or not the player acted on it
 and whether or not the sensor passed the quality gate, so a gated sensor can recover.
 
 How a vote resolves
@@ -36,6 +37,7 @@ with ``math.fsum`` from the stored outcomes, so a restored tracker scores identi
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections import deque
@@ -60,6 +62,7 @@ _DAY_MS = 86_400_000
 _OUTCOME_COUNTERS = {o: TRACKER_VOTES.labels(outcome=o.value) for o in Outcome}
 
 
+@functools.lru_cache(maxsize=8192)  # a few hundred (sensor, timeframe) pairs, asked per reading
 def sensor_key(sensor: str, timeframe: Timeframe) -> str:
     """The name a sensor is scored under: the same indicator on 1m and 1h scores separately."""
     return f"{sensor}@{timeframe.value}"
@@ -162,8 +165,8 @@ class SensorTracker:
             raise ValueError(f"entry price must be positive and finite, got {price}")
         opened = 0
         for r in readings:
-            if r.is_missing or r.signal == 0 or not _valid_distances(r):
-                continue
+            if r.context or r.is_missing or r.signal == 0 or not _valid_distances(r):
+                continue  # context readings feed the HTF filter; they carry no weight to learn
             key = sensor_key(r.sensor, r.timeframe)
             dedupe = (key, r.symbol)
             if self._last_recorded.get(dedupe, -1) >= r.open_time_ms:
