@@ -83,7 +83,7 @@ class Desk:
                              start_equity=EQUITY)
         self.bracket: ToyBracket | None = None
         self.verdicts: list[tuple[int, str]] = []
-        self.entries: list[Size] = []
+        self.entries: list[tuple[Size, Decimal]] = []  # (size, equity it was sized on)
         self.realized = D(0)
 
     def on_bar(self, candle: Candle, readings: list[SensorReading]) -> None:
@@ -104,13 +104,14 @@ class Desk:
             self._enter(verdict)
 
     def _enter(self, d: Decision) -> None:
-        size = size_entry(price=d.reference_price, sl_fraction=d.sl_fraction, equity=EQUITY + self.realized,
+        equity = EQUITY + self.realized
+        size = size_entry(price=d.reference_price, sl_fraction=d.sl_fraction, equity=equity,
                           rules=RULES, stats=self.tracker.performance(winning_keys(d)), params=self.sizing)
         assert isinstance(size, Size)
         exposure = Exposure(EQUITY + self.realized)
         if not self.risk.check_entry(EntryIntent(SYMBOL, d.side, size.notional), exposure).allowed:
             return
-        self.entries.append(size)
+        self.entries.append((size, equity))
         for _ in range(3):  # entry + SL + TP
             self.risk.on_order_sent()
         sign = d.side.sign
@@ -161,8 +162,9 @@ def test_decision_path_on_real_candles(market: tuple[list[Candle], list[list[Sen
     assert sum(desk.player.skip_counts.values()) + sum(desk.player.decision_counts.values()) == len(candles)
     assert reasons["insufficient_data"] >= 60  # the warm-up bars: missing is not neutral
     assert reasons["BUY"] + reasons["SELL"] > 0 and reasons["bracket_open"] > 0 and reasons["against_htf"] > 0
-    cap = (EQUITY + desk.realized) * desk.sizing.max_notional_fraction  # equity only grew here (asserted next)
-    assert desk.realized > 0 and desk.entries and all(s.notional <= cap for s in desk.entries)
+    cap = desk.sizing.max_notional_fraction
+    assert desk.entries and all(s.notional <= equity * cap for s, equity in desk.entries)
+    assert {s.basis for s, _ in desk.entries} == {"fallback", "kelly"}  # Kelly took over once it could
     # the tracker learned: every sensor has resolved votes and at least one left neutral
     scores = desk.tracker.scores()
     assert set(scores) == {"mom3@1m", "rev5@1m", "brk20@1m"}
