@@ -75,6 +75,7 @@ BAD_OUT_OF_ORDER_BAR = "out_of_order_bar"
 BAD_WRONG_TIMEFRAME = "wrong_timeframe"
 BAD_OPEN_CANDLE = "open_candle"
 BAD_NO_BAR = "no_open_bar"
+BAD_NAN_SIGNAL = "nan_signal"  # counted, and the sensor stays missing for this bar
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +381,8 @@ class Player:
             if problem is not None:
                 self._bad(problem)
                 continue
+            if r.signal is not None and math.isnan(r.signal):
+                self._bad(BAD_NAN_SIGNAL)  # a sensor bug, not a warm-up: worth a counter
             state.readings.append(r)
             state.keys.add(key)
             accepted += 1
@@ -425,6 +428,14 @@ class Player:
                 break
             self.add_readings(batch)
         return self.close_bar(candle.symbol, scores)
+
+    def report(self) -> dict[str, dict[str, int]]:
+        """Counts for the session report: decisions by side, skips and bad input by reason."""
+        return {
+            "decisions": dict(sorted(self.decision_counts.items())),
+            "skips": dict(sorted(self.skip_counts.items())),
+            "bad_input": dict(sorted(self.bad_input_counts.items())),
+        }
 
     # -- persistence (cooldowns survive a restart) ---------------------------------------
     def to_dict(self) -> dict[str, dict[str, int | None]]:

@@ -244,6 +244,19 @@ class RiskGate:
     def allows(self, kind: OrderKind) -> bool:
         return kind in ALLOWED[self.state]
 
+    def entry_headroom(self, symbol: str, exposure: Exposure) -> Decimal:
+        """The largest entry notional the size limits would still accept on ``symbol`` (≥ 0).
+
+        Feed it to sizing as ``max_notional`` so a decision is sized into the limits instead of
+        being rejected for exceeding them.
+        """
+        room = min(
+            self._p.max_notional_per_symbol - abs(exposure.notional_by_symbol.get(symbol, ZERO)),
+            self._p.max_gross_exposure - exposure.gross,
+            exposure.equity * self._p.max_gross_leverage - exposure.gross,
+        )
+        return max(room, ZERO)
+
     def check_entry(self, intent: EntryIntent, exposure: Exposure) -> RiskVerdict:
         """May this entry leave? Rejections are counted by reason."""
         verdict = self._entry_problem(intent, exposure)

@@ -103,8 +103,12 @@ def size_entry(
     stats: PerformanceStats,
     params: SizingParams,
     market: bool = True,
+    max_notional: Decimal | None = None,
 ) -> Size | SizeSkip:
-    """Size an entry at ``price`` (the expected fill: last close or mark for MARKET, limit for LIMIT)."""
+    """Size an entry at ``price`` (the expected fill: last close or mark for MARKET, limit for LIMIT).
+
+    ``max_notional`` is an extra cap, normally ``RiskGate.entry_headroom``.
+    """
     if rules.status != "TRADING":
         return _skip("symbol_not_trading", f"{rules.symbol} status {rules.status}")
     if equity <= 0:
@@ -115,6 +119,10 @@ def size_entry(
         return _skip("bad_sl_distance", f"sl_fraction {sl_fraction}")
 
     cap = equity * params.max_notional_fraction
+    if max_notional is not None:
+        if max_notional <= 0:
+            return _skip("no_headroom", f"risk limits leave {max_notional} USDT on {rules.symbol}")
+        cap = min(cap, max_notional)
     if params.mode is SizingMode.KELLY:
         fraction, basis = kelly_fraction(stats, params)
         wanted = equity * fraction * params.leverage

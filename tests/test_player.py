@@ -307,3 +307,15 @@ async def test_collect_and_decide_times_out_with_missing_sensors() -> None:
     # A batch arriving after the verdict is late and ignored.
     assert player.add_readings(bar_readings(T0)[2:]) == 0
     assert player.bad_input_counts["late_reading"] == 2
+
+
+def test_nan_signal_is_counted_and_stays_missing() -> None:
+    player = make_player()
+    player.open_bar(candle(T0))
+    readings = bar_readings(T0)
+    readings[2] = SensorReading("c", "BTCUSDT", Timeframe.M1, T0, math.nan, 0.015, 0.01)
+    assert player.add_readings(readings) == 4  # accepted as the sensor's (missing) reading
+    verdict = player.close_bar("BTCUSDT")
+    assert isinstance(verdict, Skip) and verdict.reason == "insufficient_data"
+    assert player.report() == {"decisions": {}, "skips": {"insufficient_data": 1},
+                               "bad_input": {"nan_signal": 1}}

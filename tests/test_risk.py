@@ -251,3 +251,22 @@ def test_a_halted_or_reducing_gate_never_lets_an_entry_through(
         if state is not TradingState.ACTIVE:
             assert not verdict.allowed and verdict.reason == state.value.lower()
         assert gate.allows(OrderKind.EXIT) and gate.allows(OrderKind.PROTECT)
+
+
+@pytest.mark.parametrize(("exposure", "room"), [
+    (FLAT, D("5000")),                                                   # per-symbol limit
+    (Exposure(EQUITY, {"BTCUSDT": D("-1200")}), D("3800")),             # what the symbol already holds
+    (Exposure(D("100000"), {"A": D("8000"), "B": D("8000")}), D("4000")),  # gross limit 20 000
+    (Exposure(EQUITY, {"A": D("9000"), "B": D("19500")}), D("0")),       # 3× leverage already used
+])
+def test_entry_headroom(exposure: Exposure, room: Decimal) -> None:
+    gate, _ = make_gate()
+    assert gate.entry_headroom("BTCUSDT", exposure) == room
+
+
+def test_an_entry_at_the_headroom_passes_and_one_cent_more_does_not() -> None:
+    gate, _ = make_gate()
+    exposure = Exposure(D("100000"), {"A": D("8000"), "B": D("8000")})
+    room = gate.entry_headroom("BTCUSDT", exposure)
+    assert gate.check_entry(EntryIntent("BTCUSDT", Side.BUY, room), exposure).allowed
+    assert gate.check_entry(EntryIntent("BTCUSDT", Side.BUY, room + D("0.01")), exposure).reason == "max_gross_exposure"

@@ -148,3 +148,14 @@ def test_size_never_exceeds_configured_or_exchange_maximum(
 @functools.cache
 def _cached_rules(path: str) -> dict[str, SymbolRules]:
     return rules_from_exchange_info(Path(path))
+
+
+def test_extra_cap_from_risk_headroom(rules: dict[str, SymbolRules]) -> None:
+    kw = dict(price=D("1800"), sl_fraction=0.001, equity=D("10000"), rules=rules["ETHUSDT"], stats=NONE,
+              params=replace(P, mode=SizingMode.FIXED_RISK))
+    capped = size_entry(**kw, max_notional=D("900"))  # type: ignore[arg-type]
+    assert isinstance(capped, Size) and capped.quantity == D("0.5") and capped.capped
+    none_left = size_entry(**kw, max_notional=D("0"))  # type: ignore[arg-type]
+    assert isinstance(none_left, SizeSkip) and none_left.reason == "no_headroom"
+    too_little = size_entry(**kw, max_notional=D("4"))  # type: ignore[arg-type]
+    assert isinstance(too_little, SizeSkip) and too_little.reason == "below_min_notional"  # 5 USDT minimum
