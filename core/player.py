@@ -25,6 +25,9 @@ Rules, in the order they are applied (each failure is a ``Skip`` with the stable
    if no context reading is present (unknown is not "flat"); ``against_htf`` if the decision
    opposes the trend. A flat trend lets both sides through.
 
+The adapter adds ``superseded``: a bar still collecting when the symbol's next bar opens is
+skipped, never decided late.
+
 TP/SL rule: the decision's distances are the weight-averaged ``tp_fraction`` / ``sl_fraction``
 of the *winning* side's voters (weight = score × |signal|, the same weight that won the vote),
 clamped to [tp_min_fraction, tp_max_fraction] and [sl_min_fraction, sl_max_fraction].
@@ -60,6 +63,7 @@ SKIP_LOW_MARGIN = "low_margin"
 SKIP_LOW_CONFIDENCE = "low_confidence"
 SKIP_HTF_MISSING = "htf_missing"
 SKIP_AGAINST_HTF = "against_htf"
+SKIP_SUPERSEDED = "superseded"  # the next bar opened before this one was closed: never decided late
 
 # Stable bad-input keys.
 BAD_UNKNOWN_SYMBOL = "unknown_symbol"
@@ -227,7 +231,7 @@ def decide(
     for r in voters:
         key = sensor_key(r.sensor, r.timeframe)
         score = scores.get(key, NEUTRAL_SCORE)
-        if score < params.min_score:
+        if not score >= params.min_score:  # also drops a NaN score
             continue
         assert r.signal is not None
         votes.append((Vote(r.sensor, r.timeframe, r.signal, score, score * abs(r.signal)), r))
@@ -337,8 +341,8 @@ class Player:
     def open_bar(self, candle: Candle, received_ms: int = 0) -> bool:
         """Start collecting readings for a closed bar; False (counted) for bad or repeated bars.
 
-        A still-collecting earlier bar of the symbol is closed first (its verdict is lost to the
-        caller but counted), so a stuck bar can never block the symbol.
+        A still-collecting earlier bar of the symbol is skipped as ``superseded`` (counted), so
+        a stuck bar never blocks the symbol and is never decided late on stale prices.
         """
         state = self._symbols.get(candle.symbol)
         reason = None
@@ -355,7 +359,7 @@ class Player:
             return False
         assert state is not None
         if state.pending is not None:
-            self.close_bar(candle.symbol)
+            self._count_skip(SKIP_SUPERSEDED)
         state.pending = Bar.of(candle, received_ms)
         state.readings, state.keys = [], set()
         state.last_bar_open_ms = candle.open_time_ms
@@ -406,9 +410,12 @@ class Player:
             self.decision_counts[verdict.side.value] += 1
             DECISIONS.labels(side=verdict.side.value).inc()
         else:
-            self.skip_counts[verdict.reason] += 1
-            SKIPS.labels(reason=verdict.reason).inc()
+            self._count_skip(verdict.reason)
         return verdict
+
+    def _count_skip(self, reason: str) -> None:
+        self.skip_counts[reason] += 1
+        SKIPS.labels(reason=reason).inc()
 
     async def collect_and_decide(
         self, candle: Candle, inbox: asyncio.Queue[Sequence[SensorReading]], *, expected: int,

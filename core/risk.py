@@ -51,6 +51,8 @@ _MINUTE_MS = 60_000
 
 
 class Condition(str, Enum):
+    """A reason for the gate to leave ACTIVE (see ``CONDITION_STATE``)."""
+
     DAILY_LOSS = "daily_loss"
     MANUAL_HALT = "manual_halt"
     BREAKER_OPEN = "breaker_open"
@@ -58,6 +60,8 @@ class Condition(str, Enum):
 
 
 class OrderKind(str, Enum):
+    """What an order does to risk; ``ALLOWED`` says which kinds each state lets through."""
+
     ENTRY = "entry"  # opens or adds to a position
     EXIT = "exit"  # reduce-only / closing
     PROTECT = "protect"  # stop-loss / take-profit legs
@@ -87,6 +91,8 @@ class UniverseView(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class RiskParams:
+    """``[risk]`` as Decimals and milliseconds."""
+
     max_positions: int = 5
     max_notional_per_symbol: Decimal = Decimal("5000")
     max_gross_exposure: Decimal = Decimal("20000")
@@ -130,6 +136,8 @@ class Exposure:
 
 @dataclass(frozen=True, slots=True)
 class EntryIntent:
+    """An entry the engine wants to send: symbol, side and notional (USDT)."""
+
     symbol: str
     side: Side
     notional: Decimal
@@ -137,6 +145,8 @@ class EntryIntent:
 
 @dataclass(frozen=True, slots=True)
 class RiskVerdict:
+    """The gate's answer; ``reason`` is a stable key when ``allowed`` is False."""
+
     allowed: bool
     reason: str = ""
     detail: str = ""

@@ -2,8 +2,8 @@
 
 One ``SensorTracker`` per process (Casino-V3 had two disconnected trackers that disagreed).
 It learns from *every* present, non-zero voting reading (context readings only feed the
-player's HTF filter) — whether or not the player acted on it
-and whether or not the sensor passed the quality gate, so a gated sensor can recover.
+player's HTF filter) — whether or not the player acted on it and whether or not the sensor
+passed the quality gate, so a gated sensor can recover.
 
 How a vote resolves
     A reading of sensor ``s`` on timeframe ``tf`` for ``symbol`` becomes an open vote at the
@@ -15,7 +15,9 @@ How a vote resolves
     - the first candle whose range reaches the TP price → **win** (R = tp / sl);
     - both inside one candle → **loss** (the simulator's pessimistic same-bar rule: stop first);
     - no touch until ``horizon_bars`` bars *of the vote's own timeframe* have passed → **expired**
-      at the last judged close: R = signed return / sl; it counts as a win only if R > 0.
+      at the last judged close (or, if candles were missing across the horizon's end, at the
+      next candle's open): R = signed return / sl; it counts as a win only if R > 0.
+    The judging itself lives in ``core/vote_book.py`` (heap-indexed, one book per symbol).
 
 Score (Casino-V3's blend, each component mapped to [0, 1], 0.5 = neutral)
     0.40 expectancy      0.5 + 0.5 × mean R, clamped (mean R = +1 → 1.0, −1 → 0.0)
@@ -106,6 +108,8 @@ class PerformanceStats:
 
 @dataclass(frozen=True, slots=True)
 class TrackerParams:
+    """The tracker's settings (``[tracker]`` plus ``[player].min_resolved_votes``)."""
+
     horizon_bars: int = 60
     window: int = 200
     recent_window: int = 20

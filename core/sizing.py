@@ -34,6 +34,8 @@ from core.types import SymbolRules
 
 
 class SizingMode(str, Enum):
+    """How the entry notional is chosen (module docstring)."""
+
     KELLY = "kelly"
     FIXED_NOTIONAL = "fixed_notional"
     FIXED_RISK = "fixed_risk"
@@ -41,6 +43,8 @@ class SizingMode(str, Enum):
 
 @dataclass(frozen=True, slots=True)
 class SizingParams:
+    """``[sizing]`` as Decimals (fractions are of equity, as margin)."""
+
     mode: SizingMode = SizingMode.KELLY
     min_fraction: Decimal = Decimal("0.01")
     max_fraction: Decimal = Decimal("0.10")

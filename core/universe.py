@@ -29,6 +29,8 @@ STATE_VERSION = 1
 
 @dataclass(frozen=True, slots=True)
 class MarketStats:
+    """One candidate's market quality, as the engine measured it."""
+
     symbol: str
     change_24h_fraction: Decimal  # (last − open 24 h ago) / open 24 h ago
     spread_bps: Decimal  # (ask − bid) / mid × 10 000

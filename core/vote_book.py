@@ -24,6 +24,8 @@ from enum import Enum
 
 
 class Outcome(str, Enum):
+    """How a vote ended."""
+
     WIN = "win"
     LOSS = "loss"
     EXPIRED = "expired"
@@ -53,6 +55,8 @@ class OpenVote:
 
 @dataclass(frozen=True, slots=True)
 class Judged:
+    """One vote resolved by a candle."""
+
     vote: OpenVote
     outcome: Outcome
     r: float  # result in multiples of the vote's stop distance

@@ -272,12 +272,19 @@ def test_bracket_flag_debounces_and_cooldown_survives_restart() -> None:
     assert reason(run_bar(restored, T0 + 660_000)) == "decision:BUY"  # type: ignore[arg-type]
 
 
-def test_a_new_bar_closes_a_stuck_one_first() -> None:
+def test_a_new_bar_supersedes_a_stuck_one() -> None:
     player = make_player()
     player.open_bar(candle(T0))
-    player.add_readings(bar_readings(T0))
-    assert run_bar(player, T0 + 60_000) is not None
-    assert player.decision_counts["BUY"] == 1 and player.skip_counts["cooldown"] == 1
+    player.add_readings(bar_readings(T0))  # never closed (say the engine lost track of it)
+    assert isinstance(run_bar(player, T0 + 60_000), Decision)  # no cooldown: T0 was never decided
+    assert player.skip_counts == {"superseded": 1}
+    assert player.decision_counts == {"BUY": 1}
+
+
+def test_nan_score_never_qualifies() -> None:
+    readings = [rd("a", 1), rd("b", 1), rd("c", 1), UP]
+    verdict = decide(BAR, readings, scores(a=math.nan, b=math.nan, c=math.nan), P)
+    assert isinstance(verdict, Skip) and verdict.reason == "no_qualified_voters"
 
 
 async def test_collect_and_decide_waits_for_expected_readings() -> None:
