@@ -218,9 +218,17 @@ class RiskGate:
 
     def on_order_sent(self) -> None:
         """Any order that left (entries, legs, exits): the per-minute budget counts them all."""
-        self._orders.append(self._clock.now_ms())
+        now = self._clock.now_ms()
+        self._orders.append(now)
+        self._prune_orders(now)
+
+    def _prune_orders(self, now_ms: int) -> None:
+        while self._orders and self._orders[0] <= now_ms - _MINUTE_MS:
+            self._orders.popleft()
 
     def set_breaker(self, group: str, is_open: bool) -> None:
+        """An order-path circuit breaker (e.g. "orders", "algo") opened or closed. Market-data
+        breakers need not be reported: their effect shows up as stale data."""
         (self._open_breakers.add if is_open else self._open_breakers.discard)(group)
         self._set(Condition.BREAKER_OPEN, bool(self._open_breakers))
 
@@ -293,8 +301,7 @@ class RiskGate:
             return RiskVerdict(False, "stale_data", age)
         if now < self._cooldown_until_ms:
             return RiskVerdict(False, "loss_cooldown", f"until {self._cooldown_until_ms}")
-        while self._orders and self._orders[0] <= now - _MINUTE_MS:
-            self._orders.popleft()
+        self._prune_orders(now)
         if len(self._orders) >= self._p.max_orders_per_minute:
             return RiskVerdict(False, "order_rate", f"{len(self._orders)} orders in the last minute")
         if ex.equity <= 0:
@@ -373,7 +380,11 @@ class RiskGate:
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        """Load ``to_dict`` output into a freshly built gate (same params, clock and allowlist)."""
+        """Load ``to_dict`` output into a freshly built gate (same params, clock and allowlist).
+
+        A restart continues the loss period it interrupted (a crash must not reset the daily
+        loss limit); a manual halt and a daily-loss halt stay latched.
+        """
         if data.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported risk state version {data.get('version')!r}")
         self._period_start_ms = int(data["period_start_ms"])

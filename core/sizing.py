@@ -90,8 +90,10 @@ class SizeSkip:
 
 def kelly_fraction(stats: PerformanceStats, params: SizingParams) -> tuple[Decimal, str]:
     """Half-Kelly margin fraction and its basis ('kelly' or 'fallback'), clamped to the bounds."""
-    if stats.resolved < params.min_trades_for_kelly or stats.losses < 1 or stats.payoff <= 0:
+    if stats.resolved < params.min_trades_for_kelly or stats.losses < 1:
         return min(params.fallback_fraction, params.max_fraction), "fallback"
+    if stats.wins == 0 or stats.payoff <= 0:
+        return params.min_fraction, "kelly"  # no winning evidence: the smallest allowed size
     p = _dec(stats.win_rate)
     full = p - (1 - p) / _dec(stats.payoff)
     half = full / 2

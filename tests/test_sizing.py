@@ -56,6 +56,7 @@ def stats(wins: int, losses: int, avg_win: float = 1.5, avg_loss: float = 1.0) -
     (stats(6, 4), D("0.1"), "kelly"),                  # f* = .6 − .4/1.5 = .3333 → half .1667 → max .10
     (stats(5, 5, 1.2, 1.0), D("0.04166666666666666666666666667"), "kelly"),  # (.5 − .5/1.2)/2
     (stats(3, 7), D("0.01"), "kelly"),                 # f* < 0: no edge → min
+    (stats(0, 12), D("0.01"), "kelly"),                # never won: min, not the fallback
 ])
 def test_kelly_fraction(st_: PerformanceStats, want: Decimal, basis: str) -> None:
     fraction, got_basis = kelly_fraction(st_, P)
@@ -159,3 +160,10 @@ def test_extra_cap_from_risk_headroom(rules: dict[str, SymbolRules]) -> None:
     assert isinstance(none_left, SizeSkip) and none_left.reason == "no_headroom"
     too_little = size_entry(**kw, max_notional=D("4"))  # type: ignore[arg-type]
     assert isinstance(too_little, SizeSkip) and too_little.reason == "below_min_notional"  # 5 USDT minimum
+
+
+def test_fallback_and_minimum_are_different_rules() -> None:
+    params = replace(P, min_fraction=D("0.02"), fallback_fraction=D("0.015"))
+    assert kelly_fraction(stats(9, 0), params) == (D("0.015"), "fallback")
+    assert kelly_fraction(stats(0, 12), params) == (D("0.02"), "kelly")
+    assert kelly_fraction(stats(3, 7), params) == (D("0.02"), "kelly")
