@@ -326,3 +326,24 @@ def test_nan_signal_is_counted_and_stays_missing() -> None:
     assert isinstance(verdict, Skip) and verdict.reason == "insufficient_data"
     assert player.report() == {"decisions": {}, "skips": {"insufficient_data": 1},
                                "bad_input": {"nan_signal": 1}}
+
+
+def test_params_come_from_the_default_config_as_fractions() -> None:
+    from config.loader import load_settings
+    from core.risk import RiskParams
+    from core.sensor_tracker import TrackerParams
+    from core.sizing import SizingParams
+
+    s = load_settings(env={})
+    player = PlayerParams.from_settings(s.player)
+    assert (player.min_score, player.min_margin, player.cooldown_bars) == (0.5, 0.10, 5)
+    tracker = TrackerParams.from_settings(s.tracker, s.player)
+    assert (tracker.min_resolved_votes, tracker.max_open_votes) == (10, 50_000)
+    assert math.isclose(tracker.weight_expectancy + tracker.weight_profit_factor + tracker.weight_streak
+                        + tracker.weight_recent_win_rate + tracker.weight_recency, 1.0)
+    sizing = SizingParams.from_settings(s.sizing)
+    assert (sizing.min_fraction, sizing.max_fraction, sizing.fallback_fraction) == (
+        Decimal("0.01"), Decimal("0.1"), Decimal("0.01"))
+    risk = RiskParams.from_settings(s.risk)
+    assert (risk.daily_loss_limit_fraction, risk.max_gross_leverage, risk.loss_cooldown_ms) == (
+        Decimal("0.05"), Decimal("3.0"), 900_000)
