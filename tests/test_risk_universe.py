@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from config.settings import UniverseSettings
 from core.clock import FakeClock
 from core.universe import MarketStats, UniverseSelector, rank
@@ -84,3 +87,20 @@ def test_selection_survives_a_restart() -> None:
     again.restore(saved)
     assert again.ordered == sel.ordered
     assert not again.due()  # restored an hour's refresh budget: no immediate re-rank
+
+
+@settings(max_examples=150, deadline=None)
+@given(rounds=st.lists(st.lists(st.tuples(st.sampled_from(SYMS), st.integers(-20, 20), st.integers(0, 50),
+                                          st.integers(0, 10**6)), max_size=8), min_size=1, max_size=6),
+       top_n=st.integers(1, 5), changes=st.integers(0, 3))
+def test_selection_stays_within_limits(rounds: list[list[tuple[str, int, int, int]]], top_n: int, changes: int) -> None:
+    sel, clock = make(top_n=top_n, changes=changes)
+    previous: frozenset[str] | None = None
+    for stats in rounds:
+        sel.refresh([ms(s, str(Decimal(c) / 100), str(sp), str(d)) for s, c, sp, d in stats])
+        assert len(sel.selected) <= top_n
+        assert sel.selected <= set(SYMS[:-1])  # never outside the allowlist
+        if previous:  # after the first selection, churn is limited
+            assert len(sel.selected - previous) <= changes
+        previous = sel.selected if sel.selected else previous
+        clock.set_ms(clock.now_ms() + HOUR_MS)
