@@ -67,13 +67,15 @@ def main() -> None:
     emit("decide_per_s", median_rate(runs, lambda: [decide(bar, batch, scores, params) for _ in range(n)] and n),
          "decisions/s", runs)
 
+    price = Decimal("30000")
+    bars = [(Candle("BTCUSDT", Timeframe.M1, T0 + k * 60_000, price, price, price, price, Decimal(1)),
+             readings_for(T0 + k * 60_000, rng)) for k in range(n)]
+
     def adapter() -> int:
         player = Player(params, ["BTCUSDT"], clock=FakeClock(T0))
-        for k in range(n):
-            open_ms = T0 + k * 60_000
-            c = Decimal("30000")
-            player.open_bar(Candle("BTCUSDT", Timeframe.M1, open_ms, c, c, c, c, Decimal(1)))
-            player.add_readings(readings_for(open_ms, rng))
+        for candle, readings in bars:
+            player.open_bar(candle)
+            player.add_readings(readings)
             player.close_bar("BTCUSDT", scores)
         return n
     emit("player_bar_per_s", median_rate(runs, adapter), "bars/s", runs)
