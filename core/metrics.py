@@ -112,8 +112,8 @@ BAD_READINGS = Counter(
     ["reason"], registry=REGISTRY,
 )
 TRACKER_VOTES = Counter(
-    "casino_tracker_votes_total", "Sensor votes resolved by the tracker, by outcome", ["outcome"],
-    registry=REGISTRY,
+    "casino_tracker_votes_total", "Sensor votes the tracker resolved (win, loss, expired) or dropped",
+    ["outcome"], registry=REGISTRY,
 )
 SIZING_SKIPS = Counter(
     "casino_sizing_skips_total", "Decisions sizing could not turn into a valid quantity, by reason",
