@@ -190,6 +190,7 @@ class TrackerSettings(Section):
     horizon_bars: int = Field(default=60, ge=1, le=100_000)
     window: int = Field(default=200, ge=10, le=100_000)
     recent_window: int = Field(default=20, ge=1, le=10_000)
+    max_open_votes: int = Field(default=50_000, ge=100, le=10_000_000)  # bound on unresolved votes
     weight_expectancy: float = Field(default=0.40, ge=0, le=1)
     weight_profit_factor: float = Field(default=0.25, ge=0, le=1)
     weight_streak: float = Field(default=0.20, ge=0, le=1)
@@ -246,6 +247,7 @@ class RiskSettings(Section):
     max_positions: int = Field(default=5, ge=1, le=500)
     max_notional_per_symbol_usdt: float = Field(default=5_000.0, gt=0)
     max_gross_exposure_usdt: float = Field(default=20_000.0, gt=0)
+    max_gross_leverage: float = Field(default=3.0, gt=0, le=125)  # gross notional / equity
     daily_loss_limit_fraction: float = Field(default=0.05, gt=0, le=1)
     daily_reset: Literal["session", "utc_midnight"] = "session"
     max_consecutive_losses: int = Field(default=4, ge=1, le=1000)

@@ -107,6 +107,18 @@ TRADING_STATE = Gauge(
 SENSOR_SCORE = Gauge(
     "casino_sensor_score", "Adaptive score of each sensor", ["sensor"], registry=REGISTRY,
 )
+BAD_READINGS = Counter(
+    "casino_bad_readings_total", "Sensor readings or bars the player ignored as bad input, by reason",
+    ["reason"], registry=REGISTRY,
+)
+TRACKER_VOTES = Counter(
+    "casino_tracker_votes_total", "Sensor votes the tracker resolved (win, loss, expired) or dropped",
+    ["outcome"], registry=REGISTRY,
+)
+SIZING_SKIPS = Counter(
+    "casino_sizing_skips_total", "Decisions sizing could not turn into a valid quantity, by reason",
+    ["reason"], registry=REGISTRY,
+)
 
 # ------------------------------------------------------------------------ croupier
 TRADES = Counter(

@@ -1,0 +1,371 @@
+"""Adaptive sensor scores: every vote is judged on the bars that follow it.
+
+One ``SensorTracker`` per process (Casino-V3 had two disconnected trackers that disagreed).
+It learns from *every* present, non-zero voting reading (context readings only feed the
+player's HTF filter) — whether or not the player acted on it and whether or not the sensor
+passed the quality gate, so a gated sensor can recover.
+
+How a vote resolves
+    A reading of sensor ``s`` on timeframe ``tf`` for ``symbol`` becomes an open vote at the
+    moment its bar closed (``entry_ms``), at that moment's price (``entry_price``), in the
+    direction of its signal, with its own ``tp_fraction`` / ``sl_fraction``. It is judged on
+    the closed candles (normally 1m) of the same symbol whose open time is ≥ ``entry_ms``:
+
+    - the first candle whose range reaches the SL price → **loss** (R = −1);
+    - the first candle whose range reaches the TP price → **win** (R = tp / sl);
+    - both inside one candle → **loss** (the simulator's pessimistic same-bar rule: stop first);
+    - no touch until ``horizon_bars`` bars *of the vote's own timeframe* have passed → **expired**
+      at the last judged close (or, if candles were missing across the horizon's end, at the
+      next candle's open): R = signed return / sl; it counts as a win only if R > 0.
+    The judging itself lives in ``core/vote_book.py`` (heap-indexed, one book per symbol).
+
+Score (Casino-V3's blend, each component mapped to [0, 1], 0.5 = neutral)
+    0.40 expectancy      0.5 + 0.5 × mean R, clamped (mean R = +1 → 1.0, −1 → 0.0)
+    0.25 profit factor   PF = Σ winning R / Σ |losing R|; PF ≥ 1 → 0.5 + min((PF−1)/2, 0.5),
+                         PF < 1 → PF / 2; no losses → 1.0; nothing won or lost → 0.5
+    0.20 streak          +n wins → 0.5 + min(n/5, 0.5); −n losses → 0.5 − min(n/3, 0.5)
+    0.10 recent win rate wins / votes over the last ``recent_window`` resolved votes
+    0.05 recency         0.95 ^ days since the last win (capped at 30 days), market time; 0.5 if
+                         it never won
+    V3 measured expectancy in raw price fractions (× 25); Casino uses R-multiples so that a 1m
+    sensor (1 % stop) and a 1h sensor (8 % stop) are scored on the same scale. Fewer than
+    ``min_resolved_votes`` resolved votes in the window → a neutral 0.5.
+
+Memory is bounded: ``window`` resolved votes per sensor key, at most ``max_open_votes`` open
+votes in total (the oldest is dropped and counted if a symbol's candles stop arriving).
+``to_dict`` / ``from_dict`` round-trip the whole state through JSON; scores are computed
+with ``math.fsum`` from the stored outcomes, so a restored tracker scores identically.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from config.settings import PlayerSettings, TrackerSettings
+from core.events import SensorReading
+from core.metrics import SENSOR_SCORE, TRACKER_VOTES
+from core.types import Candle, Timeframe
+from core.vote_book import OpenVote, Outcome, VoteBook
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+NEUTRAL_SCORE = 0.5
+_DAY_MS = 86_400_000
+
+
+_OUTCOME_COUNTERS = {o: TRACKER_VOTES.labels(outcome=o.value) for o in Outcome}
+
+
+@functools.lru_cache(maxsize=8192)  # a few hundred (sensor, timeframe) pairs, asked per reading
+def sensor_key(sensor: str, timeframe: Timeframe) -> str:
+    """The name a sensor is scored under: the same indicator on 1m and 1h scores separately."""
+    return f"{sensor}@{timeframe.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What happened to one vote; ``r`` is the result in multiples of its stop distance."""
+
+    key: str
+    symbol: str
+    entry_ms: int
+    outcome: Outcome
+    r: float
+    resolved_ms: int
+
+    @property
+    def won(self) -> bool:
+        return self.outcome is Outcome.WIN or (self.outcome is Outcome.EXPIRED and self.r > 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PerformanceStats:
+    """Pooled resolved outcomes of some sensors, as sizing needs them (R-multiples)."""
+
+    resolved: int
+    wins: int
+    losses: int
+    avg_win_r: float
+    avg_loss_r: float  # positive magnitude
+
+    @property
+    def win_rate(self) -> float:
+        return self.wins / self.resolved if self.resolved else 0.0
+
+    @property
+    def payoff(self) -> float:
+        """Average win / average loss (Kelly's b); 0 when undefined."""
+        return self.avg_win_r / self.avg_loss_r if self.avg_loss_r > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerParams:
+    """The tracker's settings (``[tracker]`` plus ``[player].min_resolved_votes``)."""
+
+    horizon_bars: int = 60
+    window: int = 200
+    recent_window: int = 20
+    min_resolved_votes: int = 10
+    max_open_votes: int = 50_000
+    weight_expectancy: float = 0.40
+    weight_profit_factor: float = 0.25
+    weight_streak: float = 0.20
+    weight_recent_win_rate: float = 0.10
+    weight_recency: float = 0.05
+
+    @classmethod
+    def from_settings(cls, tracker: TrackerSettings, player: PlayerSettings) -> TrackerParams:
+        return cls(
+            horizon_bars=tracker.horizon_bars, window=tracker.window,
+            recent_window=tracker.recent_window, min_resolved_votes=player.min_resolved_votes,
+            max_open_votes=tracker.max_open_votes,
+            weight_expectancy=tracker.weight_expectancy,
+            weight_profit_factor=tracker.weight_profit_factor, weight_streak=tracker.weight_streak,
+            weight_recent_win_rate=tracker.weight_recent_win_rate,
+            weight_recency=tracker.weight_recency,
+        )
+
+
+class _History:
+    """Resolved outcomes of one sensor key (rolling window) and its last win."""
+
+    __slots__ = ("outcomes", "last_win_ms", "partial")
+
+    def __init__(self, window: int) -> None:
+        self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
+        self.last_win_ms: int | None = None
+        self.partial: float | None = None  # cached blend without recency; None = recompute
+
+
+class SensorTracker:
+    """Scores sensors by how their votes resolve on the following bars (see module docstring)."""
+
+    def __init__(self, params: TrackerParams) -> None:
+        self._p = params
+        self._history: dict[str, _History] = {}
+        self._open: dict[str, VoteBook] = {}  # by symbol: a candle touches only its own
+        self._open_count = 0
+        self._last_recorded: dict[tuple[str, str], int] = {}  # (key, symbol) → reading open time
+        self._now_ms = 0  # market time: the latest candle close seen
+        self.dropped_open_votes = 0
+
+    # ------------------------------------------------------------------ feeding
+    def record(self, readings: Iterable[SensorReading], *, price: Decimal | float, at_ms: int) -> int:
+        """Open a vote for every present, non-zero reading not recorded before; returns how many.
+
+        ``price`` is the price at ``at_ms``, the close of the bar the player evaluated; a
+        higher-timeframe reading repeated on later bars is recorded only once.
+        """
+        entry_price = float(price)
+        if not math.isfinite(entry_price) or entry_price <= 0:
+            raise ValueError(f"entry price must be positive and finite, got {price}")
+        opened = 0
+        for r in readings:
+            if r.context or r.is_missing or r.signal == 0 or not _valid_distances(r):
+                continue  # context readings feed the HTF filter; they carry no weight to learn
+            key = sensor_key(r.sensor, r.timeframe)
+            dedupe = (key, r.symbol)
+            if self._last_recorded.get(dedupe, -1) >= r.open_time_ms:
+                continue
+            self._last_recorded[dedupe] = r.open_time_ms
+            self._history.setdefault(key, _History(self._p.window))
+            self._open.setdefault(r.symbol, VoteBook()).add(OpenVote(
+                key=key, symbol=r.symbol, direction=1 if r.signal > 0 else -1, entry_ms=at_ms,
+                entry_price=entry_price, tp_fraction=r.tp_fraction, sl_fraction=r.sl_fraction,
+                expires_ms=at_ms + self._p.horizon_bars * r.timeframe.ms,
+            ))
+            opened += 1
+            self._open_count += 1
+        while self._open_count > self._p.max_open_votes:
+            self._drop_oldest()
+        return opened
+
+    def _drop_oldest(self) -> None:
+        symbol = min((b.oldest_entry_ms() or 0, s) for s, b in self._open.items() if len(b))[1]
+        self._open[symbol].drop_oldest()
+        self._open_count -= 1
+        self.dropped_open_votes += 1
+        TRACKER_VOTES.labels(outcome="dropped").inc()
+
+    def on_candle(self, candle: Candle) -> list[Resolution]:
+        """Judge the symbol's open votes on one closed candle; returns the votes it resolved."""
+        if not candle.closed:
+            return []
+        self._now_ms = max(self._now_ms, candle.open_time_ms + candle.timeframe.ms)
+        book = self._open.get(candle.symbol)
+        if not book:
+            return []
+        end_ms = candle.open_time_ms + candle.timeframe.ms
+        judged = book.judge(candle.open_time_ms, end_ms, float(candle.open), float(candle.high),
+                            float(candle.low), float(candle.close))
+        self._open_count -= len(judged)
+        resolved = [Resolution(j.vote.key, j.vote.symbol, j.vote.entry_ms, j.outcome, j.r, j.at_ms) for j in judged]
+        for res in resolved:
+            self._apply(res)
+        return resolved
+
+    def _apply(self, res: Resolution) -> None:
+        hist = self._history.setdefault(res.key, _History(self._p.window))
+        hist.outcomes.append((res.r, res.won))
+        hist.partial = None
+        if res.won:
+            hist.last_win_ms = max(hist.last_win_ms or 0, res.resolved_ms)
+        _OUTCOME_COUNTERS[res.outcome].inc()
+
+    # ------------------------------------------------------------------ scoring
+    def resolved_count(self, key: str) -> int:
+        hist = self._history.get(key)
+        return len(hist.outcomes) if hist else 0
+
+    @property
+    def open_votes(self) -> int:
+        return self._open_count
+
+    @property
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    def score(self, key: str) -> float:
+        """The sensor key's blended score in [0, 1]; 0.5 until it has enough resolved votes."""
+        hist = self._history.get(key)
+        if hist is None or len(hist.outcomes) < self._p.min_resolved_votes:
+            return NEUTRAL_SCORE
+        p = self._p
+        if hist.partial is None:
+            parts = score_components(
+                [r for r, _ in hist.outcomes], [w for _, w in hist.outcomes],
+                recent_window=p.recent_window, last_win_ms=None, now_ms=0,
+            )
+            hist.partial = (
+                p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
+                + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"]
+            )
+        total = hist.partial + p.weight_recency * recency_score(hist.last_win_ms, self._now_ms)
+        return min(1.0, max(0.0, total))
+
+    def publish_metrics(self) -> None:
+        """Set ``casino_sensor_score`` for every known sensor (call at snapshot/report time)."""
+        for key in self._history:
+            SENSOR_SCORE.labels(sensor=key).set(self.score(key))
+
+    def scores(self, keys: Iterable[str] | None = None) -> dict[str, float]:
+        """Scores of the given keys (all known keys when None)."""
+        return {k: self.score(k) for k in (self._history if keys is None else keys)}
+
+    def performance(self, keys: Sequence[str]) -> PerformanceStats:
+        """Pooled resolved outcomes of ``keys`` (e.g. a decision's winning voters) for sizing."""
+        wins: list[float] = []
+        losses: list[float] = []
+        for key in dict.fromkeys(keys):
+            hist = self._history.get(key)
+            if hist is None:
+                continue
+            for r, won in hist.outcomes:
+                (wins if won else losses).append(r)
+        n = len(wins) + len(losses)
+        avg_win = math.fsum(wins) / len(wins) if wins else 0.0
+        avg_loss = abs(math.fsum(losses)) / len(losses) if losses else 0.0
+        return PerformanceStats(n, len(wins), len(losses), avg_win, avg_loss)
+
+    # ---------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe state (floats are exact through JSON's repr round trip)."""
+        return {
+            "version": STATE_VERSION,
+            "now_ms": self._now_ms,
+            "dropped_open_votes": self.dropped_open_votes,
+            "history": {
+                k: {"outcomes": [[r, w] for r, w in h.outcomes], "last_win_ms": h.last_win_ms}
+                for k, h in self._history.items()
+            },
+            "open": [
+                [v.key, v.symbol, v.direction, v.entry_ms, v.entry_price, v.tp_fraction,
+                 v.sl_fraction, v.expires_ms]
+                for book in self._open.values() for v in book
+            ],
+            "last_recorded": [[k, s, t] for (k, s), t in self._last_recorded.items()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], params: TrackerParams) -> SensorTracker:
+        """Rebuild a tracker from ``to_dict``; a window smaller than the saved one keeps the newest."""
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported tracker state version {data.get('version')!r}")
+        tracker = cls(params)
+        tracker._now_ms = int(data["now_ms"])
+        tracker.dropped_open_votes = int(data.get("dropped_open_votes", 0))
+        for key, h in data["history"].items():
+            hist = _History(params.window)
+            hist.outcomes.extend((float(r), bool(w)) for r, w in h["outcomes"])
+            hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
+            tracker._history[key] = hist
+        for key, symbol, direction, entry_ms, price, tp, sl, expires in data["open"]:
+            tracker._open.setdefault(str(symbol), VoteBook()).add(OpenVote(
+                str(key), str(symbol), int(direction), int(entry_ms), float(price), float(tp),
+                float(sl), int(expires),
+            ))
+            tracker._open_count += 1
+        for key, symbol, t in data["last_recorded"]:
+            tracker._last_recorded[(str(key), str(symbol))] = int(t)
+        return tracker
+
+
+def score_components(
+    rs: Sequence[float], wins: Sequence[bool], *, recent_window: int, last_win_ms: int | None,
+    now_ms: int,
+) -> dict[str, float]:
+    """The five [0, 1] components of the blend for outcomes ``rs`` (oldest first)."""
+    n = len(rs)
+    expectancy = math.fsum(rs) / n if n else 0.0
+    gross_win = math.fsum(r for r in rs if r > 0)
+    gross_loss = -math.fsum(r for r in rs if r < 0)
+    if gross_loss > 0:
+        pf = gross_win / gross_loss
+        pf_score = 0.5 + min((pf - 1.0) / 2.0, 0.5) if pf >= 1.0 else pf * 0.5
+    else:
+        pf_score = 1.0 if gross_win > 0 else 0.5
+    streak = 0
+    for won in reversed(wins):
+        if streak == 0:
+            streak = 1 if won else -1
+        elif (streak > 0) == won:
+            streak += 1 if won else -1
+        else:
+            break
+    if streak > 0:
+        streak_score = 0.5 + min(streak / 5.0, 0.5)
+    else:
+        streak_score = 0.5 - min(-streak / 3.0, 0.5)
+    recent = list(wins)[-recent_window:]
+    recent_wr = sum(recent) / len(recent) if recent else 0.0
+    recency = recency_score(last_win_ms, now_ms)
+    return {
+        "expectancy": min(1.0, max(0.0, 0.5 + 0.5 * expectancy)),
+        "profit_factor": pf_score,
+        "streak": streak_score,
+        "recent_win_rate": recent_wr,
+        "recency": recency,
+    }
+
+
+def recency_score(last_win_ms: int | None, now_ms: int) -> float:
+    """0.95 ^ days since the last win (capped at 30 days); 0.5 for a sensor that never won."""
+    if last_win_ms is None:
+        return 0.5
+    days = max(0.0, (now_ms - last_win_ms) / _DAY_MS)
+    return 0.95 ** min(days, 30.0)
+
+
+def _valid_distances(r: SensorReading) -> bool:
+    return (
+        math.isfinite(r.tp_fraction) and math.isfinite(r.sl_fraction)
+        and 0 < r.tp_fraction < 1 and 0 < r.sl_fraction < 1
+    )
