@@ -532,10 +532,9 @@ class MatchingEngine:
         self.events.append(AlgoEvent(a.snapshot(), now_ms))
         return a.snapshot()
 
-    def reject_algo(self, a: SimAlgo, now_ms: int, reason: str) -> SimAlgo:
-        """Record ``a`` as REJECTED (fault injection: the Algo Service refused it)."""
-        self._algo_seq = max(self._algo_seq, a.algo_id)
-        self.algos[a.algo_id] = a
+    def reject_algo(self, algo_id: int, now_ms: int, reason: str) -> SimAlgo:
+        """Move an open algo order to REJECTED with ``reason`` (the Algo Service refused it)."""
+        a = self.algos[algo_id]
         self._algo_final(a, AlgoStatus.REJECTED, now_ms, reason)
         return a.snapshot()
 

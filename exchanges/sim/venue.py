@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
+
 from core.errors import DataError
 from core.types import Candle, Side, Timeframe
 from exchanges.sim.feed import (
@@ -214,3 +216,26 @@ class Venue:
             if intrabar or closed:
                 market.append(MarkTick(sym, point.price, self.current_funding_estimate(sym),
                                        next_funding_time(point.time_ms), point.time_ms))
+
+    def kline_in_progress(self, symbol: str, timeframe: Timeframe) -> Candle | None:
+        """The bar of ``timeframe`` in progress now: closed 1m bars of the bucket + the live 1m bar."""
+        part = self._partial.get(symbol)
+        if part is None or part.closed:
+            return None
+        if timeframe is Timeframe.M1:
+            return part
+        d = self.data[symbol]
+        start = timeframe.bucket_start(part.open_time_ms)
+        s = d.m1
+        lo = int(np.searchsorted(s.open_time, start))
+        hi = int(np.searchsorted(s.open_time, part.open_time_ms))
+        tick = self.specs[symbol].rules.tick_size
+        o, h, low, vol = part.open, part.high, part.low, part.volume
+        if hi > lo:
+            first = d.decimal_bar(lo, tick)
+            o = first[0]
+            for i in range(lo, hi):
+                bo, bh, bl, _bc, bv = d.decimal_bar(i, tick)
+                h, low, vol = max(h, bh), min(low, bl), vol + bv
+        return Candle(symbol, timeframe, start, o, h, low, part.close, vol, closed=False,
+                      quote_volume=(vol * part.close).quantize(Decimal("0.0001")), trades=part.trades)
