@@ -107,4 +107,4 @@ def test_venue_emits_closed_klines_marks_and_recorded_funding(btc) -> None:
     rate = btc.funding.rate_at(funding_at)
     mark_then = btc.decimal_bar(btc.bar_index(funding_at - MINUTE_MS), D("0.1"))[3]
     entry = [x for x in v.engine.account.ledger if x.income_type == "FUNDING_FEE"]
-    assert rate is not None and entry[0].amount == -D("0.010") * mark_then * rate
+    assert rate is not None and entry[0].amount == (-D("0.010") * mark_then * rate).quantize(D("1e-8"))

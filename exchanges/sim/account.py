@@ -24,6 +24,12 @@ from decimal import Decimal
 
 from core.types import ZERO, MarginType
 
+AMOUNT = Decimal("0.00000001")  # USDT amounts are booked to 8 decimals, as Binance reports them
+
+
+def amount(value: Decimal) -> Decimal:
+    return value.quantize(AMOUNT)
+
 
 @dataclass(slots=True)
 class SimPosition:
@@ -98,26 +104,26 @@ class Account:
             pos = self.positions[symbol] = SimPosition(symbol, self.default_leverage)
         return pos
 
-    def _book(self, symbol: str, kind: str, amount: Decimal, time_ms: int, trade_id: int = 0,
+    def _book(self, symbol: str, kind: str, value: Decimal, time_ms: int, trade_id: int = 0,
               info: str = "") -> None:
-        if not amount:
+        if not value:
             return
         self._tran_seq += 1
-        self.ledger.append(LedgerEntry(self._tran_seq, symbol, kind, amount, time_ms, trade_id, info))
-        self.wallet += amount
+        self.ledger.append(LedgerEntry(self._tran_seq, symbol, kind, value, time_ms, trade_id, info))
+        self.wallet += value
 
     def apply_fill(self, symbol: str, signed_qty: Decimal, price: Decimal, fee_rate: Decimal,
                    time_ms: int, trade_id: int) -> FillOutcome:
         """Apply one fill of ``signed_qty`` (+ buy, − sell) at ``price``."""
         pos = self.position(symbol)
-        commission = abs(signed_qty) * price * fee_rate
+        commission = amount(abs(signed_qty) * price * fee_rate)
         realized = ZERO
         closed = ZERO
         opened = signed_qty
         if pos.qty and (pos.qty > 0) != (signed_qty > 0):
             closed = min(abs(pos.qty), abs(signed_qty))
             direction = 1 if pos.qty > 0 else -1
-            realized = (price - pos.entry_price) * closed * direction
+            realized = amount((price - pos.entry_price) * closed * direction)
             remaining = abs(pos.qty) - closed
             share = closed / abs(pos.qty)
             released_iso = pos.isolated_wallet * share if pos.margin_type is MarginType.ISOLATED else ZERO
@@ -132,7 +138,7 @@ class Account:
                 pos.isolated_wallet = ZERO
         if opened:
             new_qty = pos.qty + opened
-            pos.entry_price = (pos.entry_price * abs(pos.qty) + price * abs(opened)) / abs(new_qty)
+            pos.entry_price = amount((pos.entry_price * abs(pos.qty) + price * abs(opened)) / abs(new_qty))
             pos.qty = new_qty
             pos.fees_paid += abs(opened) * price * fee_rate
             if pos.margin_type is MarginType.ISOLATED:
@@ -148,12 +154,12 @@ class Account:
         pos = self.positions.get(symbol)
         if pos is None or not pos.qty:
             return ZERO
-        amount = -pos.qty * mark * rate
-        self._book(symbol, "FUNDING_FEE", amount, time_ms)
+        paid = amount(-pos.qty * mark * rate)
+        self._book(symbol, "FUNDING_FEE", paid, time_ms)
         if pos.margin_type is MarginType.ISOLATED:
-            pos.isolated_wallet += amount
+            pos.isolated_wallet += paid
         pos.update_time_ms = time_ms
-        return amount
+        return paid
 
     # -- aggregates ------------------------------------------------------------------
 
