@@ -94,6 +94,7 @@ class Account:
     ledger: list[LedgerEntry] = field(default_factory=list)
     dual_side: bool = False
     _tran_seq: int = 9_000_000_000
+    _isolated: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.wallet = self.initial_balance
@@ -163,9 +164,16 @@ class Account:
 
     # -- aggregates ------------------------------------------------------------------
 
+    def set_margin_type(self, symbol: str, margin_type: MarginType) -> None:
+        self.position(symbol).margin_type = margin_type
+        if margin_type is MarginType.ISOLATED:
+            self._isolated.add(symbol)
+        else:
+            self._isolated.discard(symbol)
+
     def isolated_total(self) -> Decimal:
-        return sum((p.isolated_wallet for p in self.positions.values()
-                    if p.margin_type is MarginType.ISOLATED), ZERO)
+        # Only isolated symbols are summed: this runs on every price update.
+        return sum((self.positions[s].isolated_wallet for s in self._isolated), ZERO)
 
     def cross_wallet(self) -> Decimal:
         return self.wallet - self.isolated_total()

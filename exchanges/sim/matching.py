@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import TypeVar
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -63,6 +64,7 @@ from exchanges.sim.records import (
 )
 from exchanges.sim.rules import SymbolSpec, decimals
 
+_T = TypeVar("_T")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 BPS = Decimal("0.0001")
 MAX_OPEN_ALGOS = 200  # Binance: 200 conditional orders across all symbols (2025-12-29)
@@ -105,6 +107,14 @@ class MatchingEngine:
         self.trades: list[TradeRecord] = []
         self.events: list[SimEvent] = []
         self.split_fills = 1
+        # Per-symbol indexes of orders that may still be open (pruned lazily by _live).
+        self._open_orders: dict[str, dict[int, SimOrder]] = {}
+        self._open_algos: dict[str, dict[int, SimAlgo]] = {}
+        # Cross-margin terms per symbol (unrealized PnL, maintenance margin), kept current
+        # so the liquidation check costs O(1) per price update instead of O(symbols).
+        self._cross_terms: dict[str, tuple[Decimal, Decimal]] = {}
+        self._cross_upnl = ZERO
+        self._cross_maint = ZERO
         self._order_seq = 4_000_000_000
         self._algo_seq = 1_000_000_000_000_000
         self._trade_seq = 600_000_000
@@ -136,12 +146,18 @@ class MatchingEngine:
         return f"{prefix}{self._auto_id:016d}"
 
     def open_orders(self, symbol: str | None = None) -> list[SimOrder]:
-        return [o for o in self.orders.values()
-                if o.status.is_open and (symbol is None or o.symbol == symbol)]
+        return _live(self._open_orders, symbol)
 
     def open_algos(self, symbol: str | None = None) -> list[SimAlgo]:
-        return [a for a in self.algos.values()
-                if a.status.is_open and (symbol is None or a.symbol == symbol)]
+        return _live(self._open_algos, symbol)
+
+    def _add_order(self, order: SimOrder) -> None:
+        self.orders[order.order_id] = order
+        self._open_orders.setdefault(order.symbol, {})[order.order_id] = order
+
+    def _add_algo(self, a: SimAlgo) -> None:
+        self.algos[a.algo_id] = a
+        self._open_algos.setdefault(a.symbol, {})[a.algo_id] = a
 
     # ------------------------------------------------------------------ validation
 
@@ -288,7 +304,7 @@ class MatchingEngine:
         )
         if time_in_force is TimeInForce.FOK and not marketable:
             raise err(-5021)
-        self.orders[order.order_id] = order
+        self._add_order(order)
         self._emit_order(order, ExecutionType.NEW, now_ms)
         if marketable:
             self._take(order, now_ms, crossed_at=None)
@@ -414,6 +430,7 @@ class MatchingEngine:
 
     def _after_position_change(self, symbol: str, now_ms: int) -> None:
         """A flat position expires closePosition algos and resting reduce-only orders."""
+        self._update_cross_terms(symbol)
         if self.account.position(symbol).qty:
             return
         for a in self.open_algos(symbol):
@@ -450,7 +467,7 @@ class MatchingEngine:
         prev_last = prev.last if prev else last
         self._run_triggers(symbol, state, prev_last, now_ms)
         self._fill_resting(symbol, state, now_ms)
-        self._check_liquidation(now_ms)
+        self._check_liquidation(symbol, now_ms)
 
     def _fill_resting(self, symbol: str, state: PriceState, now_ms: int) -> None:
         strict = self.config.pessimistic
@@ -528,7 +545,7 @@ class MatchingEngine:
                 and self.account.position(symbol).qty:
             raise err(-2022)
         self._algo_seq += 1
-        self.algos[a.algo_id] = a
+        self._add_algo(a)
         self.events.append(AlgoEvent(a.snapshot(), now_ms))
         return a.snapshot()
 
@@ -621,7 +638,7 @@ class MatchingEngine:
             close_position=a.close_position, stop_price=a.trigger_price, working_type=a.working_type,
             price_protect=a.price_protect, algo_id=a.algo_id,
         )
-        self.orders[child.order_id] = child
+        self._add_order(child)
         a.actual_order_id = child.order_id
         a.actual_type = child_type
         self._emit_order(child, ExecutionType.NEW, now_ms)
@@ -661,7 +678,7 @@ class MatchingEngine:
             raise err(-4046)
         if pos.qty or self.open_orders(symbol):
             raise SimError(-4048, "Margin type cannot be changed if there exists position.")
-        pos.margin_type = margin_type
+        self.account.set_margin_type(symbol, margin_type)
 
     def set_dual_side(self, dual: bool) -> None:
         if self.account.dual_side == dual:
@@ -684,27 +701,31 @@ class MatchingEngine:
             self._account_event("FUNDING_FEE", now_ms, amount, symbols, symbol=symbol)
         return amount
 
-    def _check_liquidation(self, now_ms: int) -> None:
-        acct = self.account
-        cross_upnl = ZERO
-        cross_maint = ZERO
-        victims: list[str] = []
-        for sym, pos in list(acct.positions.items()):
-            if not pos.qty:
-                continue
-            mark = self._mark(sym)
-            maint = abs(pos.qty) * mark * self.specs[sym].maint_rate
-            upnl = pos.unrealized(mark)
-            if pos.margin_type is MarginType.ISOLATED:
-                if pos.isolated_wallet + upnl <= maint:
+    def _update_cross_terms(self, symbol: str) -> None:
+        pos = self.account.position(symbol)
+        if pos.qty and pos.margin_type is MarginType.CROSSED:
+            mark = self._mark(symbol)
+            terms = (pos.unrealized(mark), abs(pos.qty) * mark * self.specs[symbol].maint_rate)
+        else:
+            terms = (ZERO, ZERO)
+        old = self._cross_terms.get(symbol, (ZERO, ZERO))
+        self._cross_terms[symbol] = terms
+        self._cross_upnl += terms[0] - old[0]
+        self._cross_maint += terms[1] - old[1]
+
+    def _check_liquidation(self, symbol: str, now_ms: int) -> None:
+        """Simplified liquidation (see account.py): isolated per position, cross for the account."""
+        pos = self.account.position(symbol)
+        if pos.qty and pos.margin_type is MarginType.ISOLATED:
+            mark = self._mark(symbol)
+            if pos.isolated_wallet + pos.unrealized(mark) <= abs(pos.qty) * mark * self.specs[symbol].maint_rate:
+                self._liquidate(symbol, now_ms)
+        self._update_cross_terms(symbol)
+        if self._cross_maint > 0 and self.account.cross_wallet() + self._cross_upnl <= self._cross_maint:
+            for sym, (_u, maint) in list(self._cross_terms.items()):
+                if maint > 0:
                     self._liquidate(sym, now_ms)
-            else:
-                cross_upnl += upnl
-                cross_maint += maint
-                victims.append(sym)
-        if victims and acct.cross_wallet() + cross_upnl <= cross_maint:
-            for sym in victims:
-                self._liquidate(sym, now_ms)
+                    self._update_cross_terms(sym)
 
     def _liquidate(self, symbol: str, now_ms: int) -> None:
         pos = self.account.position(symbol)
@@ -716,9 +737,23 @@ class MatchingEngine:
             time_in_force=TimeInForce.IOC, reduce_only=True, time_ms=now_ms, update_ms=now_ms,
             orig_type=OrderType.LIMIT,
         )
-        self.orders[order.order_id] = order
+        self._add_order(order)
         for o in self.open_orders(symbol):
             if o is not order:
                 self._finish(o, OrderStatus.CANCELED, ExecutionType.CANCELED, now_ms)
         self._execute(order, order.orig_qty, self._mark(symbol), maker=False, now_ms=now_ms,
                       execution=ExecutionType.CALCULATED)
+
+
+def _live(index: dict[str, dict[int, _T]], symbol: str | None) -> list[_T]:
+    """Open entries of a per-symbol index, oldest first, dropping the ones now final."""
+    buckets = [index.get(symbol, {})] if symbol is not None else list(index.values())
+    out: list[_T] = []
+    for bucket in buckets:
+        done = [k for k, v in bucket.items() if not v.status.is_open]  # type: ignore[attr-defined]
+        for k in done:
+            del bucket[k]
+        out.extend(bucket.values())
+    if symbol is None:
+        out.sort(key=lambda v: v.time_ms if isinstance(v, SimOrder) else v.create_ms)  # type: ignore[attr-defined]
+    return out

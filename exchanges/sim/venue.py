@@ -197,9 +197,13 @@ class Venue:
             point = path[k]
             prev = self.engine.last_price(sym)
             self.engine.set_price(sym, point.price, point.time_ms)
+            if not (intrabar or closed):
+                continue  # replays need only the closed bar: skip building in-progress candles
             o, _h, _l, _c, v = bars[sym]
             part = self._partial.get(sym)
-            if part is None or part.open_time_ms != bar_open:
+            if closed:
+                hi, lo = bars[sym][1], bars[sym][2]
+            elif part is None or part.open_time_ms != bar_open:
                 hi = lo = point.price
             else:
                 hi, lo = max(part.high, point.price), min(part.low, point.price)
