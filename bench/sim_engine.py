@@ -37,8 +37,7 @@ from exchanges.sim.venue import Venue, VenueConfig  # noqa: E402
 SOURCES = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
 
 
-def fifty_symbols(folder: Path) -> dict[str, SymbolData]:
-    loaded = {s: load_symbol_data(folder, s) for s in SOURCES}
+def fifty_symbols(loaded: dict[str, SymbolData]) -> dict[str, SymbolData]:
     out = {}
     for i in range(50):
         src = loaded[SOURCES[i % len(SOURCES)]]
@@ -82,15 +81,13 @@ def bench_engine(data: dict[str, SymbolData], bars: int, runs: int, steps: int) 
     ]
 
 
-async def bench_server(data: dict[str, SymbolData], requests: int, runs: int) -> list[dict[str, object]]:
+async def bench_server(btc: SymbolData, requests: int, runs: int) -> list[dict[str, object]]:
     from tests.sim_client import BinanceTestClient
 
     rates = []
     for _ in range(runs):
         limiter = RateLimiter(weight_limit=10**9, orders_10s_limit=10**9, orders_1m_limit=10**9)
-        server = SimServer(Venue({"BTCUSDT": data["S00BTCUSDT"]}, warmup_bars=10), api_key="k", api_secret="s",
-                           limiter=limiter)
-        # the bench symbol is a renamed BTCUSDT; serve it under its own name
+        server = SimServer(Venue({"BTCUSDT": btc}, warmup_bars=10), api_key="k", api_secret="s", limiter=limiter)
         await server.start()
         client = BinanceTestClient(server.rest_url, "k", "s")
         try:
@@ -121,14 +118,11 @@ def main() -> int:
     parser.add_argument("--data-dir", help="recorded data folder (default: ../shared/data)")
     args = parser.parse_args()
     folder = find_data_dir(args.data_dir) / "futures-2023"
-    data = fifty_symbols(folder)
-    data["BTCUSDT"] = replace(data["S00BTCUSDT"], symbol="BTCUSDT", _resampled={})
+    loaded = {s: load_symbol_data(folder, s) for s in SOURCES}
     runs = 3 if args.quick else 5
-    engine_data = {k: v for k, v in data.items() if k != "BTCUSDT"}
-    for line in bench_engine(engine_data, bars=60 if args.quick else 600, runs=runs, steps=4):
+    for line in bench_engine(fifty_symbols(loaded), bars=60 if args.quick else 600, runs=runs, steps=4):
         print(json.dumps(line), flush=True)
-    server_data = {"S00BTCUSDT": data["BTCUSDT"]}
-    for line in asyncio.run(bench_server(server_data, requests=200 if args.quick else 2000, runs=runs)):
+    for line in asyncio.run(bench_server(loaded["BTCUSDT"], requests=200 if args.quick else 2000, runs=runs)):
         print(json.dumps(line), flush=True)
     return 0
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from core.types import OrderType, Side, TimeInForce, WorkingType
+from core.types import OrderType, Side, WorkingType
 from exchanges.sim import render, rest
 from exchanges.sim.errors import SimError
 from exchanges.sim.faults import Faults

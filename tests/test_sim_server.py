@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from decimal import Decimal as D
 from pathlib import Path
 

@@ -37,7 +37,6 @@ from core.types import (
     MarkPrice,
     Order,
     OrderRequest,
-    OrderType,
     Position,
     SymbolRules,
     Timeframe,
