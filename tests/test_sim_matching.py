@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.types import AlgoStatus, OrderStatus, OrderType, Side, TimeInForce, WorkingType
+from core.types import AlgoStatus, OrderStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from exchanges.sim.errors import SimError
 from exchanges.sim.matching import EngineConfig, MatchingEngine
 from exchanges.sim.records import AccountEvent, AlgoEvent, OrderEvent
@@ -239,3 +239,39 @@ def test_invariants_under_random_order_flow(seq: list[tuple[str, int, int]]) -> 
         fills = sum((t.trade.realized_pnl - t.trade.commission for t in e.trades), D(0))
         funding = sum((x.amount for x in e.account.ledger if x.income_type == "FUNDING_FEE"), D(0))
         assert e.account.wallet - D(10000) == fills + funding
+
+
+def test_gtd_orders_expire_at_their_date_and_need_a_valid_one() -> None:
+    e = engine()
+    assert code_of(e.place_order, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.01"),
+                   price=D("29000.0"), time_in_force=TimeInForce.GTD, now_ms=T0) == -1102
+    assert code_of(e.place_order, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.01"),
+                   price=D("29000.0"), time_in_force=TimeInForce.GTD, good_till_ms=T0 + 60_000, now_ms=T0) == -1130
+    o = e.place_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.01"),
+                      price=D("29000.0"), time_in_force=TimeInForce.GTD, good_till_ms=T0 + 700_500, now_ms=T0)
+    e.set_price("BTCUSDT", D("30001.0"), T0 + 699_999)
+    assert e.get_order("BTCUSDT", order_id=o.order_id).status is OrderStatus.NEW
+    e.set_price("BTCUSDT", D("30002.0"), T0 + 700_000)
+    gone = e.get_order("BTCUSDT", order_id=o.order_id)
+    assert gone.status is OrderStatus.EXPIRED and gone.expiry_reason == "6"
+
+
+def test_hedge_mode_is_refused_with_binance_codes() -> None:
+    e = engine()
+    assert code_of(e.set_dual_side, False) == -4059
+    assert code_of(market, e, Side.BUY, "0.010", position_side=PositionSide.LONG) == -4061
+    market(e, Side.BUY, "0.010")
+    assert code_of(e.set_dual_side, True) == -4068
+    market(e, Side.SELL, "0.010", reduce_only=True)
+    e.set_dual_side(True)
+    assert code_of(market, e, Side.BUY, "0.010") == -4061  # only one-way mode is simulated
+
+
+def test_max_open_orders_per_symbol() -> None:
+    e = engine()
+    for i in range(200):
+        e.place_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.004"),
+                      price=D("29000.0") - i, time_in_force=TimeInForce.GTC, now_ms=T0)
+    assert code_of(e.place_order, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.004"),
+                   price=D("28000.0"), time_in_force=TimeInForce.GTC, now_ms=T0) == -2025
+    assert len(e.open_orders("BTCUSDT")) == 200

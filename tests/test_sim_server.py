@@ -233,3 +233,12 @@ async def test_listen_key_lifecycle_and_24h_disconnect(server: SimServer, client
         await server.advance(24 * 3600)
         await asyncio.wait_for(market.task, 5)  # the server closed it after 24 simulated hours
         assert market.ws.closed
+
+
+async def test_more_than_ten_messages_per_second_disconnects(server: SimServer) -> None:
+    async with aiohttp.ClientSession() as session:
+        frames = Frames(await session.ws_connect(f"{server.ws_url}/market/ws"))
+        for i in range(12):
+            await frames.ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
+        await asyncio.wait_for(frames.task, 3)
+        assert frames.ws.closed and len([f for f in frames.items if "id" in f]) <= 10

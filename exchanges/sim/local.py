@@ -195,7 +195,7 @@ class LocalExchange:
                        order_type=request.type, quantity=request.quantity, now_ms=self.venue.now_ms,
                        price=request.price, time_in_force=request.time_in_force,
                        reduce_only=request.reduce_only, client_order_id=request.client_order_id,
-                       position_side=request.position_side)
+                       position_side=request.position_side, good_till_ms=request.good_till_ms)
         return convert.order(self.venue.engine.orders[o.order_id].snapshot())
 
     async def cancel_order(self, symbol: str, *, order_id: int | None = None,

@@ -251,13 +251,24 @@ class MatchingEngine:
         self, *, symbol: str, side: Side, order_type: OrderType, quantity: Decimal | None,
         now_ms: int, price: Decimal | None = None, time_in_force: TimeInForce | None = None,
         reduce_only: bool = False, client_order_id: str | None = None,
-        position_side: PositionSide = PositionSide.BOTH,
+        position_side: PositionSide = PositionSide.BOTH, good_till_ms: int | None = None,
     ) -> SimOrder:
         """POST /fapi/v1/order for LIMIT/MARKET (conditional types answer -4120)."""
         spec = self.spec(symbol)
         if order_type.is_conditional:
             raise err(-4120)
         self._check_mode(position_side)
+        if time_in_force is TimeInForce.GTD:
+            # Binance: goodTillDate > now + 600 s, second precision; required for GTD.
+            if good_till_ms is None:
+                raise err(-1102, "goodTillDate")
+            if good_till_ms <= now_ms + 600_000 or good_till_ms >= 253_402_300_799_000:
+                raise err(-1130, "goodTillDate")
+            good_till_ms -= good_till_ms % 1000
+        else:
+            good_till_ms = 0
+        if len(self.open_orders(symbol)) >= spec.rules.max_num_orders:
+            raise SimError(-2025, "Reach max open order limit.")
         if client_order_id is None:
             client_order_id = self._next_client_id("sim")
         self._check_client_id(client_order_id, algo=False)
@@ -300,7 +311,7 @@ class MatchingEngine:
             order_id=self._order_seq, client_order_id=client_order_id, symbol=symbol, side=side,
             type=order_type, orig_qty=quantity, price=price if price is not None else ZERO,
             time_in_force=time_in_force, reduce_only=reduce_only, time_ms=now_ms, update_ms=now_ms,
-            orig_type=order_type, position_side=position_side,
+            orig_type=order_type, position_side=position_side, good_till_ms=good_till_ms,
         )
         if time_in_force is TimeInForce.FOK and not marketable:
             raise err(-5021)
@@ -473,6 +484,10 @@ class MatchingEngine:
         strict = self.config.pessimistic
         for o in sorted(self.open_orders(symbol), key=lambda x: x.order_id):
             if o.type is not OrderType.LIMIT or not o.status.is_open:
+                continue
+            if o.good_till_ms and now_ms >= o.good_till_ms:
+                # GTD reached: Binance expires the order (er 6, "GTE condition").
+                self._finish(o, OrderStatus.EXPIRED, ExecutionType.EXPIRED, o.good_till_ms, reason="6")
                 continue
             if o.side is Side.BUY:
                 hit = state.last < o.price if strict else state.last <= o.price

@@ -52,6 +52,7 @@ class SimOrder:
     expiry_reason: str = "0"
     algo_id: int = 0  # parent algo order when this is a triggered child
     last_trade_ms: int = 0
+    good_till_ms: int = 0  # GTD orders only
 
     @property
     def avg_price(self) -> Decimal:

@@ -55,7 +55,7 @@ def order(spec: SymbolSpec, o: SimOrder, *, query: bool = False) -> Json:
         "closePosition": o.close_position, "side": o.side.value, "positionSide": o.position_side.value,
         "stopPrice": px(spec, o.stop_price), "workingType": o.working_type.value, "priceProtect": o.price_protect,
         "origType": (o.orig_type or o.type).value, "priceMatch": "NONE", "selfTradePreventionMode": "EXPIRE_MAKER",
-        "goodTillDate": 0, "updateTime": o.update_ms,
+        "goodTillDate": o.good_till_ms, "updateTime": o.update_ms,
     }
     if query:
         out["time"] = o.time_ms
@@ -163,7 +163,7 @@ def order_trade_update(spec: SymbolSpec, ev: OrderEvent) -> Json:
         "b": "0", "a": "0", "m": t.maker if t else False, "R": o.reduce_only, "wt": o.working_type.value,
         "ot": (o.orig_type or o.type).value, "ps": o.position_side.value, "cp": o.close_position,
         "rp": money(t.realized_pnl) if t else "0", "pP": o.price_protect, "si": 0, "ss": 0,
-        "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": 0, "er": o.expiry_reason,
+        "V": "EXPIRE_MAKER", "pm": "NONE", "gtd": o.good_till_ms, "er": o.expiry_reason,
     }
     return {"e": "ORDER_TRADE_UPDATE", "E": ev.time_ms, "T": ev.time_ms, "o": body}
 

@@ -241,6 +241,7 @@ def _place(ctx: SimContext, p: Params) -> dict[str, Any]:
         if p.get("timeInForce") else None, reduce_only=flag(p, "reduceOnly"),
         client_order_id=p.get("newClientOrderId") or None,
         position_side=enum(PositionSide, p, "positionSide", PositionSide.BOTH),
+        good_till_ms=integer(p, "goodTillDate"),
     )
     if resp is ResponseType.ACK:
         # ACK answers with the order as accepted, before any fill.

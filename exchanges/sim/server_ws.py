@@ -9,6 +9,7 @@
   pushes ORDER_TRADE_UPDATE, TRADE_LITE, ALGO_UPDATE, ACCOUNT_UPDATE, ACCOUNT_CONFIG_UPDATE and
   listenKeyExpired (after which the connection is closed).
 * ``SUBSCRIBE`` / ``UNSUBSCRIBE`` / ``LIST_SUBSCRIPTIONS`` answer ``{"result": …, "id": …}``.
+* More than 10 incoming messages per second on a connection closes it (as Binance).
 * The server pings every ``ping_interval_s`` (Binance: 3 min) and disconnects every connection
   24 hours of *simulated* time after it opened.
 
@@ -22,6 +23,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +33,7 @@ from aiohttp import WSMsgType, web
 log = logging.getLogger(__name__)
 
 QUEUE_MAX = 10_000
+MAX_INCOMING_PER_S = 10
 DAY_MS = 86_400_000
 MARKET_SUFFIXES = ("@kline_", "@markprice", "@aggtrade")
 PUBLIC_SUFFIXES = ("@bookticker", "@depth")
@@ -147,7 +151,16 @@ class StreamHub:
         return ws
 
     async def _reader(self, conn: Connection) -> None:
+        recent: deque[float] = deque()
         async for msg in conn.ws:
+            # Binance: at most 10 incoming messages per second per connection, else disconnect.
+            now = time.monotonic()
+            recent.append(now)
+            while recent and now - recent[0] > 1.0:
+                recent.popleft()
+            if len(recent) > MAX_INCOMING_PER_S:
+                self._drop(conn, "more than 10 incoming messages per second")
+                return
             if msg.type is not WSMsgType.TEXT:
                 continue
             reply = self._control(conn, msg.data)
