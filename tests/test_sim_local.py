@@ -116,3 +116,16 @@ async def test_advance_moves_clock_and_marks(ex: LocalExchange) -> None:
         if len(got) >= 4:
             break
     assert any(isinstance(e, MarkPriceUpdate) for e in got) and any(isinstance(e, CandleClosed) for e in got)
+
+
+async def test_unread_user_events_overflow_into_reconcile_needed(ex: LocalExchange, monkeypatch) -> None:
+    import exchanges.sim.local as local_mod
+    from core.events import ReconcileNeeded
+
+    monkeypatch.setattr(local_mod, "USER_QUEUE_MAX", 3)
+    await ex.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"), "o-1"))  # 3+ events
+    await ex.place_order(OrderRequest("BTCUSDT", Side.SELL, OrderType.MARKET, D("0.010"), "o-2", reduce_only=True))
+    stream = ex.user_stream()
+    first = await anext(stream)
+    assert isinstance(first, ReconcileNeeded)
+    await ex.close()

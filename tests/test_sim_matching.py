@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.types import AlgoStatus, OrderStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
+from core.types import AlgoStatus, MarginType, OrderStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from exchanges.sim.errors import SimError
 from exchanges.sim.matching import EngineConfig, MatchingEngine
 from exchanges.sim.records import AccountEvent, AlgoEvent, OrderEvent
@@ -275,3 +275,21 @@ def test_max_open_orders_per_symbol() -> None:
     assert code_of(e.place_order, symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.004"),
                    price=D("28000.0"), time_in_force=TimeInForce.GTC, now_ms=T0) == -2025
     assert len(e.open_orders("BTCUSDT")) == 200
+
+
+def test_isolated_position_margin_funding_and_liquidation() -> None:
+    e = engine()
+    e.set_margin_type("BTCUSDT", MarginType.ISOLATED, T0)
+    assert code_of(e.set_margin_type, "BTCUSDT", MarginType.ISOLATED, T0) == -4046
+    e.set_leverage("BTCUSDT", 50, T0)
+    market(e, Side.BUY, "0.100")
+    pos = e.account.position("BTCUSDT")
+    assert pos.isolated_wallet == D("0.100") * D("30003.0") / 50
+    assert code_of(e.set_margin_type, "BTCUSDT", MarginType.CROSSED, T0) == -4048
+    e.drain()
+    e.apply_funding("BTCUSDT", D("0.0001"), T0 + 1)
+    funding = [ev for ev in e.drain() if isinstance(ev, AccountEvent)][0]
+    assert [p.symbol for p in funding.positions] == ["BTCUSDT"]  # isolated: B and that position
+    e.set_price("BTCUSDT", D("29500.0"), T0 + 2)  # −50.3 on a 60 USDT isolated wallet: maint 11.8 hit
+    assert e.account.position("BTCUSDT").qty == 0
+    assert e.account.wallet == D(10000) + e.account.ledger_total()

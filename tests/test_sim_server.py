@@ -242,3 +242,16 @@ async def test_more_than_ten_messages_per_second_disconnects(server: SimServer) 
             await frames.ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
         await asyncio.wait_for(frames.task, 3)
         assert frames.ws.closed and len([f for f in frames.items if "id" in f]) <= 10
+
+
+async def test_speed_factor_clock_drives_streams_without_stepping(recorded: dict[str, SymbolData]) -> None:
+    srv = SimServer(Venue(recorded, warmup_bars=300), api_key=KEY, api_secret=SECRET, speed=1200)
+    await srv.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            frames = Frames(await session.ws_connect(f"{srv.ws_url}/market/ws/ethusdt@kline_1m"))
+            closed = await frames.wait_for(lambda f: f.get("e") == "kline" and f["k"]["x"], timeout_s=10)
+            assert closed["k"]["s"] == "ETHUSDT" and srv.clock.now_ms() >= closed["k"]["T"]
+            await frames.close()
+    finally:
+        await srv.stop()
