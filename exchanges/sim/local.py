@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 from config.settings import SimSettings
 from core.clock import FakeClock
@@ -44,12 +45,14 @@ from core.types import (
 from exchanges.sim import convert
 from exchanges.sim.errors import SimError
 from exchanges.sim.feed import MINUTE_MS, kline_rows, next_funding_time
-from exchanges.sim.matching import EngineConfig
+from exchanges.sim.matching import EngineConfig, MatchingEngine
+from exchanges.sim.records import SimEvent
 from exchanges.sim.venue import KlineTick, MarketTick, MarkTick, Venue, VenueConfig
 
 log = logging.getLogger(__name__)
 
 USER_QUEUE_MAX = 100_000
+T = TypeVar("T")
 
 
 def engine_config(settings: SimSettings) -> EngineConfig:
@@ -90,7 +93,8 @@ class LocalExchange:
         return cls(venue)
 
     @property
-    def engine(self):  # noqa: ANN201 - the MatchingEngine, for tests and fault injection
+    def engine(self) -> MatchingEngine:
+        """The matching engine (tests and fault injection: e.g. ``engine.split_fills = 3``)."""
         return self.venue.engine
 
     # ------------------------------------------------------------------ time
@@ -110,7 +114,7 @@ class LocalExchange:
         self._dispatch_user(events)
         self._dispatch_market(ticks)
 
-    def _dispatch_user(self, events: list) -> None:  # type: ignore[type-arg]
+    def _dispatch_user(self, events: list[SimEvent]) -> None:
         for ev in events:
             if len(self._user) >= USER_QUEUE_MAX:
                 # The consumer is not reading: drop and tell it to reconcile instead.
@@ -139,7 +143,8 @@ class LocalExchange:
                 self._market.append(MarkPriceUpdate(t.symbol, t.mark, t.mark, t.funding_rate,
                                                     t.next_funding_ms, t.time_ms))
 
-    def _call(self, fn, *args, **kwargs):  # noqa: ANN001, ANN202 - one translation point
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """The one translation point: SimError → Rejected; engine events → user stream."""
         try:
             result = fn(*args, **kwargs)
         except SimError as exc:

@@ -24,6 +24,7 @@ from exchanges.sim.faults import Faults
 from exchanges.sim.feed import kline_rows, next_funding_time
 from exchanges.sim.limits import by_symbol, klines_weight
 from exchanges.sim.records import OrderEvent
+from exchanges.sim.rules import SymbolSpec
 from exchanges.sim.venue import Venue
 
 Params = dict[str, str]
@@ -50,7 +51,7 @@ class SimContext:
     def now_ms(self) -> int:
         return self.venue.now_ms
 
-    def spec(self, symbol: str):  # noqa: ANN201
+    def spec(self, symbol: str) -> SymbolSpec:
         return self.venue.engine.spec(symbol)
 
 
@@ -510,12 +511,9 @@ def set_margin_type(ctx: SimContext, p: Params) -> Any:
 
 
 def set_dual(ctx: SimContext, p: Params) -> Any:
-    ctx.venue.engine.set_dual_side(flag(p, "dualSidePosition") if "dualSidePosition" in p else _missing("dualSidePosition"))
+    req(p, "dualSidePosition")
+    ctx.venue.engine.set_dual_side(flag(p, "dualSidePosition"))
     return {"code": 200, "msg": "success"}
-
-
-def _missing(name: str) -> bool:
-    raise err(-1102, name)
 
 
 def get_dual(ctx: SimContext, p: Params) -> Any:

@@ -24,6 +24,7 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
@@ -31,11 +32,12 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from core.clock import FakeClock, ScaledClock
-from core.types import Timeframe
+from core.types import Candle, Timeframe
 from exchanges.sim import render
 from exchanges.sim.auth import ApiKey, KeyRing, check_timestamp, ed25519_key, verify_signature
 from exchanges.sim.errors import MESSAGES, SimError
 from exchanges.sim.faults import UNKNOWN_503_MSG, Faults
+from exchanges.sim.feed import kline_rows
 from exchanges.sim.limits import RateLimiter
 from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, OrderEvent, SimEvent
 from exchanges.sim.rest import ROUTES, Route, Security, SimContext
@@ -198,11 +200,9 @@ class SimServer:
                 hub.publish_market(f"{t.symbol.lower()}@aggtrade", render.agg_trade_event(
                     t.symbol, t.agg_id, t.price, t.qty, t.buyer_maker, t.time_ms))
 
-    def _tf_candle(self, t: KlineTick, tf: Timeframe):  # noqa: ANN202
+    def _tf_candle(self, t: KlineTick, tf: Timeframe) -> Candle | None:
         end = t.candle.open_time_ms + 60_000
         if t.candle.closed and end % tf.ms == 0:
-            from exchanges.sim.feed import kline_rows
-
             rows = kline_rows(self.venue.data[t.candle.symbol], tf, now_ms=end, start_ms=end - tf.ms,
                               end_ms=None, limit=1)
             return rows[0] if rows else None
@@ -227,7 +227,7 @@ class SimServer:
             app.router.add_post("/sim/admin/advance", self._admin_advance)
         return app
 
-    def _make_handler(self, route: Route):  # noqa: ANN202
+    def _make_handler(self, route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             return await self._serve(request, route)
         return handler
@@ -248,6 +248,7 @@ class SimServer:
             params.update(parse_qsl(query, keep_blank_values=True))  # query wins over body
             self.limiter.charge(route.weight(params), route.orders)
             headers.update(self.limiter.headers(orders=route.orders > 0))
+            self.sync()  # the venue catches up with the clock before time is checked or state read
             exempt = params.get("reduceOnly") == "true" or params.get("closePosition") == "true"
             failure = self.faults.take("fail", route.method, route.path, reduce_only=exempt)
             if failure is not None:
@@ -257,7 +258,6 @@ class SimServer:
                 if route.security is Security.SIGNED:
                     verify_signature(key, query, body)
                     check_timestamp(params, (self.now_ms(), time.time_ns() // 1_000_000 + self.faults.clock_skew_ms))
-            self.sync()
             result = route.handler(self.ctx, params)
             self.sync_events()
             lost = self.faults.take("lose", route.method, route.path)
@@ -291,7 +291,7 @@ class SimServer:
 
     # ------------------------------------------------------------------ websockets
 
-    def _ws_handler(self, route: str, *, combined: bool):  # noqa: ANN202
+    def _ws_handler(self, route: str, *, combined: bool) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handler(request: web.Request) -> web.StreamResponse:
             self.sync()
             if combined:

@@ -105,9 +105,12 @@ class Venue:
             self._seed(sym)
 
     @classmethod
-    def from_folder(cls, folder: Path, symbols: Sequence[str], **kwargs: object) -> Venue:
+    def from_folder(cls, folder: Path, symbols: Sequence[str], *, engine_config: EngineConfig | None = None,
+                    config: VenueConfig | None = None, start_ms: int | None = None,
+                    warmup_bars: int = 1500) -> Venue:
+        """Load ``SYMBOL-1m`` (+ funding, mark price) files of ``symbols`` from a dataset folder."""
         data = {s: load_symbol_data(folder, s) for s in symbols}
-        return cls(data, **kwargs)  # type: ignore[arg-type]
+        return cls(data, engine_config, config, start_ms=start_ms, warmup_bars=warmup_bars)
 
     def _seed(self, symbol: str) -> None:
         d = self.data[symbol]
