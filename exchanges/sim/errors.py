@@ -14,11 +14,12 @@ from decimal import Decimal
 class SimError(Exception):
     """A request the simulated exchange refuses, exactly as Binance would."""
 
-    def __init__(self, code: int, msg: str, http_status: int = 400) -> None:
+    def __init__(self, code: int, msg: str, http_status: int = 400, *, retry_after_s: int | None = None) -> None:
         super().__init__(f"{code}: {msg}")
         self.code = code
         self.msg = msg
         self.http_status = http_status
+        self.retry_after_s = retry_after_s  # sent as the Retry-After header (429/418)
 
     def body(self) -> dict[str, object]:
         return {"code": self.code, "msg": self.msg}

@@ -82,10 +82,9 @@ class RateLimiter:
             raise self._ban_error(now)
 
     def _ban_error(self, now: int) -> SimError:
-        e = SimError(-1003, f"Way too many requests; IP banned until {self.banned_until_ms}. "
-                            "Please use the websocket for live updates to avoid bans.", 418)
-        e.retry_after_s = max(1, -(-(self.banned_until_ms - now) // 1000))  # type: ignore[attr-defined]
-        return e
+        return SimError(-1003, f"Way too many requests; IP banned until {self.banned_until_ms}. "
+                               "Please use the websocket for live updates to avoid bans.", 418,
+                        retry_after_s=max(1, -(-(self.banned_until_ms - now) // 1000)))
 
     def ban(self, duration_ms: int | None = None) -> None:
         now = self.now_ms()
@@ -100,9 +99,7 @@ class RateLimiter:
             self.violations = 0
             self.ban()
             return self._ban_error(now)
-        e = SimError(-1003, msg, 429)
-        e.retry_after_s = retry_after_s  # type: ignore[attr-defined]
-        return e
+        return SimError(-1003, msg, 429, retry_after_s=retry_after_s)
 
     def too_many(self) -> SimError:
         """A 429 as if the weight pool were exhausted (fault injection counts it too)."""

@@ -269,9 +269,8 @@ class SimServer:
             return web.json_response(result, headers=headers, dumps=_dumps)
         except SimError as exc:
             self.sync_events()
-            retry = getattr(exc, "retry_after_s", None)
-            if retry is not None:
-                headers["Retry-After"] = str(retry)
+            if exc.retry_after_s is not None:
+                headers["Retry-After"] = str(exc.retry_after_s)
             return web.json_response(exc.body(), status=exc.http_status, headers=headers, dumps=_dumps)
 
     def sync_events(self) -> None:
