@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from yarl import URL
 
 
 class BinanceTestClient:
@@ -56,7 +57,9 @@ class BinanceTestClient:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             resp_cm = self.session.request(method, url, data=text, headers=headers)
         else:
-            resp_cm = self.session.request(method, f"{url}?{text}" if text else url, headers=headers)
+            # encoded=True: send the query exactly as signed (yarl would otherwise requote it).
+            target = URL(f"{url}?{text}" if text else url, encoded=True)
+            resp_cm = self.session.request(method, target, headers=headers)
         async with resp_cm as resp:
             self.last_headers = {k.lower(): v for k, v in resp.headers.items()}
             self.last_status = resp.status

@@ -293,3 +293,19 @@ def test_isolated_position_margin_funding_and_liquidation() -> None:
     e.set_price("BTCUSDT", D("29500.0"), T0 + 2)  # −50.3 on a 60 USDT isolated wallet: maint 11.8 hit
     assert e.account.position("BTCUSDT").qty == 0
     assert e.account.wallet == D(10000) + e.account.ledger_total()
+
+
+def test_stop_limit_child_rests_then_finishes_the_algo() -> None:
+    e = engine()
+    market(e, Side.BUY, "0.010")
+    a = e.place_algo(symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.STOP, now_ms=T0, quantity=D("0.010"),
+                     trigger_price=D("29900.0"), price=D("29950.0"), reduce_only=True)
+    e.set_price("BTCUSDT", D("29899.0"), T0 + 1)  # triggers; the SELL limit at 29950 is below the market? no: above
+    got = e.get_algo(algo_id=a.algo_id)
+    assert got.status is AlgoStatus.TRIGGERED and got.actual_order_id is not None
+    child = e.get_order("BTCUSDT", order_id=got.actual_order_id)
+    assert child.status is OrderStatus.NEW and child.client_order_id == a.client_algo_id
+    e.set_price("BTCUSDT", D("29950.1"), T0 + 2)  # the market comes back through the limit
+    assert e.get_algo(algo_id=a.algo_id).status is AlgoStatus.FINISHED
+    assert e.get_order("BTCUSDT", order_id=got.actual_order_id).avg_price == D("29950.0")
+    assert e.account.position("BTCUSDT").qty == 0

@@ -255,3 +255,50 @@ async def test_speed_factor_clock_drives_streams_without_stepping(recorded: dict
             await frames.close()
     finally:
         await srv.stop()
+
+
+async def test_batch_orders_and_open_order_listings(server: SimServer, client: BinanceTestClient) -> None:
+    _, prem = await client.request("GET", "/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})
+    low = f"{float(prem['markPrice']) * 0.98:.1f}"
+    batch = [
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.010", "price": low,
+         "newClientOrderId": "b-1"},
+        {"symbol": "BTCUSDT", "side": "SELL", "type": "STOP_MARKET", "quantity": "0.010", "stopPrice": low},
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.0101", "price": low},
+    ]
+    status, body = await client.request("POST", "/fapi/v1/batchOrders", {"batchOrders": json.dumps(batch)}, signed=True)
+    assert status == 200 and body[0]["clientOrderId"] == "b-1"
+    assert body[1]["code"] == -4120 and body[2]["code"] == -1111
+    _, opened = await client.request("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True)
+    assert [o["clientOrderId"] for o in opened] == ["b-1"]
+    algo = {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "TAKE_PROFIT_MARKET",
+            "triggerPrice": low, "quantity": "0.010"}
+    _, placed = await client.request("POST", "/fapi/v1/algoOrder", algo, signed=True)
+    _, open_algos = await client.request("GET", "/fapi/v1/openAlgoOrders", {"symbol": "BTCUSDT"}, signed=True)
+    assert [a["algoId"] for a in open_algos] == [placed["algoId"]]
+    _, body = await client.request("DELETE", "/fapi/v1/algoOpenOrders", {"symbol": "BTCUSDT"}, signed=True)
+    assert body == {"code": 200, "msg": "The operation of cancel all open order is done."}
+    _, every = await client.request("GET", "/fapi/v1/allAlgoOrders", {"symbol": "BTCUSDT"}, signed=True)
+    assert [a["algoStatus"] for a in every] == ["CANCELED"]
+    _, body = await client.request("DELETE", "/fapi/v1/allOpenOrders", {"symbol": "BTCUSDT"}, signed=True)
+    _, opened = await client.request("GET", "/fapi/v1/openOrders", signed=True)
+    assert opened == [] and client.last_headers["x-mbx-used-weight-1m"]
+    status, body = await client.request("POST", "/fapi/v1/marginType", {"symbol": "BTCUSDT", "marginType": "CROSSED"},
+                                        signed=True)
+    assert (status, body["code"]) == (400, -4046)
+    status, body = await client.request("POST", "/fapi/v1/positionSide/dual", {"dualSidePosition": "false"}, signed=True)
+    assert (status, body["code"]) == (400, -4059)
+
+
+async def test_server_sends_pings(recorded: dict[str, SymbolData]) -> None:
+    srv = SimServer(Venue(recorded, warmup_bars=300), api_key=KEY, api_secret=SECRET, ping_interval_s=0.05)
+    await srv.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            ws = await session.ws_connect(f"{srv.ws_url}/market/ws/btcusdt@kline_1m", autoping=False)
+            msg = await ws.receive(timeout=3)
+            assert msg.type is aiohttp.WSMsgType.PING
+            await ws.pong(msg.data)
+            await ws.close()
+    finally:
+        await srv.stop()

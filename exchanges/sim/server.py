@@ -243,7 +243,7 @@ class SimServer:
                 self.faults.force_429 -= 1
                 raise self.limiter.too_many()
             body = await request.text() if request.can_read_body else ""
-            query = request.query_string
+            query = request.rel_url.raw_query_string  # as sent: the signature covers the raw text
             params = dict(parse_qsl(body, keep_blank_values=True))
             params.update(parse_qsl(query, keep_blank_values=True))  # query wins over body
             self.limiter.charge(route.weight(params), route.orders)
