@@ -309,3 +309,17 @@ def test_stop_limit_child_rests_then_finishes_the_algo() -> None:
     assert e.get_algo(algo_id=a.algo_id).status is AlgoStatus.FINISHED
     assert e.get_order("BTCUSDT", order_id=got.actual_order_id).avg_price == D("29950.0")
     assert e.account.position("BTCUSDT").qty == 0
+
+
+def test_history_retention_like_binance() -> None:
+    e = engine()
+    o = e.place_order(symbol="BTCUSDT", side=Side.BUY, order_type=OrderType.LIMIT, quantity=D("0.01"),
+                      price=D("29000.0"), time_in_force=TimeInForce.GTC, now_ms=T0)
+    e.cancel_order("BTCUSDT", now_ms=T0, order_id=o.order_id)
+    filled = market(e, Side.BUY, "0.010")
+    e.prune(T0 + 3 * 86_400_000 + 1)
+    assert code_of(e.get_order, "BTCUSDT", order_id=o.order_id) == -2013  # canceled, unfilled, > 3 days
+    assert e.get_order("BTCUSDT", order_id=filled.order_id).status is OrderStatus.FILLED
+    e.prune(T0 + 91 * 86_400_000)
+    assert e.trades == [] and e.account.ledger == []
+    assert e.account.wallet == D(10000) + e.account.ledger_total()  # the folded sum still balances

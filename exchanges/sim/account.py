@@ -93,6 +93,7 @@ class Account:
     positions: dict[str, SimPosition] = field(default_factory=dict)
     ledger: list[LedgerEntry] = field(default_factory=list)
     dual_side: bool = False
+    folded: Decimal = ZERO  # sum of ledger entries already forgotten (history retention)
     _tran_seq: int = 9_000_000_000
     _isolated: set[str] = field(default_factory=set)
 
@@ -179,4 +180,12 @@ class Account:
         return self.wallet - self.isolated_total()
 
     def ledger_total(self) -> Decimal:
-        return sum((e.amount for e in self.ledger), ZERO)
+        """Σ ledger since the start (entries folded by ``forget_before`` included)."""
+        return self.folded + sum((e.amount for e in self.ledger), ZERO)
+
+    def forget_before(self, time_ms: int) -> None:
+        """Drop ledger entries older than ``time_ms``, keeping their sum in ``folded``."""
+        if self.ledger and self.ledger[0].time_ms < time_ms:
+            old = [e for e in self.ledger if e.time_ms < time_ms]
+            self.folded += sum((e.amount for e in old), ZERO)
+            self.ledger = [e for e in self.ledger if e.time_ms >= time_ms]

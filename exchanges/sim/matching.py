@@ -67,6 +67,8 @@ from exchanges.sim.rules import SymbolSpec, decimals
 _T = TypeVar("_T")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 BPS = Decimal("0.0001")
+ORDER_RETENTION_MS = 3 * 86_400_000  # final orders without fills: 3 days (ALGO zh-CN page)
+TRADE_RETENTION_MS = 90 * 86_400_000  # userTrades history: 3 months (CL 2026-08-26)
 MAX_OPEN_ALGOS = 200  # Binance: 200 conditional orders across all symbols (2025-12-29)
 
 
@@ -674,6 +676,30 @@ class MatchingEngine:
         a.executed_qty = order.executed_qty
         a.avg_price = order.avg_price
         self._algo_final(a, AlgoStatus.FINISHED, now_ms, "")
+
+    # ------------------------------------------------------------------ history retention
+
+    def prune(self, now_ms: int) -> None:
+        """Forget history Binance itself forgets, so long sessions stay bounded in memory.
+
+        Binance no longer returns CANCELED/EXPIRED orders and algo orders without fills
+        after 3 days, and keeps trade history for 3 months; the ledger follows the trades.
+        """
+        stale = now_ms - ORDER_RETENTION_MS
+        for oid in [k for k, o in self.orders.items()
+                    if o.status.is_final and not o.executed_qty and o.update_ms < stale]:
+            del self.orders[oid]
+        for aid in [k for k, a in self.algos.items()
+                    if a.status.is_final and not a.executed_qty and a.update_ms < stale]:
+            del self.algos[aid]
+        old = now_ms - TRADE_RETENTION_MS
+        if self.trades and self.trades[0].time_ms < old:
+            self.trades = [t for t in self.trades if t.time_ms >= old]
+            kept = {t.order_id for t in self.trades}
+            for oid in [k for k, o in self.orders.items() if o.status.is_final and o.order_id not in kept
+                        and o.update_ms < old]:
+                del self.orders[oid]
+        self.account.forget_before(old)
 
     # ------------------------------------------------------------------ account settings
 

@@ -34,6 +34,9 @@ from exchanges.sim.records import SimEvent
 from exchanges.sim.rules import SymbolSpec, spec_for
 
 
+PRUNE_EVERY_MS = 3_600_000  # forget expired history once per simulated hour
+
+
 @dataclass(frozen=True, slots=True)
 class KlineTick:
     """A 1m kline update: in progress (``candle.closed`` False) or the closed bar."""
@@ -162,6 +165,8 @@ class Venue:
             self._bar = None
             self._next_bar_ms = bar_open + MINUTE_MS
             self.now_ms = bar_open + MINUTE_MS - 1
+            if self._next_bar_ms % PRUNE_EVERY_MS == 0:
+                self.engine.prune(self.now_ms)
         self._settle_funding(self.now_ms, t_ms, market)
         self.now_ms = max(self.now_ms, t_ms)
         return self.engine.drain(), market
