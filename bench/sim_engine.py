@@ -91,7 +91,8 @@ async def bench_server(btc: SymbolData, requests: int, runs: int) -> list[dict[s
         await server.start()
         client = BinanceTestClient(server.rest_url, "k", "s")
         try:
-            await client.sync_time()
+            # Wall-clock timestamps (offset 0): the manual clock stands still during the run,
+            # and the server accepts timestamps in time against either clock (auth.py).
             price = server.venue.engine.last_price("BTCUSDT")
             assert price is not None
             limit_px = str((price * Decimal("0.9")).quantize(Decimal("0.1")))
