@@ -140,9 +140,12 @@ def test_trailing_stop_triggers_after_callback_from_the_high() -> None:
     market(e, Side.BUY, "0.010")
     a = e.place_algo(symbol="BTCUSDT", side=Side.SELL, order_type=OrderType.TRAILING_STOP_MARKET, now_ms=T0,
                      quantity=D("0.010"), reduce_only=True, activate_price=D("30300.0"), callback_rate=D("1"))
+    e.drain()
     for i, p in enumerate(["30200.0", "30400.0", "31000.0", "30800.0"]):
         e.set_price("BTCUSDT", D(p), T0 + i + 1)
     assert e.get_algo(algo_id=a.algo_id).status is AlgoStatus.NEW
+    activated = [ev.algo for ev in e.drain() if isinstance(ev, AlgoEvent)]
+    assert [(x.status, x.activated) for x in activated] == [(AlgoStatus.NEW, True)]  # second NEW, ia=true
     e.set_price("BTCUSDT", D("30680.0"), T0 + 9)  # 31000 × 0.99 = 30690
     assert e.get_algo(algo_id=a.algo_id).status is AlgoStatus.FINISHED
     assert e.account.position("BTCUSDT").qty == 0

@@ -612,7 +612,13 @@ class MatchingEngine:
         for a in sorted(self.open_algos(symbol), key=lambda x: x.algo_id):
             if a.status is not AlgoStatus.NEW:
                 continue
-            if algo_rules.step(a, algo_rules.reference(a, state.last, state.mark)):
+            was_active = a.activated
+            fired = algo_rules.step(a, algo_rules.reference(a, state.last, state.mark))
+            if a.activated and not was_active:
+                # Trailing stop activated: Binance pushes a second NEW with ia=true (2026-08).
+                a.update_ms = now_ms
+                self.events.append(AlgoEvent(a.snapshot(), now_ms))
+            if fired:
                 crossed = None
                 if a.working_type is WorkingType.CONTRACT_PRICE or state.mark == state.last:
                     if not algo_rules.condition_met(a.type if a.type is not OrderType.TRAILING_STOP_MARKET

@@ -196,6 +196,8 @@ def algo_update(spec: SymbolSpec, ev: AlgoEvent) -> Json:
     })
     if a.reason:
         body["rm"] = a.reason
+    if a.type is OrderType.TRAILING_STOP_MARKET:
+        body["ia"] = a.activated  # activated flag, trailing orders only (CL 2026-08-07)
     return {"e": "ALGO_UPDATE", "T": ev.time_ms, "E": ev.time_ms, "o": body}
 
 
