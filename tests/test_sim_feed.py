@@ -105,6 +105,7 @@ def test_venue_emits_closed_klines_marks_and_recorded_funding(btc) -> None:
     fees = [ev for ev in events if isinstance(ev, AccountEvent) and ev.reason == "FUNDING_FEE"]
     assert len(fees) == 1 and fees[0].time_ms == funding_at
     rate = btc.funding.rate_at(funding_at)
-    mark_then = btc.decimal_bar(btc.bar_index(funding_at - MINUTE_MS), D("0.1"))[3]
+    mark_then = v.recorded_mark("BTCUSDT", funding_at)  # the recorded 8h mark-price kline's open
+    assert mark_then is not None
     entry = [x for x in v.engine.account.ledger if x.income_type == "FUNDING_FEE"]
     assert rate is not None and entry[0].amount == (-D("0.010") * mark_then * rate).quantize(D("1e-8"))

@@ -10,8 +10,9 @@ short the high — so a stop and a take-profit inside the same bar resolve stop-
 Ties (open equally far from both extremes) go to the high first.
 
 **Mark price** follows the path (Binance's mark is an index-based average the recorded
-candles cannot reproduce); the recorded 8h mark-price klines, when present, are served as
-``markPrice`` in ``GET /fapi/v1/fundingRate``. **Funding** settles every 8 h (00:00, 08:00,
+candles cannot reproduce); the recorded 8h mark-price klines, when present, give the mark price
+funding settles on (the kline's open at the settlement time) and ``markPrice`` in
+``GET /fapi/v1/fundingRate``. **Funding** settles every 8 h (00:00, 08:00,
 16:00 UTC) at the recorded rate for that time, else the configured default rate.
 """
 

@@ -738,9 +738,10 @@ class MatchingEngine:
 
     # ------------------------------------------------------------------ funding / liquidation
 
-    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int) -> Decimal:
-        """Settle funding at ``rate``; emits ACCOUNT_UPDATE FUNDING_FEE when a position paid."""
-        mark = self._mark(symbol)
+    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int, mark: Decimal | None = None) -> Decimal:
+        """Settle funding at ``rate`` on ``mark`` (default: the current mark price); emits
+        ACCOUNT_UPDATE FUNDING_FEE when a position paid or received."""
+        mark = mark if mark is not None else self._mark(symbol)
         amount = self.account.apply_funding(symbol, mark, rate, now_ms)
         if amount:
             pos = self.account.position(symbol)

@@ -174,7 +174,17 @@ class Venue:
     def _settle_funding(self, after_ms: int, until_ms: int, market: list[MarketTick]) -> None:
         for ft in funding_times_between(after_ms, until_ms):
             for sym in self.data:
-                self.engine.apply_funding(sym, self.funding_rate(sym, ft), ft)
+                self.engine.apply_funding(sym, self.funding_rate(sym, ft), ft, self.recorded_mark(sym, ft))
+
+    def recorded_mark(self, symbol: str, time_ms: int) -> Decimal | None:
+        """The recorded mark price at a funding time (open of the 8h mark kline), if any."""
+        m = self.data[symbol].mark_8h
+        if m is None:
+            return None
+        i = int(np.searchsorted(m.open_time, time_ms))
+        if i < len(m) and int(m.open_time[i]) == time_ms:
+            return m.candle(i).open
+        return None
 
     def _start_bar(self, bar_open: int) -> None:
         steps = self.config.path_steps
