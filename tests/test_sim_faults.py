@@ -115,7 +115,7 @@ async def test_listen_key_expiry_and_dropped_websockets(server, client) -> None:
         assert body["code"] == -1125
         server.faults.drop_websockets()
         await server.advance(0.001)
-        await asyncio.wait_for(market.task, 3)
+        await asyncio.wait_for(market.task, 10)
         assert market.ws.closed
 
 

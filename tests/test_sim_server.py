@@ -54,7 +54,7 @@ class Frames:
             if msg.type is aiohttp.WSMsgType.TEXT:
                 self.items.append(json.loads(msg.data))
 
-    async def wait_for(self, pred, timeout_s: float = 3.0) -> dict:
+    async def wait_for(self, pred, timeout_s: float = 10.0) -> dict:
         async with asyncio.timeout(timeout_s):
             while True:
                 for item in self.items:
@@ -225,7 +225,7 @@ async def test_listen_key_lifecycle_and_24h_disconnect(server: SimServer, client
         await server.advance(61 * 60)  # no keepalive for 61 simulated minutes
         expired = await ws.wait_for(lambda f: f.get("e") == "listenKeyExpired")
         assert isinstance(expired["E"], int) and expired["listenKey"] == first["listenKey"]
-        await asyncio.wait_for(ws.task, 3)
+        await asyncio.wait_for(ws.task, 10)
         _, fresh = await client.request("POST", "/fapi/v1/listenKey", key=True)
         assert fresh["listenKey"] != first["listenKey"]
         market = Frames(await session.ws_connect(f"{server.ws_url}/market/ws/btcusdt@kline_1m"))
@@ -240,7 +240,7 @@ async def test_more_than_ten_messages_per_second_disconnects(server: SimServer) 
         frames = Frames(await session.ws_connect(f"{server.ws_url}/market/ws"))
         for i in range(12):
             await frames.ws.send_str(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": i}))
-        await asyncio.wait_for(frames.task, 3)
+        await asyncio.wait_for(frames.task, 10)
         assert frames.ws.closed and len([f for f in frames.items if "id" in f]) <= 10
 
 
