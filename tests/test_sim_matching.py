@@ -326,3 +326,20 @@ def test_history_retention_like_binance() -> None:
     e.prune(T0 + 91 * 86_400_000)
     assert e.trades == [] and e.account.ledger == []
     assert e.account.wallet == D(10000) + e.account.ledger_total()  # the folded sum still balances
+
+
+@pytest.mark.parametrize(("margin", "side"), [(MarginType.ISOLATED, Side.BUY), (MarginType.ISOLATED, Side.SELL),
+                                             (MarginType.CROSSED, Side.BUY), (MarginType.CROSSED, Side.SELL)])
+def test_reported_liquidation_price_is_where_liquidation_happens(margin: MarginType, side: Side) -> None:
+    e = engine(balance=D(500))
+    if margin is MarginType.ISOLATED:
+        e.set_margin_type("BTCUSDT", margin, T0)
+    e.set_leverage("BTCUSDT", 50, T0)
+    market(e, side, "0.100")
+    liq = e.position_state("BTCUSDT").liquidation_price
+    assert liq > 0
+    step = D("-1.0") if side is Side.BUY else D("1.0")
+    e.set_price("BTCUSDT", liq - 3 * step, T0 + 1)  # three ticks before: still alive
+    assert e.account.position("BTCUSDT").qty != 0
+    e.set_price("BTCUSDT", liq + step, T0 + 2)  # one dollar past it: liquidated
+    assert e.account.position("BTCUSDT").qty == 0

@@ -50,6 +50,7 @@ def position(p: PositionState) -> Position:
         symbol=p.symbol, quantity=p.qty, entry_price=p.entry_price, mark_price=p.mark_price,
         unrealized_pnl=p.unrealized, leverage=p.leverage, margin_type=p.margin_type,
         break_even_price=p.break_even, isolated_wallet=p.isolated_wallet, update_time_ms=p.update_ms,
+        liquidation_price=p.liquidation_price,
     )
 
 

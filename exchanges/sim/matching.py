@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable
 from typing import TypeVar
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from core.types import (
     ZERO,
@@ -459,7 +459,30 @@ class MatchingEngine:
         return PositionState(
             symbol, pos.qty, pos.entry_price, pos.break_even(), pos.cum_realized, pos.unrealized(mark),
             pos.margin_type, pos.isolated_wallet, mark, pos.leverage, pos.update_time_ms,
+            self.liquidation_price(symbol),
         )
+
+    def liquidation_price(self, symbol: str) -> Decimal:
+        """Mark price at which the simplified liquidation rule (account.py) fires, 0 when flat.
+
+        Solves ``margin + (p − entry) × qty = |qty| × p × maint_rate`` for p, where margin is the
+        isolated wallet, or for cross the cross wallet plus the other cross positions' unrealized
+        PnL minus their maintenance margin (their marks held constant).
+        """
+        pos = self.account.position(symbol)
+        if not pos.qty:
+            return ZERO
+        rate = self.specs[symbol].maint_rate
+        if pos.margin_type is MarginType.ISOLATED:
+            margin = pos.isolated_wallet
+        else:
+            own_upnl, own_maint = self._cross_terms.get(symbol, (ZERO, ZERO))
+            margin = (self.account.cross_wallet() + self._cross_upnl - own_upnl
+                      - (self._cross_maint - own_maint))
+        q = pos.qty
+        denominator = q * (1 - rate) if q > 0 else q * (1 + rate)
+        price = (pos.entry_price * q - margin) / denominator
+        return to_tick(max(price, ZERO), self.specs[symbol].rules.tick_size, ROUND_HALF_UP)
 
     def _account_event(self, reason: str, now_ms: int, change: Decimal, symbols: tuple[str, ...],
                        symbol: str = "") -> None:

@@ -155,6 +155,7 @@ class PositionState:
     mark_price: Decimal
     leverage: int
     update_ms: int
+    liquidation_price: Decimal = ZERO
 
 
 @dataclass(frozen=True, slots=True)

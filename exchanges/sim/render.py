@@ -117,7 +117,7 @@ def position_v3(p: PositionState, open_order_im: Decimal, maint_rate: Decimal) -
     return {
         "symbol": p.symbol, "positionSide": "BOTH", "positionAmt": num(p.qty), "entryPrice": num(p.entry_price),
         "breakEvenPrice": num(p.break_even), "markPrice": num(p.mark_price), "unRealizedProfit": money(p.unrealized),
-        "liquidationPrice": "0", "isolatedMargin": money(p.isolated_wallet + p.unrealized) if iso else "0",
+        "liquidationPrice": num(p.liquidation_price), "isolatedMargin": money(p.isolated_wallet + p.unrealized) if iso else "0",
         "notional": money(notional), "marginAsset": "USDT", "isolatedWallet": money(p.isolated_wallet) if iso else "0",
         "initialMargin": money(im + open_order_im), "maintMargin": money(abs(notional) * maint_rate),
         "positionInitialMargin": money(im), "openOrderInitialMargin": money(open_order_im), "adl": 0,
@@ -130,7 +130,7 @@ def position_v2(p: PositionState, max_notional: Decimal) -> Json:
     return {
         "symbol": p.symbol, "positionAmt": num(p.qty), "entryPrice": num(p.entry_price),
         "breakEvenPrice": num(p.break_even), "markPrice": num(p.mark_price), "unRealizedProfit": money(p.unrealized),
-        "liquidationPrice": "0", "leverage": str(p.leverage), "maxNotionalValue": num(max_notional),
+        "liquidationPrice": num(p.liquidation_price), "leverage": str(p.leverage), "maxNotionalValue": num(max_notional),
         "marginType": "isolated" if iso else "cross",
         "isolatedMargin": money(p.isolated_wallet + p.unrealized) if iso else "0.00000000",
         "isAutoAddMargin": "false", "positionSide": "BOTH", "notional": money(p.qty * p.mark_price),
