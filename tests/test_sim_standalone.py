@@ -46,3 +46,34 @@ async def test_standalone_server_serves_until_sigterm(data_dir: Path) -> None:
         async with asyncio.timeout(15):
             rc = await proc.wait()
     assert rc == 0
+
+
+async def test_standalone_manual_clock_with_admin_advance(data_dir: Path) -> None:
+    import aiohttp
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "main.py", "sim", "--symbols", "ETHUSDT", "--speed", "0", "--admin",
+        "--data-dir", str(data_dir), cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        info: dict[str, str] = {}
+        async with asyncio.timeout(30):
+            while "READY" not in info:
+                line = (await proc.stdout.readline()).decode().strip()  # type: ignore[union-attr]
+                assert line, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+                key, _, value = line.partition("=")
+                info[key] = value
+        assert len(info["API_KEY"]) == 64 and len(info["API_SECRET"]) == 64  # random pair when not given
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{info['REST_URL']}/fapi/v1/time") as r:
+                before = (await r.json())["serverTime"]
+            assert before == int(info["SIM_START_MS"])  # the manual clock stands still
+            async with session.post(f"{info['REST_URL']}/sim/admin/advance", json={"seconds": 120}) as r:
+                assert (await r.json())["now_ms"] == before + 120_000
+            async with session.get(f"{info['REST_URL']}/fapi/v1/time") as r:
+                assert (await r.json())["serverTime"] == before + 120_000
+    finally:
+        proc.send_signal(signal.SIGINT)
+        async with asyncio.timeout(15):
+            rc = await proc.wait()
+    assert rc == 0
