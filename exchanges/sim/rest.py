@@ -285,6 +285,36 @@ def open_orders(ctx: SimContext, p: Params) -> Any:
     return [render.order(ctx.spec(o.symbol), o, query=True) for o in ctx.venue.engine.open_orders(sym)]
 
 
+def all_orders(ctx: SimContext, p: Params) -> Any:
+    """GET /fapi/v1/allOrders: open and final orders still kept (see MatchingEngine.prune)."""
+    sym = p.get("symbol") or None
+    if sym:
+        ctx.spec(sym)
+    oid, start, end = integer(p, "orderId"), integer(p, "startTime"), integer(p, "endTime")
+    limit = min(integer(p, "limit") or 500, 1000)
+    rows = [o for o in ctx.venue.engine.orders.values() if (sym is None or o.symbol == sym)
+            and (oid is None or o.order_id >= oid) and (start is None or o.time_ms >= start)
+            and (end is None or o.time_ms <= end)]
+    rows = rows[:limit] if (oid is not None or start is not None) else rows[-limit:]
+    return [render.order(ctx.spec(o.symbol), o, query=True) for o in rows]
+
+
+def ticker_price(ctx: SimContext, p: Params) -> Any:
+    def one(sym: str) -> dict[str, Any]:
+        last = ctx.venue.engine.last_price(sym) or Decimal(0)
+        return {"symbol": sym, "price": render.num(last), "time": ctx.now_ms}
+    return one(_symbol(ctx, p)) if p.get("symbol") else [one(s) for s in ctx.venue.specs]
+
+
+def book_ticker(ctx: SimContext, p: Params) -> Any:
+    # No order book is simulated: bid = ask = last price (see matching.py).
+    def one(sym: str) -> dict[str, Any]:
+        last = render.num(ctx.venue.engine.last_price(sym) or Decimal(0))
+        return {"symbol": sym, "bidPrice": last, "bidQty": "1", "askPrice": last, "askQty": "1",
+                "time": ctx.now_ms}
+    return one(_symbol(ctx, p)) if p.get("symbol") else [one(s) for s in ctx.venue.specs]
+
+
 def cancel_all_orders(ctx: SimContext, p: Params) -> Any:
     ctx.venue.engine.cancel_all(_symbol(ctx, p), ctx.now_ms)
     return {"code": 200, "msg": "The operation of cancel all open order is done."}
@@ -620,6 +650,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/fapi/v1/order", query_order, S, w(1)),
     Route("DELETE", "/fapi/v1/order", cancel_order, S, w(1)),
     Route("GET", "/fapi/v1/openOrders", open_orders, S, by_symbol(1, 40)),
+    Route("GET", "/fapi/v1/allOrders", all_orders, S, w(5)),
+    Route("GET", "/fapi/v2/ticker/price", ticker_price, N, by_symbol(1, 2)),
+    Route("GET", "/fapi/v1/ticker/bookTicker", book_ticker, N, by_symbol(2, 5)),
     Route("DELETE", "/fapi/v1/allOpenOrders", cancel_all_orders, S, w(1)),
     Route("POST", "/fapi/v1/batchOrders", batch_orders, S, w(5), orders=5),
     Route("POST", "/fapi/v1/algoOrder", new_algo, S, w(0), orders=1),
