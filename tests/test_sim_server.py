@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from typing import Any
 from decimal import Decimal as D
 from pathlib import Path
 
 import aiohttp
 import pytest
+import websockets
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -42,17 +45,22 @@ async def client(server: SimServer):
 
 
 class Frames:
-    """Reads websocket frames in the background."""
+    """Reads websocket frames in the background (an aiohttp or a ``websockets`` connection)."""
 
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+    def __init__(self, ws: Any) -> None:
         self.ws = ws
         self.items: list[dict] = []
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        async for msg in self.ws:
-            if msg.type is aiohttp.WSMsgType.TEXT:
-                self.items.append(json.loads(msg.data))
+        if isinstance(self.ws, aiohttp.ClientWebSocketResponse):
+            async for msg in self.ws:
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self.items.append(json.loads(msg.data))
+        else:  # the websockets library: iteration ends when the server closes
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for text in self.ws:
+                    self.items.append(json.loads(text))
 
     async def wait_for(self, pred, timeout_s: float = 10.0) -> dict:
         async with asyncio.timeout(timeout_s):
@@ -72,8 +80,8 @@ async def test_binance_md_client_trades_a_protected_position(server: SimServer, 
     btc = next(s for s in info["symbols"] if s["symbol"] == "BTCUSDT")
     tick = D(next(f for f in btc["filters"] if f["filterType"] == "PRICE_FILTER")["tickSize"])
     _, key = await client.request("POST", "/fapi/v1/listenKey", key=True)
-    async with aiohttp.ClientSession() as session:
-        ws = await session.ws_connect(f"{server.ws_url}/private/ws?listenKey={key['listenKey']}")
+    # The user stream through the `websockets` library, the REST calls through aiohttp.
+    async with websockets.connect(f"{server.ws_url}/private/ws?listenKey={key['listenKey']}") as ws:
         frames = Frames(ws)
         _, prem = await client.request("GET", "/fapi/v1/premiumIndex", {"symbol": "BTCUSDT"})
         mark = D(prem["markPrice"])
