@@ -4,7 +4,7 @@ Each case compares one simulated payload with the matching fixture in
 ../shared/fixtures/binance. A key Binance sends that the simulator lacks, or a value of
 another JSON type, fails — unless listed in the case with the reason (a field BINANCE.md
 documents as newer, as trailing-only, or as removed). Sim payloads come from the same
-``rest.py`` handlers and ``render.py`` functions the server answers with.
+``rest_*.py`` handlers and ``render.py`` functions the server answers with.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from typing import Any
 import pytest
 
 from core.types import OrderType, Side, WorkingType
-from exchanges.sim import render, rest
+from exchanges.sim import render
+from exchanges.sim import rest_account as acc
+from exchanges.sim import rest_market as mkt
+from exchanges.sim import rest_orders as ords
 from exchanges.sim.errors import SimError
 from exchanges.sim.faults import Faults
 from exchanges.sim.feed import load_symbol_data
@@ -85,25 +88,25 @@ def world(data_dir: Path) -> dict[str, Any]:
     ctx = SimContext(venue, Faults())
     eng = venue.engine
     out: dict[str, Any] = {"ctx": ctx, "events": [], "ticks": []}
-    out["new_order"] = rest.new_order(ctx, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010",
+    out["new_order"] = ords.new_order(ctx, {"symbol": "BTCUSDT", "side": "BUY", "type": "MARKET", "quantity": "0.010",
                                             "newOrderRespType": "RESULT"})
     mark = eng.mark_price("BTCUSDT")
     trig = (mark * D("0.8")).quantize(D("0.1"))  # far: the position lives through a funding time
-    out["new_algo"] = rest.new_algo(ctx, {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL",
+    out["new_algo"] = ords.new_algo(ctx, {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL",
                                           "type": "STOP_MARKET", "triggerPrice": str(trig), "closePosition": "true",
                                           "workingType": "MARK_PRICE"})
-    tp = rest.new_algo(ctx, {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", "type": "TAKE_PROFIT",
+    tp = ords.new_algo(ctx, {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "SELL", "type": "TAKE_PROFIT",
                              "triggerPrice": str((mark * D("1.2")).quantize(D("0.1"))),
                              "price": str((mark * D("1.2")).quantize(D("0.1"))), "quantity": "0.010", "reduceOnly": "true"})
-    out["cancel_algo"] = rest.cancel_algo(ctx, {"algoId": str(tp["algoId"])})
-    limit = rest.new_order(ctx, {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+    out["cancel_algo"] = ords.cancel_algo(ctx, {"algoId": str(tp["algoId"])})
+    limit = ords.new_order(ctx, {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
                                  "quantity": "0.010", "price": str((mark * D("0.97")).quantize(D("0.1")))})
-    out["query_order"] = rest.query_order(ctx, {"symbol": "BTCUSDT", "orderId": str(limit["orderId"])})
-    out["position_v3"] = rest.position_risk_v3(ctx, {})
-    out["position_v2"] = rest.position_risk_v2(ctx, {})
-    out["account_v3"] = rest.account_v3(ctx, {})
-    out["account_v2"] = rest.account_v2(ctx, {})
-    out["cancel_all"] = rest.cancel_all_orders(ctx, {"symbol": "BTCUSDT"})
+    out["query_order"] = ords.query_order(ctx, {"symbol": "BTCUSDT", "orderId": str(limit["orderId"])})
+    out["position_v3"] = acc.position_risk_v3(ctx, {})
+    out["position_v2"] = acc.position_risk_v2(ctx, {})
+    out["account_v3"] = acc.account_v3(ctx, {})
+    out["account_v2"] = acc.account_v2(ctx, {})
+    out["cancel_all"] = ords.cancel_all_orders(ctx, {"symbol": "BTCUSDT"})
     eng.set_leverage("BTCUSDT", 20, venue.now_ms)
     out["events"].extend(eng.drain())
     ev, ticks = venue.advance_to(venue.now_ms + 9 * 3_600_000)  # pays funding once
@@ -114,9 +117,9 @@ def world(data_dir: Path) -> dict[str, Any]:
                    trigger_price=tight, close_position=True, working_type=WorkingType.MARK_PRICE)
     ev, ticks = venue.advance_to(venue.now_ms + 6 * 3_600_000)  # the tight stop fires, the far one expires
     out["events"].extend(ev)
-    out["query_algo"] = rest.query_algo(ctx, {"algoId": str(out["new_algo"]["algoId"])})
-    out["trades"] = rest.user_trades(ctx, {"symbol": "BTCUSDT"})
-    out["income"] = rest.income(ctx, {})
+    out["query_algo"] = ords.query_algo(ctx, {"algoId": str(out["new_algo"]["algoId"])})
+    out["trades"] = acc.user_trades(ctx, {"symbol": "BTCUSDT"})
+    out["income"] = acc.income(ctx, {})
     return out
 
 
@@ -158,33 +161,33 @@ def test_rest_shapes(world: dict[str, Any], fixtures_dir: Path, name: str, fixtu
 def test_more_rest_shapes(world: dict[str, Any], fixtures_dir: Path) -> None:
     ctx = world["ctx"]
     cases = [
-        (rest.balance(ctx, {}), "nautilus_trader/crates_test_data/futures/http_json/balance.json", {}),
-        (rest.commission_rate(ctx, {"symbol": "BTCUSDT"}),
+        (acc.balance(ctx, {}), "nautilus_trader/crates_test_data/futures/http_json/balance.json", {}),
+        (acc.commission_rate(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_wallet_commission_rate_btcusdt.json", {}),
-        (rest.symbol_config(ctx, {}),
+        (acc.symbol_config(ctx, {}),
          "nautilus_trader/integration_resources/http_responses/http_futures_account_symbol_config.json", {}),
-        (rest.premium_index(ctx, {"symbol": "BTCUSDT"}),
+        (mkt.premium_index(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_market_premium_index.json", {}),
-        (rest.funding_rate(ctx, {"symbol": "BTCUSDT"}),
+        (mkt.funding_rate(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_market_funding_rate.json",
          {"markPrice": NEWER}),
-        (rest.klines(ctx, {"symbol": "BTCUSDT", "interval": "1m", "limit": "3"}),
+        (mkt.klines(ctx, {"symbol": "BTCUSDT", "interval": "1m", "limit": "3"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_market_klines.json", {}),
-        (rest.set_leverage(ctx, {"symbol": "BTCUSDT", "leverage": "21"}),
+        (acc.set_leverage(ctx, {"symbol": "BTCUSDT", "leverage": "21"}),
          "binance_net/Endpoints/UsdFutures/Account/ChangeInitialLeverage.txt", {}),
-        (rest.set_margin_type(ctx, {"symbol": "ETHUSDT" if False else "BTCUSDT", "marginType": "ISOLATED"}),
+        (acc.set_margin_type(ctx, {"symbol": "ETHUSDT" if False else "BTCUSDT", "marginType": "ISOLATED"}),
          "binance_net/Endpoints/UsdFutures/Account/ChangeMarginType.txt", {}),
-        (rest.get_dual(ctx, {}),
+        (acc.get_dual(ctx, {}),
          "nautilus_trader/integration_resources/http_responses/http_futures_account_position_side_dual.json", {}),
-        (rest.listen_key_new(ctx, {}), "docs_examples/listen_key_create_docs.json", {}),
-        (rest.listen_key_keepalive(ctx, {}), "docs_examples/listen_key_keepalive_docs.json", {}),
-        (rest.cancel_all_algos(ctx, {"symbol": "BTCUSDT"}), "docs_examples/cancel_all_algo_open_orders_response_docs.json", {}),
-        (rest.all_orders(ctx, {"symbol": "BTCUSDT"}),
+        (acc.listen_key_new(ctx, {}), "docs_examples/listen_key_create_docs.json", {}),
+        (acc.listen_key_keepalive(ctx, {}), "docs_examples/listen_key_keepalive_docs.json", {}),
+        (ords.cancel_all_algos(ctx, {"symbol": "BTCUSDT"}), "docs_examples/cancel_all_algo_open_orders_response_docs.json", {}),
+        (ords.all_orders(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_account_orders.json",
          {"cumQty": NEWER, "goodTillDate": NEWER, "priceMatch": NEWER, "selfTradePreventionMode": NEWER}),
-        (rest.book_ticker(ctx, {"symbol": "BTCUSDT"}),
+        (mkt.book_ticker(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_market_book_ticker.json", {}),
-        (rest.ticker_price(ctx, {"symbol": "BTCUSDT"}),
+        (mkt.ticker_price(ctx, {"symbol": "BTCUSDT"}),
          "nautilus_trader/integration_resources/http_responses/http_futures_market_ticker_price.json", {}),
     ]
     trailing_only = {"activatePrice": "trailing orders only", "priceRate": "trailing orders only"}
@@ -198,7 +201,7 @@ def test_more_rest_shapes(world: dict[str, Any], fixtures_dir: Path) -> None:
 
 def test_exchange_info_matches_real_capture(world: dict[str, Any], fixtures_dir: Path) -> None:
     real = load(fixtures_dir, "cryptofeed/extracted/rest_exchangeInfo_BTC_ETH_SUSHI_2021-07-22.json")
-    sim = rest.exchange_info(world["ctx"], {})
+    sim = mkt.exchange_info(world["ctx"], {})
     assert_shape({k: v for k, v in sim.items() if k != "symbols"}, {k: v for k, v in real.items() if k != "symbols"},
                  extra_ok={}, missing_ok={})
     real_btc = next(s for s in real["symbols"] if s["symbol"] == "BTCUSDT")

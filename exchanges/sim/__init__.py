@@ -8,12 +8,16 @@ Modules (one job each)::
     account.py     positions, margin, the wallet ledger (REALIZED_PNL, COMMISSION, FUNDING_FEE)
     algo.py        trigger rules of conditional orders
     matching.py    MatchingEngine: pure, deterministic, time passed in (never reads a clock)
+    conditional.py its algo-order half (NEW → TRIGGERING → TRIGGERED → FINISHED …)
+    margin.py      its margin half: available balance, funding, simplified liquidation
     feed.py        recorded candles → intra-bar price path, klines history, funding times
     venue.py       Venue: engine + recorded data + simulated time (advance_to)
     local.py       LocalExchange: ExchangePort in-process over a Venue with a FakeClock
     convert.py     simulator records → kernel records
     render.py      simulator records → Binance JSON
-    rest.py        one handler per REST endpoint + the routing table (weights, security)
+    rest.py        SimContext and parameter parsing shared by the handlers
+    rest_market.py / rest_orders.py / rest_account.py   one handler per REST endpoint
+    routes.py      the routing table (method, path, security, weight, order count)
     auth.py        HMAC-SHA256 / Ed25519 signature and timestamp verification
     limits.py      REQUEST_WEIGHT / ORDERS pools, 429 → 418 escalation
     faults.py      fault injection (Python API and admin endpoint)

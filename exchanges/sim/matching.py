@@ -31,9 +31,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TypeVar
-from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from core.types import (
     ZERO,
@@ -45,58 +44,34 @@ from core.types import (
     PositionSide,
     Side,
     TimeInForce,
-    WorkingType,
 )
-from exchanges.sim import algo as algo_rules
 from exchanges.sim.account import Account
+from exchanges.sim.conditional import ConditionalOrders
 from exchanges.sim.errors import SimError, err
+from exchanges.sim.margin import MarginRules
 from exchanges.sim.records import (
     AccountEvent,
-    AlgoEvent,
     ConfigEvent,
+    EngineConfig,
     OrderEvent,
     PositionState,
+    PriceState,
     SimAlgo,
     SimEvent,
     SimOrder,
     TradeInfo,
     TradeRecord,
 )
-from exchanges.sim.rules import SymbolSpec, decimals
+from exchanges.sim.rules import SymbolSpec, decimals, to_tick
 
 _T = TypeVar("_T")
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 BPS = Decimal("0.0001")
 ORDER_RETENTION_MS = 3 * 86_400_000  # final orders without fills: 3 days (ALGO zh-CN page)
 TRADE_RETENTION_MS = 90 * 86_400_000  # userTrades history: 3 months (CL 2026-08-26)
-MAX_OPEN_ALGOS = 200  # Binance: 200 conditional orders across all symbols (2025-12-29)
 
 
-def to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
-    """``value`` on the tick grid, rounded in the given direction, written with the tick's exponent."""
-    return ((value / tick).to_integral_value(rounding) * tick).quantize(tick)
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Money parameters of the simulated account."""
-
-    balance: Decimal = Decimal(10_000)
-    maker_fee: Decimal = Decimal("0.0002")
-    taker_fee: Decimal = Decimal("0.0005")
-    slippage_bps: Decimal = Decimal(1)
-    default_leverage: int = 20
-    pessimistic: bool = True
-
-
-@dataclass(slots=True)
-class PriceState:
-    last: Decimal
-    mark: Decimal
-    time_ms: int
-
-
-class MatchingEngine:
+class MatchingEngine(ConditionalOrders, MarginRules):
     """Orders, algo orders, positions and the wallet of one simulated account."""
 
     def __init__(self, specs: Iterable[SymbolSpec], config: EngineConfig | None = None) -> None:
@@ -209,37 +184,6 @@ class MatchingEngine:
         if pos == 0 or (pos > 0) == (side is Side.BUY):
             return qty
         return max(ZERO, qty - abs(pos))
-
-    def available_balance(self) -> Decimal:
-        """Cross wallet + cross unrealized losses − cross position and open-order margin."""
-        acct = self.account
-        upnl = ZERO
-        used = ZERO
-        for sym, pos in acct.positions.items():
-            if not pos.qty or pos.margin_type is MarginType.ISOLATED:
-                continue
-            mark = self._mark(sym)
-            upnl += pos.unrealized(mark)
-            used += pos.initial_margin(mark)
-        return acct.cross_wallet() + min(upnl, ZERO) - used - self.open_order_margin()
-
-    def open_order_margin(self, symbol: str | None = None) -> Decimal:
-        total = ZERO
-        for o in self.open_orders(symbol):
-            if o.reduce_only:
-                continue
-            lev = self.account.position(o.symbol).leverage
-            total += self._increase_qty(o.symbol, o.side, o.remaining) * o.price / lev
-        return total
-
-    def _check_margin(self, symbol: str, side: Side, qty: Decimal, price: Decimal) -> None:
-        inc = self._increase_qty(symbol, side, qty)
-        if not inc:
-            return
-        lev = self.account.position(symbol).leverage
-        needed = inc * price / lev + inc * price * self.config.taker_fee
-        if needed > self.available_balance():
-            raise err(-2019)
 
     def _mark(self, symbol: str) -> Decimal:
         p = self.prices.get(symbol)
@@ -462,28 +406,6 @@ class MatchingEngine:
             self.liquidation_price(symbol),
         )
 
-    def liquidation_price(self, symbol: str) -> Decimal:
-        """Mark price at which the simplified liquidation rule (account.py) fires, 0 when flat.
-
-        Solves ``margin + (p − entry) × qty = |qty| × p × maint_rate`` for p, where margin is the
-        isolated wallet, or for cross the cross wallet plus the other cross positions' unrealized
-        PnL minus their maintenance margin (their marks held constant).
-        """
-        pos = self.account.position(symbol)
-        if not pos.qty:
-            return ZERO
-        rate = self.specs[symbol].maint_rate
-        if pos.margin_type is MarginType.ISOLATED:
-            margin = pos.isolated_wallet
-        else:
-            own_upnl, own_maint = self._cross_terms.get(symbol, (ZERO, ZERO))
-            margin = (self.account.cross_wallet() + self._cross_upnl - own_upnl
-                      - (self._cross_maint - own_maint))
-        q = pos.qty
-        denominator = q * (1 - rate) if q > 0 else q * (1 + rate)
-        price = (pos.entry_price * q - margin) / denominator
-        return to_tick(max(price, ZERO), self.specs[symbol].rules.tick_size, ROUND_HALF_UP)
-
     def _account_event(self, reason: str, now_ms: int, change: Decimal, symbols: tuple[str, ...],
                        symbol: str = "") -> None:
         acct = self.account
@@ -520,191 +442,6 @@ class MatchingEngine:
                 hit = state.last > o.price if strict else state.last >= o.price
             if hit:
                 self._execute(o, o.remaining, o.price, maker=True, now_ms=now_ms)
-
-    # ------------------------------------------------------------------ algo orders
-
-    def place_algo(
-        self, *, symbol: str, side: Side, order_type: OrderType, now_ms: int,
-        quantity: Decimal | None = None, trigger_price: Decimal | None = None,
-        price: Decimal | None = None, working_type: WorkingType = WorkingType.CONTRACT_PRICE,
-        close_position: bool = False, reduce_only: bool = False,
-        time_in_force: TimeInForce = TimeInForce.GTC, price_protect: bool = False,
-        activate_price: Decimal | None = None, callback_rate: Decimal | None = None,
-        client_algo_id: str | None = None, position_side: PositionSide = PositionSide.BOTH,
-    ) -> SimAlgo:
-        """POST /fapi/v1/algoOrder (algoType=CONDITIONAL)."""
-        spec = self.spec(symbol)
-        if not order_type.is_conditional:
-            raise err(-1116)
-        self._check_mode(position_side)
-        if client_algo_id is None:
-            client_algo_id = self._next_client_id("simalgo")
-        self._check_client_id(client_algo_id, algo=True)
-        if close_position:
-            if order_type not in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT_MARKET):
-                raise SimError(-4136, "Target strategy invalid for orderType " + order_type.value + ",closePosition true")
-            if quantity is not None or reduce_only:
-                raise SimError(-4138, "Reduce only must be true or closePosition when it is a close position order.")
-            qty = ZERO
-        else:
-            if quantity is None:
-                raise err(-1102, "quantity")
-            self._check_qty(spec, quantity)
-            qty = quantity
-        if order_type is OrderType.TRAILING_STOP_MARKET:
-            if callback_rate is None:
-                raise err(-1102, "callbackRate")
-            if not (Decimal("0.1") <= callback_rate <= Decimal(20)):
-                raise SimError(-2007, "Invalid callBack rate.")
-            if activate_price is not None:
-                self._check_price(spec, activate_price)
-            trigger = ZERO
-        else:
-            if trigger_price is None:
-                raise err(-1102, "triggerPrice")
-            self._check_price(spec, trigger_price)
-            trigger = trigger_price
-        if order_type in (OrderType.STOP, OrderType.TAKE_PROFIT):
-            if price is None:
-                raise err(-1102, "price")
-            self._check_price(spec, price)
-        if len(self.open_algos()) >= MAX_OPEN_ALGOS:
-            raise SimError(-4045, "Reach max stop order limit.")
-        a = SimAlgo(
-            algo_id=self._algo_seq + 1, client_algo_id=client_algo_id, symbol=symbol, side=side,
-            type=order_type, quantity=qty, trigger_price=trigger,
-            price=price if price is not None else ZERO, working_type=working_type,
-            close_position=close_position, reduce_only=reduce_only, time_in_force=time_in_force,
-            price_protect=price_protect, create_ms=now_ms, update_ms=now_ms,
-            activate_price=activate_price, callback_rate=callback_rate, position_side=position_side,
-        )
-        state = self.prices.get(symbol)
-        if state is not None and algo_rules.would_trigger_now(a, algo_rules.reference(a, state.last, state.mark)):
-            raise err(-2021)
-        if reduce_only and not close_position and self._increase_qty(symbol, side, qty) == qty \
-                and self.account.position(symbol).qty:
-            raise err(-2022)
-        self._algo_seq += 1
-        self._add_algo(a)
-        self.events.append(AlgoEvent(a.snapshot(), now_ms))
-        return a.snapshot()
-
-    def reject_algo(self, algo_id: int, now_ms: int, reason: str) -> SimAlgo:
-        """Move an open algo order to REJECTED with ``reason`` (the Algo Service refused it)."""
-        a = self.algos[algo_id]
-        self._algo_final(a, AlgoStatus.REJECTED, now_ms, reason)
-        return a.snapshot()
-
-    def _find_algo(self, algo_id: int | None, client_algo_id: str | None) -> SimAlgo | None:
-        if algo_id is not None:
-            return self.algos.get(algo_id)
-        if client_algo_id is not None:
-            found = [a for a in self.algos.values() if a.client_algo_id == client_algo_id]
-            open_ = [a for a in found if a.status.is_open]
-            return (open_ or found or [None])[-1]
-        raise err(-1102, "algoId")
-
-    def get_algo(self, *, algo_id: int | None = None, client_algo_id: str | None = None) -> SimAlgo:
-        a = self._find_algo(algo_id, client_algo_id)
-        if a is None:
-            raise err(-2013)
-        return a.snapshot()
-
-    def cancel_algo(self, *, now_ms: int, algo_id: int | None = None,
-                    client_algo_id: str | None = None) -> SimAlgo:
-        a = self._find_algo(algo_id, client_algo_id)
-        if a is None or a.status is not AlgoStatus.NEW:
-            raise err(-2011)
-        self._algo_final(a, AlgoStatus.CANCELED, now_ms, "")
-        return a.snapshot()
-
-    def cancel_all_algos(self, symbol: str, now_ms: int) -> int:
-        self.spec(symbol)
-        algos = [a for a in self.open_algos(symbol) if a.status is AlgoStatus.NEW]
-        for a in algos:
-            self._algo_final(a, AlgoStatus.CANCELED, now_ms, "")
-        return len(algos)
-
-    def _algo_final(self, a: SimAlgo, status: AlgoStatus, now_ms: int, reason: str) -> None:
-        a.status = status
-        a.reason = reason
-        a.update_ms = now_ms
-        self.events.append(AlgoEvent(a.snapshot(), now_ms))
-
-    def _run_triggers(self, symbol: str, state: PriceState, prev_last: Decimal, now_ms: int) -> None:
-        for a in sorted(self.open_algos(symbol), key=lambda x: x.algo_id):
-            if a.status is not AlgoStatus.NEW:
-                continue
-            was_active = a.activated
-            fired = algo_rules.step(a, algo_rules.reference(a, state.last, state.mark))
-            if a.activated and not was_active:
-                # Trailing stop activated: Binance pushes a second NEW with ia=true (2026-08).
-                a.update_ms = now_ms
-                self.events.append(AlgoEvent(a.snapshot(), now_ms))
-            if fired:
-                crossed = None
-                if a.working_type is WorkingType.CONTRACT_PRICE or state.mark == state.last:
-                    if not algo_rules.condition_met(a.type if a.type is not OrderType.TRAILING_STOP_MARKET
-                                                    else OrderType.STOP_MARKET, a.side, a.trigger_price, prev_last):
-                        crossed = a.trigger_price
-                self._trigger(a, now_ms, crossed)
-
-    def _trigger(self, a: SimAlgo, now_ms: int, crossed_at: Decimal | None) -> None:
-        a.status = AlgoStatus.TRIGGERING
-        a.trigger_ms = now_ms
-        a.update_ms = now_ms
-        self.events.append(AlgoEvent(a.snapshot(), now_ms))
-        pos = self.account.position(a.symbol).qty
-        opposing = pos != 0 and (pos > 0) != (a.side is Side.BUY)
-        if a.close_position:
-            if not opposing:
-                self._algo_final(a, AlgoStatus.EXPIRED, now_ms, "Position is closed")
-                return
-            qty = abs(pos)
-        elif a.reduce_only:
-            if not opposing:
-                self._algo_final(a, AlgoStatus.REJECTED, now_ms, "Reduce Only reject")
-                return
-            qty = min(a.quantity, abs(pos))
-        else:
-            qty = a.quantity
-            if self._increase_qty(a.symbol, a.side, qty):
-                try:
-                    self._check_margin(a.symbol, a.side, qty, self.prices[a.symbol].last)
-                except SimError:
-                    self._algo_final(a, AlgoStatus.REJECTED, now_ms, "Margin is insufficient")
-                    return
-        child_type = OrderType.LIMIT if a.type in (OrderType.STOP, OrderType.TAKE_PROFIT) else OrderType.MARKET
-        self._order_seq += 1
-        child = SimOrder(
-            order_id=self._order_seq, client_order_id=a.client_algo_id, symbol=a.symbol, side=a.side,
-            type=child_type, orig_qty=qty, price=a.price if child_type is OrderType.LIMIT else ZERO,
-            time_in_force=a.time_in_force if child_type is OrderType.LIMIT else TimeInForce.GTC,
-            reduce_only=a.reduce_only, time_ms=now_ms, update_ms=now_ms, orig_type=a.type,
-            close_position=a.close_position, stop_price=a.trigger_price, working_type=a.working_type,
-            price_protect=a.price_protect, algo_id=a.algo_id,
-        )
-        self._add_order(child)
-        a.actual_order_id = child.order_id
-        a.actual_type = child_type
-        self._emit_order(child, ExecutionType.NEW, now_ms)
-        a.status = AlgoStatus.TRIGGERED
-        self.events.append(AlgoEvent(a.snapshot(), now_ms))
-        last = self.prices[a.symbol].last
-        if child_type is OrderType.MARKET:
-            self._take(child, now_ms, crossed_at)
-        elif (child.side is Side.BUY and child.price >= last) or (child.side is Side.SELL and child.price <= last):
-            self._take(child, now_ms, None)
-
-    def _settle_algo_child(self, order: SimOrder, now_ms: int) -> None:
-        if not order.algo_id or order.status.is_open:
-            return
-        a = self.algos.get(order.algo_id)
-        if a is None or a.status is not AlgoStatus.TRIGGERED:
-            return
-        a.executed_qty = order.executed_qty
-        a.avg_price = order.avg_price
-        self._algo_final(a, AlgoStatus.FINISHED, now_ms, "")
 
     # ------------------------------------------------------------------ history retention
 
@@ -759,61 +496,6 @@ class MatchingEngine:
             raise err(-4068)
         self.account.dual_side = dual
 
-    # ------------------------------------------------------------------ funding / liquidation
-
-    def apply_funding(self, symbol: str, rate: Decimal, now_ms: int, mark: Decimal | None = None) -> Decimal:
-        """Settle funding at ``rate`` on ``mark`` (default: the current mark price); emits
-        ACCOUNT_UPDATE FUNDING_FEE when a position paid or received."""
-        mark = mark if mark is not None else self._mark(symbol)
-        amount = self.account.apply_funding(symbol, mark, rate, now_ms)
-        if amount:
-            pos = self.account.position(symbol)
-            symbols = (symbol,) if pos.margin_type is MarginType.ISOLATED else ()
-            self._account_event("FUNDING_FEE", now_ms, amount, symbols, symbol=symbol)
-        return amount
-
-    def _update_cross_terms(self, symbol: str) -> None:
-        pos = self.account.position(symbol)
-        if pos.qty and pos.margin_type is MarginType.CROSSED:
-            mark = self._mark(symbol)
-            terms = (pos.unrealized(mark), abs(pos.qty) * mark * self.specs[symbol].maint_rate)
-        else:
-            terms = (ZERO, ZERO)
-        old = self._cross_terms.get(symbol, (ZERO, ZERO))
-        self._cross_terms[symbol] = terms
-        self._cross_upnl += terms[0] - old[0]
-        self._cross_maint += terms[1] - old[1]
-
-    def _check_liquidation(self, symbol: str, now_ms: int) -> None:
-        """Simplified liquidation (see account.py): isolated per position, cross for the account."""
-        pos = self.account.position(symbol)
-        if pos.qty and pos.margin_type is MarginType.ISOLATED:
-            mark = self._mark(symbol)
-            if pos.isolated_wallet + pos.unrealized(mark) <= abs(pos.qty) * mark * self.specs[symbol].maint_rate:
-                self._liquidate(symbol, now_ms)
-        self._update_cross_terms(symbol)
-        if self._cross_maint > 0 and self.account.cross_wallet() + self._cross_upnl <= self._cross_maint:
-            for sym, (_u, maint) in list(self._cross_terms.items()):
-                if maint > 0:
-                    self._liquidate(sym, now_ms)
-                    self._update_cross_terms(sym)
-
-    def _liquidate(self, symbol: str, now_ms: int) -> None:
-        pos = self.account.position(symbol)
-        side = Side.SELL if pos.qty > 0 else Side.BUY
-        self._order_seq += 1
-        order = SimOrder(
-            order_id=self._order_seq, client_order_id=f"autoclose-{now_ms}", symbol=symbol, side=side,
-            type=OrderType.LIMIT, orig_qty=abs(pos.qty), price=self._mark(symbol),
-            time_in_force=TimeInForce.IOC, reduce_only=True, time_ms=now_ms, update_ms=now_ms,
-            orig_type=OrderType.LIMIT,
-        )
-        self._add_order(order)
-        for o in self.open_orders(symbol):
-            if o is not order:
-                self._finish(o, OrderStatus.CANCELED, ExecutionType.CANCELED, now_ms)
-        self._execute(order, order.orig_qty, self._mark(symbol), maker=False, now_ms=now_ms,
-                      execution=ExecutionType.CALCULATED)
 
 
 def _live(index: dict[str, dict[int, _T]], symbol: str | None) -> list[_T]:

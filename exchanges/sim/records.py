@@ -179,3 +179,22 @@ class ConfigEvent:
 
 
 SimEvent = OrderEvent | AlgoEvent | AccountEvent | ConfigEvent
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Money parameters of the simulated account."""
+
+    balance: Decimal = Decimal(10_000)
+    maker_fee: Decimal = Decimal("0.0002")
+    taker_fee: Decimal = Decimal("0.0005")
+    slippage_bps: Decimal = Decimal(1)
+    default_leverage: int = 20
+    pessimistic: bool = True
+
+
+@dataclass(slots=True)
+class PriceState:
+    last: Decimal
+    mark: Decimal
+    time_ms: int

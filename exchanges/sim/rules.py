@@ -108,3 +108,8 @@ def decimals(value: Decimal) -> int:
     """Digits after the decimal point of ``value`` as written (``1.10`` → 2)."""
     exp = value.as_tuple().exponent
     return max(0, -int(exp)) if isinstance(exp, int) else 0
+
+
+def to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
+    """``value`` on the tick grid, rounded in the given direction, written with the tick's exponent."""
+    return ((value / tick).to_integral_value(rounding) * tick).quantize(tick)

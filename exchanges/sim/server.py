@@ -40,7 +40,8 @@ from exchanges.sim.faults import UNKNOWN_503_MSG, Faults
 from exchanges.sim.feed import kline_rows
 from exchanges.sim.limits import RateLimiter
 from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, OrderEvent, SimEvent
-from exchanges.sim.rest import ROUTES, Route, Security, SimContext
+from exchanges.sim.rest import Security, SimContext
+from exchanges.sim.routes import ROUTES, Route
 from exchanges.sim.server_ws import Connection, StreamHub
 from exchanges.sim.venue import KlineTick, MarketTick, MarkTick, TradeTick, Venue
 
