@@ -279,6 +279,13 @@ async def test_batch_orders_and_open_order_listings(server: SimServer, client: B
     assert body[1]["code"] == -4120 and body[2]["code"] == -1111
     _, opened = await client.request("GET", "/fapi/v1/openOrders", {"symbol": "BTCUSDT"}, signed=True)
     assert [o["clientOrderId"] for o in opened] == ["b-1"]
+    _, one = await client.request("GET", "/fapi/v1/openOrder", {"symbol": "BTCUSDT", "origClientOrderId": "b-1"},
+                                  signed=True)
+    assert one["orderId"] == opened[0]["orderId"]
+    _, second = await client.request("POST", "/fapi/v1/order", {**batch[0], "newClientOrderId": "b-2"}, signed=True)
+    _, cancelled = await client.request("DELETE", "/fapi/v1/batchOrders", {
+        "symbol": "BTCUSDT", "orderIdList": json.dumps([second["orderId"], 1])}, signed=True)
+    assert cancelled[0]["status"] == "CANCELED" and cancelled[1]["code"] == -2011
     algo = {"algoType": "CONDITIONAL", "symbol": "BTCUSDT", "side": "BUY", "type": "TAKE_PROFIT_MARKET",
             "triggerPrice": low, "quantity": "0.010"}
     _, placed = await client.request("POST", "/fapi/v1/algoOrder", algo, signed=True)

@@ -107,6 +107,41 @@ def batch_orders(ctx: SimContext, p: Params) -> Any:
     return out
 
 
+def cancel_batch(ctx: SimContext, p: Params) -> Any:
+    """DELETE /fapi/v1/batchOrders: ``orderIdList`` or ``origClientOrderIdList`` (JSON, max 10)."""
+    sym = symbol_param(ctx, p)
+    raw_ids, raw_cids = p.get("orderIdList"), p.get("origClientOrderIdList")
+    if not raw_ids and not raw_cids:
+        raise SimError(-1102, "Param 'origClientOrderIdList' or 'orderIdList' must be sent, but both were empty/null!")
+    try:
+        refs = json.loads(raw_ids) if raw_ids else json.loads(raw_cids or "[]")
+    except json.JSONDecodeError:
+        raise err(-1130, "orderIdList" if raw_ids else "origClientOrderIdList") from None
+    if not isinstance(refs, list) or not 1 <= len(refs) <= 10:
+        raise err(-1130, "orderIdList" if raw_ids else "origClientOrderIdList")
+    out: list[Any] = []
+    for ref in refs:
+        try:
+            o = ctx.venue.engine.cancel_order(sym, now_ms=ctx.now_ms, order_id=int(ref) if raw_ids else None,
+                                              client_order_id=None if raw_ids else str(ref))
+            out.append(render.order(ctx.spec(sym), o))
+        except SimError as e:
+            out.append(e.body())
+        except ValueError:
+            out.append(err(-1130, "orderIdList").body())
+    return out
+
+
+def open_order(ctx: SimContext, p: Params) -> Any:
+    """GET /fapi/v1/openOrder: one open order; -2013 when it is not open (any more)."""
+    sym = symbol_param(ctx, p)
+    oid, cid = _order_ref(p)
+    o = ctx.venue.engine.get_order(sym, order_id=oid, client_order_id=cid)
+    if not o.status.is_open:
+        raise SimError(-2013, "Order does not exist.")
+    return render.order(ctx.spec(sym), o, query=True)
+
+
 # ----------------------------------------------------------------------------- algo orders
 
 

@@ -50,6 +50,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/fapi/v2/ticker/price", mkt.ticker_price, N, by_symbol(1, 2)),
     Route("GET", "/fapi/v1/ticker/bookTicker", mkt.book_ticker, N, by_symbol(2, 5)),
     Route("DELETE", "/fapi/v1/allOpenOrders", ords.cancel_all_orders, S, w(1)),
+    Route("DELETE", "/fapi/v1/batchOrders", ords.cancel_batch, S, w(1)),
+    Route("GET", "/fapi/v1/openOrder", ords.open_order, S, w(1)),
     Route("POST", "/fapi/v1/batchOrders", ords.batch_orders, S, w(5), orders=5),
     Route("POST", "/fapi/v1/algoOrder", ords.new_algo, S, w(0), orders=1),
     Route("GET", "/fapi/v1/algoOrder", ords.query_algo, S, w(1)),

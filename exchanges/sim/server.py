@@ -79,6 +79,7 @@ class SimServer:
         self._runner: web.AppRunner | None = None
         self._pump: asyncio.Task[None] | None = None
         self._book_id = 0
+        self._data_ended = False
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
@@ -145,6 +146,9 @@ class SimServer:
             self._publish_market(ticks)
         self._check_listen_key()
         self.hub.enforce_lifetime(self.venue.now_ms)
+        if self.venue.now_ms > self.venue.end_ms and not self._data_ended:
+            self._data_ended = True
+            log.warning("recorded data ends at %d: prices stay frozen from here on", self.venue.end_ms)
 
     def _check_listen_key(self) -> None:
         ctx = self.ctx

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from config.settings import Settings
 from core.history import find_data_dir
+from core.logs import register_secret, setup_logging
 from exchanges.sim.local import engine_config, venue_config
 from exchanges.sim.server import SimServer
 from exchanges.sim.venue import Venue
@@ -65,7 +66,10 @@ def build_server(settings: Settings, opts: StandaloneOptions) -> SimServer:
 
 
 async def serve(settings: Settings, opts: StandaloneOptions) -> int:
+    # Logs go to stderr (stdout carries the machine-readable lines); the secret is redacted.
+    setup_logging(level=settings.session.log_level, fmt=settings.session.log_format)
     server = build_server(settings, opts)
+    register_secret(server.api_secret)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
