@@ -317,3 +317,18 @@ async def test_server_sends_pings(recorded: dict[str, SymbolData]) -> None:
             await ws.close()
     finally:
         await srv.stop()
+
+
+def test_timestamp_windows_are_real_milliseconds_on_a_fast_clock() -> None:
+    from exchanges.sim.auth import check_timestamp
+    from exchanges.sim.errors import SimError
+
+    sim_now = 1_689_000_000_000
+    # 60× clock: 100 real ms of latency are 6 simulated seconds, still inside recvWindow=5000.
+    check_timestamp({"timestamp": str(sim_now - 6_000)}, ((sim_now, 60.0),))
+    with pytest.raises(SimError) as behind:
+        check_timestamp({"timestamp": str(sim_now - 6_000)}, ((sim_now, 1.0),))
+    assert behind.value.code == -1021 and "recvWindow" in behind.value.msg
+    with pytest.raises(SimError) as ahead:
+        check_timestamp({"timestamp": str(sim_now + 1_000)}, ((sim_now, 1.0),))
+    assert "1000ms ahead" in ahead.value.msg

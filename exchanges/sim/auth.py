@@ -8,9 +8,12 @@ Ed25519 signatures are base64 (URL-encoded in the request). A request is in time
 at most 60000), else -1021.
 
 Deliberate leniency: the timestamp is accepted when it is in time against EITHER the
-simulated clock (what ``GET /fapi/v1/time`` returns, which clients that sync their offset
-use) OR the real wall clock (what a client that never syncs sends), so both kinds of client
-work at any speed factor. A timestamp wrong against both gets -1021 as on Binance.
+simulated clock (what ``GET /fapi/v1/time`` returns; with a speed factor the windows are
+real milliseconds, i.e. stretched by the speed) OR the real wall clock (what a client that
+never syncs sends), so both kinds of client work at any speed factor. A timestamp wrong
+against both gets -1021 as on Binance. A client that syncs an offset once and then counts
+wall-clock time drifts away from a fast simulated clock and will see -1021 — as it would on
+Binance with a drifting clock; resync on -1021 (or use ``SimServer.clock``).
 """
 
 from __future__ import annotations
@@ -100,8 +103,14 @@ def verify_signature(key: ApiKey, query: str, body: str) -> None:
         raise err(-1022)
 
 
-def check_timestamp(params: dict[str, str], references_ms: tuple[int, ...]) -> None:
-    """-1021 unless ``timestamp`` is within recvWindow of one of the reference clocks."""
+def check_timestamp(params: dict[str, str], references: tuple[tuple[int, float], ...]) -> None:
+    """-1021 unless ``timestamp`` is within recvWindow of one of the reference clocks.
+
+    Each reference is ``(now_ms, speed)``: on a clock running ``speed`` times faster than real
+    time the allowed distances (1000 ms ahead, recvWindow behind) are real milliseconds, so they
+    are stretched by ``speed`` — a client whose clock runs at the same speed (``server.clock``)
+    is judged exactly as Binance judges a client on the wall clock.
+    """
     raw_ts = params.get("timestamp")
     if raw_ts is None:
         raise err(-1102, "timestamp")
@@ -113,10 +122,10 @@ def check_timestamp(params: dict[str, str], references_ms: tuple[int, ...]) -> N
     if not 0 < window <= MAX_RECV_WINDOW_MS:
         raise SimError(-1131, "recvWindow must be less than 60000")
     ahead = True
-    for ref in references_ms:
-        if ts < ref + 1000 and ref - ts <= window:
+    for ref, speed in references:
+        if ts < ref + 1000 * speed and ref - ts <= window * speed:
             return
-        ahead = ahead and ts >= ref + 1000
+        ahead = ahead and ts >= ref + 1000 * speed
     if ahead:
         raise SimError(-1021, "Timestamp for this request was 1000ms ahead of the server's time.")
     raise err(-1021)

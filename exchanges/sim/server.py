@@ -262,7 +262,8 @@ class SimServer:
                 key = self.keys.lookup(request.headers.get("X-MBX-APIKEY"))
                 if route.security is Security.SIGNED:
                     verify_signature(key, query, body)
-                    check_timestamp(params, (self.now_ms(), time.time_ns() // 1_000_000 + self.faults.clock_skew_ms))
+                    check_timestamp(params, ((self.now_ms(), self.speed or 1.0),
+                                             (time.time_ns() // 1_000_000 + self.faults.clock_skew_ms, 1.0)))
             result = route.handler(self.ctx, params)
             self.sync_events()
             lost = self.faults.take("lose", route.method, route.path)
