@@ -41,6 +41,10 @@ Public API::
     server.clock                  # a core Clock (FakeClock, or ScaledClock when speed > 0)
     await server.stop()
 
+    # or from settings, as `python main.py sim` does
+    from exchanges.sim.standalone import StandaloneOptions, build_server
+    server = build_server(settings, StandaloneOptions(symbols=["BTCUSDT"], speed=60.0))
+
     # in-process ExchangePort for replays
     ex = LocalExchange.from_folder(folder, ["BTCUSDT"], settings.sim)
     async for event in ex.market_stream(["BTCUSDT"], [Timeframe.M1]): ...   # drives time

@@ -19,7 +19,6 @@ failures → authentication → handler → events to websockets → injected lo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
@@ -101,13 +100,19 @@ class SimServer:
         assert server is not None
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if self.speed:
+            # Simulated time starts running now, not when the object was built.
+            self.clock = ScaledClock(self.venue.now_ms, self.speed)
             self._pump = asyncio.create_task(self._pump_loop(), name="sim-clock-pump")
 
     async def stop(self) -> None:
         if self._pump is not None:
             self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await self._pump
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # our caller is being cancelled too: never swallow that
             self._pump = None
         self.hub.drop_all()
         if self._runner is not None:
