@@ -55,7 +55,7 @@ def test_kline_rows_serve_only_closed_history(btc) -> None:
 
 def _bar_with_range(v: Venue, sym: str, min_range: D) -> int:
     d = v.data[sym]
-    i = d.bar_index(v._next_bar_ms)
+    i = d.bar_index(v.now_ms + 1)  # the first bar still to play
     assert i is not None
     tick = v.specs[sym].rules.tick_size
     while True:

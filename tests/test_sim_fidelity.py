@@ -282,7 +282,7 @@ def test_market_stream_payloads(world: dict[str, Any], fixtures_dir: Path) -> No
     live = next(t for t in ticks if isinstance(t, KlineTick) and not t.candle.closed)
     for tick, fixture in ((closed, "ws_combined_kline_closed_2021-07-22.jsonl"),
                           (live, "ws_combined_kline_open_2021-07-22.jsonl")):
-        sim = render.kline_event(tick.candle, tick.time_ms, tick.first_trade_id, tick.last_trade_id)
+        sim = render.kline_event(spec(world), tick.candle, tick.time_ms, tick.first_trade_id, tick.last_trade_id)
         assert_shape(sim, load(fixtures_dir, f"cryptofeed/extracted/{fixture}"))
     mark = next(t for t in ticks if isinstance(t, MarkTick))
     assert_shape(render.mark_price_event(mark.symbol, mark.mark, mark.funding_rate, mark.next_funding_ms, mark.time_ms),

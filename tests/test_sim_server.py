@@ -332,3 +332,19 @@ def test_timestamp_windows_are_real_milliseconds_on_a_fast_clock() -> None:
     with pytest.raises(SimError) as ahead:
         check_timestamp({"timestamp": str(sim_now + 1_000)}, ((sim_now, 1.0),))
     assert "1000ms ahead" in ahead.value.msg
+
+
+async def test_higher_interval_klines_stream_progress_and_close(server: SimServer, client: BinanceTestClient) -> None:
+    async with aiohttp.ClientSession() as session:
+        frames = Frames(await session.ws_connect(f"{server.ws_url}/market/ws/btcusdt@kline_5m"))
+        await asyncio.sleep(0.05)
+        await server.advance(11 * 60)
+        closed = await frames.wait_for(lambda f: f.get("e") == "kline" and f["k"]["x"])
+        k = closed["k"]
+        assert k["i"] == "5m" and k["t"] % 300_000 == 0 and k["T"] == k["t"] + 299_999
+        _, rest_rows = await client.request("GET", "/fapi/v1/klines", {"symbol": "BTCUSDT", "interval": "5m",
+                                                                       "startTime": k["t"], "limit": 1})
+        assert rest_rows[0][1:5] == [k["o"], k["h"], k["l"], k["c"]]  # stream and REST agree
+        live = [f for f in frames.items if f.get("e") == "kline" and not f["k"]["x"]]
+        assert live and all(f["k"]["i"] == "5m" and f["k"]["t"] % 300_000 == 0 for f in live)
+        await frames.close()

@@ -217,17 +217,20 @@ def account_update(ev: AccountEvent) -> Json:
 # ----------------------------------------------------------------------------- market data
 
 
-def kline_row(c: Candle) -> list[Any]:
-    return [c.open_time_ms, num(c.open), num(c.high), num(c.low), num(c.close), num(c.volume), c.close_time_ms,
-            num(c.quote_volume), c.trades, "0", "0", "0"]
+def kline_row(spec: SymbolSpec, c: Candle) -> list[Any]:
+    """A REST klines row; prices on the symbol's tick grid, as Binance writes them."""
+    return [c.open_time_ms, px(spec, c.open), px(spec, c.high), px(spec, c.low), px(spec, c.close), num(c.volume),
+            c.close_time_ms, num(c.quote_volume), c.trades, "0", "0", "0"]
 
 
-def kline_event(c: Candle, event_ms: int, first_id: int, last_id: int, interval: str = "1m") -> Json:
+def kline_event(spec: SymbolSpec, c: Candle, event_ms: int, first_id: int, last_id: int) -> Json:
+    """A ``<symbol>@kline_<interval>`` payload (``x`` true on the closed bar)."""
     return {
         "e": "kline", "E": event_ms, "s": c.symbol,
-        "k": {"t": c.open_time_ms, "T": c.close_time_ms, "s": c.symbol, "i": interval, "f": first_id, "L": last_id,
-              "o": num(c.open), "c": num(c.close), "h": num(c.high), "l": num(c.low), "v": num(c.volume),
-              "n": c.trades, "x": c.closed, "q": num(c.quote_volume), "V": "0", "Q": "0", "B": "0"},
+        "k": {"t": c.open_time_ms, "T": c.close_time_ms, "s": c.symbol, "i": c.timeframe.value, "f": first_id,
+              "L": last_id, "o": px(spec, c.open), "c": px(spec, c.close), "h": px(spec, c.high),
+              "l": px(spec, c.low), "v": num(c.volume), "n": c.trades, "x": c.closed, "q": num(c.quote_volume),
+              "V": "0", "Q": "0", "B": "0"},
     }
 
 

@@ -72,12 +72,13 @@ def klines(ctx: SimContext, p: Params) -> Any:
         raise SimError(-1130, "Data sent for parameter 'limit' is not valid.")
     start, end = integer(p, "startTime"), integer(p, "endTime")
     rows = kline_rows(ctx.venue.data[sym], tf, now_ms=ctx.now_ms + 1, start_ms=start, end_ms=end, limit=limit)
-    out = [render.kline_row(c) for c in rows]
+    spec = ctx.spec(sym)
+    out = [render.kline_row(spec, c) for c in rows]
     live = ctx.venue.kline_in_progress(sym, tf)
     # Binance includes the bar still in progress when the range reaches it.
     if live is not None and (end is None or end >= live.open_time_ms) and (start is None or start <= live.open_time_ms):
         if not out or out[-1][0] < live.open_time_ms:
-            out.append(render.kline_row(live))
+            out.append(render.kline_row(spec, live))
             if len(out) > limit:
                 out = out[-limit:] if start is None else out[:limit]
     return out

@@ -36,7 +36,6 @@ from exchanges.sim import render
 from exchanges.sim.auth import ApiKey, KeyRing, check_timestamp, ed25519_key, verify_signature
 from exchanges.sim.errors import MESSAGES, SimError
 from exchanges.sim.faults import UNKNOWN_503_MSG, Faults
-from exchanges.sim.feed import kline_rows
 from exchanges.sim.limits import RateLimiter
 from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, OrderEvent, SimEvent
 from exchanges.sim.rest import Security, SimContext
@@ -197,8 +196,8 @@ class SimServer:
                         continue
                     candle = t.candle if tf is Timeframe.M1 else self._tf_candle(t, tf)
                     if candle is not None:
-                        hub.publish_market(stream, render.kline_event(candle, t.time_ms, t.first_trade_id,
-                                                                      t.last_trade_id, tf.value))
+                        hub.publish_market(stream, render.kline_event(
+                            self.venue.specs[candle.symbol], candle, t.time_ms, t.first_trade_id, t.last_trade_id))
             elif isinstance(t, MarkTick):
                 payload = render.mark_price_event(t.symbol, t.mark, t.funding_rate, t.next_funding_ms, t.time_ms)
                 sym = t.symbol.lower()
@@ -211,14 +210,10 @@ class SimServer:
                     t.symbol, t.agg_id, t.price, t.qty, t.buyer_maker, t.time_ms))
 
     def _tf_candle(self, t: KlineTick, tf: Timeframe) -> Candle | None:
-        end = t.candle.open_time_ms + 60_000
-        if t.candle.closed and end % tf.ms == 0:
-            rows = kline_rows(self.venue.data[t.candle.symbol], tf, now_ms=end, start_ms=end - tf.ms,
-                              end_ms=None, limit=1)
-            return rows[0] if rows else None
-        if t.candle.closed:
-            return None
-        return self.venue.kline_in_progress(t.candle.symbol, tf)
+        """The ``tf`` kline as of this 1m tick: in progress, or closed when the tick closes the bucket."""
+        if t.candle.closed and (t.candle.open_time_ms + 60_000) % tf.ms != 0:
+            return None  # a 1m bar closed inside the bucket: the next update comes with the next tick
+        return self.venue.aggregate(t.candle, tf)
 
     # ------------------------------------------------------------------ HTTP
 

@@ -240,24 +240,29 @@ class Venue:
                                        next_funding_time(point.time_ms), point.time_ms))
 
     def kline_in_progress(self, symbol: str, timeframe: Timeframe) -> Candle | None:
-        """The bar of ``timeframe`` in progress now: closed 1m bars of the bucket + the live 1m bar."""
+        """The bar of ``timeframe`` in progress now (None between bars)."""
         part = self._partial.get(symbol)
         if part is None or part.closed:
             return None
+        return self.aggregate(part, timeframe)
+
+    def aggregate(self, part: Candle, timeframe: Timeframe) -> Candle:
+        """The ``timeframe`` bar containing the 1m bar ``part``: the bucket's earlier (closed) 1m
+        bars plus ``part`` as it stands; closed when ``part`` closes the bucket."""
         if timeframe is Timeframe.M1:
             return part
-        d = self.data[symbol]
+        d = self.data[part.symbol]
         start = timeframe.bucket_start(part.open_time_ms)
         s = d.m1
         lo = int(np.searchsorted(s.open_time, start))
         hi = int(np.searchsorted(s.open_time, part.open_time_ms))
-        tick = self.specs[symbol].rules.tick_size
+        tick = self.specs[part.symbol].rules.tick_size
         o, h, low, vol = part.open, part.high, part.low, part.volume
         if hi > lo:
-            first = d.decimal_bar(lo, tick)
-            o = first[0]
+            o = d.decimal_bar(lo, tick)[0]
             for i in range(lo, hi):
-                bo, bh, bl, _bc, bv = d.decimal_bar(i, tick)
+                _bo, bh, bl, _bc, bv = d.decimal_bar(i, tick)
                 h, low, vol = max(h, bh), min(low, bl), vol + bv
-        return Candle(symbol, timeframe, start, o, h, low, part.close, vol, closed=False,
+        closed = part.closed and part.open_time_ms + MINUTE_MS == start + timeframe.ms
+        return Candle(part.symbol, timeframe, start, o, h, low, part.close, vol, closed=closed,
                       quote_volume=(vol * part.close).quantize(Decimal("0.0001")), trades=part.trades)
