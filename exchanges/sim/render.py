@@ -116,7 +116,7 @@ def position_v3(p: PositionState, open_order_im: Decimal, maint_rate: Decimal) -
     iso = p.margin_type is MarginType.ISOLATED
     return {
         "symbol": p.symbol, "positionSide": "BOTH", "positionAmt": num(p.qty), "entryPrice": num(p.entry_price),
-        "breakEvenPrice": num(p.break_even), "markPrice": num(p.mark_price), "unRealizedProfit": money(p.unrealized),
+        "breakEvenPrice": num(p.break_even), "markPrice": money(p.mark_price), "unRealizedProfit": money(p.unrealized),
         "liquidationPrice": num(p.liquidation_price), "isolatedMargin": money(p.isolated_wallet + p.unrealized) if iso else "0",
         "notional": money(notional), "marginAsset": "USDT", "isolatedWallet": money(p.isolated_wallet) if iso else "0",
         "initialMargin": money(im + open_order_im), "maintMargin": money(abs(notional) * maint_rate),
@@ -129,7 +129,7 @@ def position_v2(p: PositionState, max_notional: Decimal) -> Json:
     iso = p.margin_type is MarginType.ISOLATED
     return {
         "symbol": p.symbol, "positionAmt": num(p.qty), "entryPrice": num(p.entry_price),
-        "breakEvenPrice": num(p.break_even), "markPrice": num(p.mark_price), "unRealizedProfit": money(p.unrealized),
+        "breakEvenPrice": num(p.break_even), "markPrice": money(p.mark_price), "unRealizedProfit": money(p.unrealized),
         "liquidationPrice": num(p.liquidation_price), "leverage": str(p.leverage), "maxNotionalValue": num(max_notional),
         "marginType": "isolated" if iso else "cross",
         "isolatedMargin": money(p.isolated_wallet + p.unrealized) if iso else "0.00000000",
@@ -235,7 +235,7 @@ def kline_event(spec: SymbolSpec, c: Candle, event_ms: int, first_id: int, last_
 
 
 def mark_price_event(symbol: str, mark: Decimal, rate: Decimal, next_ms: int, event_ms: int) -> Json:
-    m = num(mark)
+    m = money(mark)  # Binance writes mark/index prices with 8 decimals
     return {"e": "markPriceUpdate", "E": event_ms, "s": symbol, "p": m, "ap": m, "i": m, "P": m,
             "r": num(rate), "T": next_ms, "st": 1}
 

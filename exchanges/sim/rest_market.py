@@ -87,7 +87,7 @@ def klines(ctx: SimContext, p: Params) -> Any:
 def _premium(ctx: SimContext, sym: str) -> dict[str, Any]:
     mark = ctx.venue.engine.mark_price(sym) or Decimal(0)
     rate = ctx.venue.current_funding_estimate(sym)
-    m = render.num(mark)
+    m = render.money(mark)  # 8 decimals, as Binance writes mark/index prices
     return {"symbol": sym, "markPrice": m, "indexPrice": m, "estimatedSettlePrice": m,
             "lastFundingRate": render.num(rate), "interestRate": "0.00010000",
             "nextFundingTime": next_funding_time(ctx.now_ms), "time": ctx.now_ms}
