@@ -48,7 +48,7 @@ def order(spec: SymbolSpec, o: SimOrder, *, query: bool = False) -> Json:
     """POST/GET/DELETE /fapi/v1/order answer (GET adds ``time``)."""
     out: Json = {
         "orderId": o.order_id, "symbol": o.symbol, "status": o.status.value, "clientOrderId": o.client_order_id,
-        "price": px(spec, o.price), "avgPrice": num(o.avg_price.quantize(Decimal("0.00001"))) if o.executed_qty else "0.00",
+        "price": px(spec, o.price), "avgPrice": money(o.avg_price) if o.executed_qty else "0.00",
         "origQty": qty(spec, o.orig_qty), "executedQty": qty(spec, o.executed_qty),
         "cumQty": qty(spec, o.executed_qty), "cumQuote": num(o.cum_quote.quantize(Decimal("0.00001"))),
         "timeInForce": o.time_in_force.value, "type": o.type.value, "reduceOnly": o.reduce_only,
@@ -79,7 +79,7 @@ def algo(spec: SymbolSpec, a: SimAlgo, *, query: bool = False) -> Json:
     if query:
         out.update({
             "actualOrderId": str(a.actual_order_id) if a.actual_order_id else "",
-            "actualPrice": num(a.avg_price) if a.executed_qty else "0",
+            "actualPrice": money(a.avg_price) if a.executed_qty else "0",
             "actualType": (a.actual_type.value if a.actual_type else
                            ("LIMIT" if a.type in (OrderType.STOP, OrderType.TAKE_PROFIT) else "MARKET")),
             "actualQty": qty(spec, a.executed_qty), "tpOrderType": "",
@@ -156,7 +156,7 @@ def order_trade_update(spec: SymbolSpec, ev: OrderEvent) -> Json:
     t = ev.trade
     body: Json = {
         "s": o.symbol, "c": o.client_order_id, "S": o.side.value, "o": o.type.value, "f": o.time_in_force.value,
-        "q": qty(spec, o.orig_qty), "p": px(spec, o.price), "ap": num(o.avg_price) if o.executed_qty else "0",
+        "q": qty(spec, o.orig_qty), "p": px(spec, o.price), "ap": money(o.avg_price) if o.executed_qty else "0",
         "sp": px(spec, o.stop_price), "x": ev.execution.value, "X": o.status.value, "i": o.order_id,
         "l": qty(spec, t.qty) if t else "0", "z": qty(spec, o.executed_qty), "L": px(spec, t.price) if t else "0",
         "N": "USDT", "n": money(t.commission) if t else "0", "T": ev.time_ms, "t": t.trade_id if t else 0,
@@ -186,7 +186,7 @@ def algo_update(spec: SymbolSpec, ev: AlgoEvent) -> Json:
         "X": a.status.value, "ai": str(a.actual_order_id) if a.actual_order_id else "",
     }
     if a.status.value != "TRIGGERING":  # real TRIGGERING frames omit ap/aq/act
-        body["ap"] = num(a.avg_price) if a.executed_qty else "0"
+        body["ap"] = money(a.avg_price) if a.executed_qty else "0"
         body["aq"] = qty(spec, a.executed_qty)
         body["act"] = a.actual_type.value if a.actual_type else ""
     body.update({
