@@ -57,7 +57,7 @@ class SimPosition:
     def break_even(self) -> Decimal:
         if not self.qty:
             return ZERO
-        return self.entry_price + self.fees_paid / self.qty
+        return amount(self.entry_price + self.fees_paid / self.qty)
 
 
 @dataclass(frozen=True, slots=True)
