@@ -302,3 +302,13 @@ def test_listen_key_expired_shape(fixtures_dir: Path) -> None:
     sim = {"e": "listenKeyExpired", "E": 1, "listenKey": "k"}  # as server_ws.StreamHub.expire_key sends it
     # BINANCE.md §6: the docs example has E as a string; the SDK (10.3.0) models it as int.
     assert_shape(sim, docs, type_ok={"E": "int per SDK 10.3.0"})
+
+
+def test_margin_call_shape(world: dict[str, Any], fixtures_dir: Path) -> None:
+    from exchanges.sim.records import MarginCallEvent
+
+    ctx = world["ctx"]
+    state = ctx.venue.engine.position_state("BTCUSDT")
+    sim = render.margin_call(MarginCallEvent(1, D("3.1"), (state,), (D("1.6"),)))
+    # mt: the docs example writes CROSSED; the position's side in one-way mode is BOTH.
+    assert_shape(sim, load(fixtures_dir, "docs_examples/margin_call_docs.json"))

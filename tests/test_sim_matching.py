@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from core.types import AlgoStatus, MarginType, OrderStatus, OrderType, PositionSide, Side, TimeInForce, WorkingType
 from exchanges.sim.errors import SimError
 from exchanges.sim.matching import EngineConfig, MatchingEngine
-from exchanges.sim.records import AccountEvent, AlgoEvent, OrderEvent
+from exchanges.sim.records import AccountEvent, AlgoEvent, MarginCallEvent, OrderEvent
 from exchanges.sim.rules import KNOWN
 
 T0 = 1_700_000_000_000
@@ -175,6 +175,13 @@ def test_liquidation_closes_cross_position_at_mark() -> None:
     e = engine(balance=D(200))
     e.set_leverage("BTCUSDT", 100, T0)
     market(e, Side.BUY, "0.060")  # 1800 USDT notional on 200 USDT
+    e.drain()
+    e.set_price("BTCUSDT", D("26950.0"), T0 + 1)  # maint 6.5 < 80 % of equity 15.9: no call
+    e.set_price("BTCUSDT", D("26815.0"), T0 + 1)  # maint 6.4 ≥ 80 % of equity 7.8: MARGIN_CALL
+    calls = [ev for ev in e.drain() if isinstance(ev, MarginCallEvent)]
+    assert len(calls) == 1 and calls[0].positions[0].symbol == "BTCUSDT"
+    e.set_price("BTCUSDT", D("26814.0"), T0 + 1)
+    assert not [ev for ev in e.drain() if isinstance(ev, MarginCallEvent)]  # once, not on every tick
     e.set_price("BTCUSDT", D("26700.0"), T0 + 1)  # equity 199.1 − 198.2 ≤ maint 6.4
     assert e.account.position("BTCUSDT").qty == 0
     liq = [ev for ev in e.drain() if isinstance(ev, OrderEvent) and ev.execution.value == "CALCULATED"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.events import AccountConfigUpdate, AccountUpdate, AlgoUpdate, OrderUpdate, UserEvent
+from core.events import AccountConfigUpdate, AccountUpdate, AlgoUpdate, MarginCall, OrderUpdate, UserEvent
 from core.types import (
     ZERO,
     AlgoOrder,
@@ -15,6 +15,7 @@ from exchanges.sim.records import (
     AccountEvent,
     AlgoEvent,
     ConfigEvent,
+    MarginCallEvent,
     OrderEvent,
     PositionState,
     SimAlgo,
@@ -79,4 +80,6 @@ def user_event(ev: SimEvent) -> UserEvent:
                              ev.time_ms, ev.symbol, (("USDT", ev.balance_change),) if ev.reason != "ORDER" else ())
     if isinstance(ev, ConfigEvent):
         return AccountConfigUpdate(ev.symbol, ev.leverage, None, ev.time_ms)
+    if isinstance(ev, MarginCallEvent):
+        return MarginCall(tuple(p.symbol for p in ev.positions), ev.time_ms)
     raise TypeError(f"unknown simulator event {type(ev).__name__}")

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING
 
 from core.types import ZERO, ExecutionType, MarginType, OrderStatus, OrderType, Side, TimeInForce
 from exchanges.sim.errors import err
-from exchanges.sim.records import EngineConfig, SimOrder
+from exchanges.sim.records import EngineConfig, MarginCallEvent, SimOrder
 from exchanges.sim.rules import to_tick
 
 if TYPE_CHECKING:
     from exchanges.sim.account import Account
+    from exchanges.sim.records import PositionState, SimEvent
     from exchanges.sim.rules import SymbolSpec
+
+
+MARGIN_CALL_RATIO = Decimal("0.8")  # maintenance margin / margin balance that triggers MARGIN_CALL
 
 
 class MarginRules:
@@ -31,6 +35,10 @@ class MarginRules:
         _cross_terms: dict[str, tuple[Decimal, Decimal]]
         _cross_upnl: Decimal
         _cross_maint: Decimal
+        _margin_called: bool
+        events: list[SimEvent]
+
+        def position_state(self, symbol: str) -> PositionState: ...
 
         def open_orders(self, symbol: str | None = None) -> list[SimOrder]: ...
         def _mark(self, symbol: str) -> Decimal: ...
@@ -127,11 +135,22 @@ class MarginRules:
             if pos.isolated_wallet + pos.unrealized(mark) <= abs(pos.qty) * mark * self.specs[symbol].maint_rate:
                 self._liquidate(symbol, now_ms)
         self._update_cross_terms(symbol)
-        if self._cross_maint > 0 and self.account.cross_wallet() + self._cross_upnl <= self._cross_maint:
+        equity = self.account.cross_wallet() + self._cross_upnl
+        if self._cross_maint > 0 and equity <= self._cross_maint:
             for sym, (_u, maint) in list(self._cross_terms.items()):
                 if maint > 0:
                     self._liquidate(sym, now_ms)
                     self._update_cross_terms(sym)
+            self._margin_called = False
+            return
+        # MARGIN_CALL once when maintenance margin reaches MARGIN_CALL_RATIO of the cross
+        # margin balance; re-armed when the ratio falls back below it.
+        calling = self._cross_maint > 0 and self._cross_maint >= equity * MARGIN_CALL_RATIO
+        if calling and not self._margin_called:
+            states = tuple(self.position_state(s) for s, (_u, m) in self._cross_terms.items() if m > 0)
+            self.events.append(MarginCallEvent(now_ms, self.account.cross_wallet(), states,
+                                               tuple(self._cross_terms[p.symbol][1] for p in states)))
+        self._margin_called = calling
 
     def _liquidate(self, symbol: str, now_ms: int) -> None:
         pos = self.account.position(symbol)

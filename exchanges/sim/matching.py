@@ -92,6 +92,7 @@ class MatchingEngine(ConditionalOrders, MarginRules):
         self._cross_terms: dict[str, tuple[Decimal, Decimal]] = {}
         self._cross_upnl = ZERO
         self._cross_maint = ZERO
+        self._margin_called = False
         self._order_seq = 4_000_000_000
         self._algo_seq = 1_000_000_000_000_000
         self._trade_seq = 600_000_000

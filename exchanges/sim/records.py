@@ -178,7 +178,17 @@ class ConfigEvent:
     time_ms: int
 
 
-SimEvent = OrderEvent | AlgoEvent | AccountEvent | ConfigEvent
+@dataclass(frozen=True, slots=True)
+class MarginCallEvent:
+    """MARGIN_CALL: cross maintenance margin is close to the margin balance."""
+
+    time_ms: int
+    cross_wallet: Decimal
+    positions: tuple[PositionState, ...]
+    maint_margins: tuple[Decimal, ...]
+
+
+SimEvent = OrderEvent | AlgoEvent | AccountEvent | ConfigEvent | MarginCallEvent
 
 
 @dataclass(frozen=True, slots=True)

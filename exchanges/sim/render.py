@@ -14,7 +14,16 @@ from typing import Any
 
 from core.types import ZERO, Candle, MarginType, OrderType
 from exchanges.sim.account import LedgerEntry
-from exchanges.sim.records import AccountEvent, AlgoEvent, OrderEvent, PositionState, SimAlgo, SimOrder, TradeRecord
+from exchanges.sim.records import (
+    AccountEvent,
+    AlgoEvent,
+    MarginCallEvent,
+    OrderEvent,
+    PositionState,
+    SimAlgo,
+    SimOrder,
+    TradeRecord,
+)
 from exchanges.sim.rules import SymbolSpec
 
 Json = dict[str, Any]
@@ -212,6 +221,15 @@ def account_update(ev: AccountEvent) -> Json:
     if ev.symbol:
         out["a"]["S"] = ev.symbol  # FUNDING_FEE carries the symbol (SDK 17.0.1)
     return out
+
+
+def margin_call(ev: MarginCallEvent) -> Json:
+    return {
+        "e": "MARGIN_CALL", "E": ev.time_ms, "cw": money(ev.cross_wallet),
+        "p": [{"s": p.symbol, "ps": "BOTH", "pa": num(p.qty), "mt": "CROSSED", "iw": "0",
+               "mp": money(p.mark_price), "up": money(p.unrealized), "mm": money(mm)}
+              for p, mm in zip(ev.positions, ev.maint_margins, strict=True)],
+    }
 
 
 # ----------------------------------------------------------------------------- market data

@@ -37,7 +37,7 @@ from exchanges.sim.auth import ApiKey, KeyRing, check_timestamp, ed25519_key, ve
 from exchanges.sim.errors import MESSAGES, SimError
 from exchanges.sim.faults import UNKNOWN_503_MSG, Faults
 from exchanges.sim.limits import RateLimiter
-from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, OrderEvent, SimEvent
+from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, MarginCallEvent, OrderEvent, SimEvent
 from exchanges.sim.rest import Security, SimContext
 from exchanges.sim.routes import ROUTES, Route
 from exchanges.sim.server_ws import Connection, StreamHub
@@ -179,6 +179,8 @@ class SimServer:
                 self.hub.publish_user(key, render.algo_update(self.venue.specs[ev.algo.symbol], ev))
             elif isinstance(ev, AccountEvent):
                 self.hub.publish_user(key, render.account_update(ev))
+            elif isinstance(ev, MarginCallEvent):
+                self.hub.publish_user(key, render.margin_call(ev))
             elif isinstance(ev, ConfigEvent):
                 self.hub.publish_user(key, {"e": "ACCOUNT_CONFIG_UPDATE", "E": ev.time_ms, "T": ev.time_ms,
                                             "ac": {"s": ev.symbol, "l": ev.leverage}})
