@@ -14,7 +14,9 @@ Money rules (USDT-margined, one-way mode):
 * Simplified liquidation (documented, not Binance's insurance-fund process): an isolated
   position is closed at mark when ``isolated wallet + unrealized PnL ≤ maintenance margin``;
   all cross positions are closed at mark when ``cross wallet + Σ cross unrealized PnL ≤
-  Σ cross maintenance margin``. No liquidation fee beyond the taker commission.
+  Σ cross maintenance margin``. No liquidation fee beyond the taker commission. A MARGIN_CALL
+  is pushed once when cross maintenance margin reaches 80 % of the cross margin balance
+  (re-armed when it falls back below).
 """
 
 from __future__ import annotations
