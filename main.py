@@ -142,13 +142,15 @@ def cmd_sim(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {}
     if args.port is not None:
         overrides["sim.port"] = args.port
+    if args.balance is not None:
+        overrides["sim.balance_usdt"] = args.balance  # validated with the other settings
     settings = settings_from(args, **overrides)
     symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else settings.session.symbols
     speed = settings.session.speed if args.speed is None else args.speed
     if speed < 0:
         raise UsageError("--speed must be ≥ 0 (0 = manual clock)")
     opts = StandaloneOptions(
-        symbols=symbols, speed=speed, balance_usdt=args.balance, api_key=args.api_key, api_secret=args.api_secret,
+        symbols=symbols, speed=speed, api_key=args.api_key, api_secret=args.api_secret,
         ed25519_api_key=args.ed25519_api_key, ed25519_public_key=args.ed25519_public_key,
         dataset=args.dataset, start_ms=args.start_ms, admin=args.admin,
     )

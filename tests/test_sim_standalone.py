@@ -77,3 +77,11 @@ async def test_standalone_manual_clock_with_admin_advance(data_dir: Path) -> Non
         async with asyncio.timeout(15):
             rc = await proc.wait()
     assert rc == 0
+
+
+def test_bad_flags_exit_2_with_the_key_named(data_dir: Path) -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "main.py", "sim", "--balance", "-5", "--data-dir", str(data_dir)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "sim.balance_usdt" in done.stderr and done.stdout == ""

@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 class StandaloneOptions:
     symbols: list[str]
     speed: float  # 0 = manual clock (advance with POST /sim/admin/advance)
-    balance_usdt: float | None = None
     api_key: str | None = None
     api_secret: str | None = None
     ed25519_api_key: str | None = None
@@ -47,8 +46,6 @@ class StandaloneOptions:
 def build_server(settings: Settings, opts: StandaloneOptions) -> SimServer:
     """The simulator configured from settings + command-line options (not yet started)."""
     sim = settings.sim
-    if opts.balance_usdt is not None:
-        sim = sim.model_copy(update={"balance_usdt": opts.balance_usdt})
     folder = find_data_dir(settings.session.data_dir) / (opts.dataset or settings.session.dataset)
     venue = Venue.from_folder(folder, opts.symbols, engine_config=engine_config(sim),
                               config=venue_config(sim, intrabar_events=True), start_ms=opts.start_ms,
