@@ -26,6 +26,8 @@ examples:
   python main.py config --config my.toml      validate a config file (exit 2 if invalid)
   python main.py data                         list recorded candles and check them
   python main.py data --dataset spot-2021     check another dataset folder
+  python main.py sim --symbols BTCUSDT,ETHUSDT --speed 60 --balance 10000
+                                              serve the simulated Binance (prints REST_URL=, WS_URL=, API_KEY=)
 
 exit codes: 0 ok, 2 bad usage or configuration, 3 preflight failed, 4 crashed
 """
@@ -128,6 +130,33 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
+# -------------------------------------------------------------------------------- sim
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    """Serve the simulated Binance until SIGTERM/SIGINT (first stdout lines: REST_URL=… etc.)."""
+    import asyncio
+
+    from exchanges.sim.standalone import StandaloneOptions, serve
+
+    overrides: dict[str, Any] = {}
+    if args.port is not None:
+        overrides["sim.port"] = args.port
+    if args.balance is not None:
+        overrides["sim.balance_usdt"] = args.balance  # validated with the other settings
+    settings = settings_from(args, **overrides)
+    symbols = [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else settings.session.symbols
+    speed = settings.session.speed if args.speed is None else args.speed
+    if speed < 0:
+        raise UsageError("--speed must be ≥ 0 (0 = manual clock)")
+    opts = StandaloneOptions(
+        symbols=symbols, speed=speed, api_key=args.api_key, api_secret=args.api_secret,
+        ed25519_api_key=args.ed25519_api_key, ed25519_public_key=args.ed25519_public_key,
+        dataset=args.dataset, start_ms=args.start_ms, admin=args.admin,
+    )
+    return asyncio.run(serve(settings, opts))
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -149,6 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     add("config", cmd_config, "validate the configuration and print the effective settings")
     p = add("data", cmd_data, "list recorded candle files and validate them (gaps, duplicates)")
     p.add_argument("--dataset", help="sub-folder of the data dir (default: session.dataset)")
+    p = add("sim", cmd_sim, "serve the simulated Binance USD-M futures exchange on loopback until SIGTERM")
+    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: session.symbols)")
+    p.add_argument("--port", type=int, help="TCP port (default: sim.port; 0 = any free port)")
+    p.add_argument("--speed", type=float, help="simulated seconds per real second (default: session.speed; "
+                   "0 = manual clock, advanced with POST /sim/admin/advance and --admin)")
+    p.add_argument("--balance", type=float, help="starting USDT wallet (default: sim.balance_usdt)")
+    p.add_argument("--dataset", help="sub-folder of the data dir (default: session.dataset)")
+    p.add_argument("--start-ms", type=int, help="simulated start time (default: warm-up bars into the data)")
+    p.add_argument("--api-key", help="accepted API key (env CASINO_SIM_API_KEY; default: random)")
+    p.add_argument("--api-secret", help="its HMAC secret (env CASINO_SIM_API_SECRET; default: random)")
+    p.add_argument("--ed25519-public-key", type=Path, help="PEM public key to accept Ed25519 signatures from")
+    p.add_argument("--ed25519-api-key", help="API key for that Ed25519 key (default: sim-ed25519)")
+    p.add_argument("--admin", action="store_true", help="enable the fault-injection admin endpoints")
     return parser
 
 
