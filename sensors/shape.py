@@ -1,0 +1,78 @@
+"""Small vectorised helpers that turn indicator values into signals.
+
+All helpers propagate NaN (an input that is not warmed up gives a NaN signal, never a
+false 0 vote) and look only backwards (``prev`` shifts towards the future, never back).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NAN = np.nan
+
+# Two values closer than this (relative) count as equal. Prices sit on a tick grid, so exact
+# ties (close == SMA, %K == %D) are common; TA-Lib's running sums round differently
+# depending on where a computation starts, and without this a tie could read as a cross in
+# batch mode but not in a live window. Real differences are far larger than 1e-9.
+TIE = 1e-9
+TIE_ABS = 1e-12  # for oscillators sitting at exactly 0
+
+
+def prev(x: np.ndarray, k: int = 1) -> np.ndarray:
+    """``x`` delayed by ``k`` bars (NaN for the first ``k``)."""
+    out = np.empty(x.shape, dtype=np.float64)
+    k = min(k, x.shape[0])
+    out[:k] = NAN
+    out[k:] = x[: x.shape[0] - k]
+    return out
+
+
+def nan_if(out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
+    """``out`` with NaN wherever any input is NaN."""
+    bad = np.zeros(out.shape, dtype=bool)
+    for x in inputs:
+        bad |= np.isnan(x)
+    out[bad] = NAN
+    return out
+
+
+def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den == 0 (flat bars, zero volume) and NaN where either is NaN."""
+    out = np.zeros(np.broadcast(num, den).shape)
+    np.divide(num, den, out=out, where=den != 0)
+    return nan_if(out, np.broadcast_to(num, out.shape), np.broadcast_to(den, out.shape))
+
+
+def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """a - b, with differences inside the tie tolerance snapped to exactly 0."""
+    d = a - b
+    tie = np.abs(d) <= TIE * (np.abs(a) + np.abs(b)) + TIE_ABS
+    return np.where(tie, 0.0, d)
+
+
+def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """+1 where ``a`` crosses above ``b`` at this bar, -1 where it crosses below, else 0."""
+    d = diff(a, b)
+    pd = prev(d)
+    up = (d > 0) & (pd <= 0)
+    down = (d < 0) & (pd >= 0)
+    out = up.astype(np.float64) - down.astype(np.float64)
+    return nan_if(out, a, b, prev(a), prev(b))
+
+
+def squash(x: np.ndarray) -> np.ndarray:
+    """tanh keeps strength monotone while bounding it to (-1, 1)."""
+    return np.tanh(x)
+
+
+def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
+    """Mean-reversion vote of an oscillator: + below ``low``, - above ``high``, 0 between;
+    strength grows linearly over ``span`` units beyond the threshold."""
+    below, above = diff(x, low) < 0, diff(x, high) > 0
+    out = np.where(below, (low - x) / span, np.where(above, -(x - high) / span, 0.0))
+    return nan_if(np.clip(out, -1.0, 1.0), x)
+
+
+def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept."""
+    return nan_if(np.sign(diff(a, b)), a, b)
