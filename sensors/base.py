@@ -155,9 +155,12 @@ class SensorSpec:
 
     def last(self, bars: Bars, params: Params | None = None) -> float:
         """The signal at the last bar of ``bars`` (NaN when not warmed up)."""
-        if len(bars) == 0:
+        p = params if params is not None else self.defaults
+        if len(bars) <= int(self.warmup(p)):
             return math.nan
-        return float(self.compute(bars, params)[-1])
+        # Same value as compute(...)[-1] without clipping the whole window (live hot path).
+        value = float(self.fn(bars, **p)[-1])
+        return value if math.isnan(value) else min(1.0, max(-1.0, value))
 
 
 _DEFINED: dict[str, SensorSpec] = {}

@@ -38,9 +38,9 @@ def nan_if(out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
 
 def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with 0 where den == 0 (flat bars, zero volume) and NaN where either is NaN."""
-    out = np.zeros(np.broadcast(num, den).shape)
-    np.divide(num, den, out=out, where=den != 0)
-    return nan_if(out, np.broadcast_to(num, out.shape), np.broadcast_to(den, out.shape))
+    out = num * 0.0  # NaN where num is NaN, else 0
+    np.divide(num, den, out=out, where=den != 0)  # den NaN → NaN; den 0 → stays 0
+    return out
 
 
 def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
