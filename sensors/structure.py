@@ -8,7 +8,7 @@ are forgotten: that bounds how far back a live window must reach (the window rul
 from __future__ import annotations
 
 import numpy as np
-import talib
+from sensors import ta
 
 from sensors.base import Bars, Family, sensor
 from sensors.shape import nan_if, prev, safe_div
@@ -18,9 +18,9 @@ from sensors.shape import nan_if, prev, safe_div
 def nr7(b: Bars, period: int) -> np.ndarray:
     """Breakout of a bar that had the narrowest range of the last ``period`` bars."""
     rng = b.high - b.low
-    narrow = prev((rng == talib.MIN(rng, period)).astype(np.float64)) > 0.5
+    narrow = prev((rng == ta.MIN(rng, period)).astype(np.float64)) > 0.5
     out = np.where(narrow & (b.close > prev(b.high)), 1.0, np.where(narrow & (b.close < prev(b.low)), -1.0, 0.0))
-    return nan_if(out, prev(talib.MIN(rng, period)))
+    return nan_if(out, prev(ta.MIN(rng, period)))
 
 
 @sensor("inside_bar", Family.STRUCTURE, warmup=lambda p: 2)
@@ -38,12 +38,12 @@ def higher_highs(b: Bars, period: int) -> np.ndarray:
     ph, pl = prev(b.high), prev(b.low)
     up = np.where(np.isnan(ph), np.nan, ((b.high > ph) & (b.low > pl)).astype(np.float64))
     down = np.where(np.isnan(ph), np.nan, ((b.high < ph) & (b.low < pl)).astype(np.float64))
-    return (talib.SUM(up, period) - talib.SUM(down, period)) / period
+    return (ta.SUM(up, period) - ta.SUM(down, period)) / period
 
 
 def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
     """Bar indices at which a pivot of ``values`` is confirmed (the pivot itself is k bars earlier)."""
-    extreme = talib.MAX(values, 2 * k + 1) if highs else talib.MIN(values, 2 * k + 1)
+    extreme = ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1)
     confirmed = np.zeros(values.shape[0], dtype=bool)
     confirmed[2 * k:] = values[: values.shape[0] - 2 * k] == extreme[2 * k:]
     return np.flatnonzero(confirmed)
@@ -112,4 +112,4 @@ def double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> n
         indicators=("SMA",))
 def close_location(b: Bars, period: int) -> np.ndarray:
     """Where closes sit in their bars' ranges (top = buyers in control), averaged."""
-    return talib.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)
+    return ta.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)
