@@ -18,18 +18,7 @@ from config.settings import SensorSettings
 from core.errors import ConfigError
 from core.market_data import RingBuffer
 from core.types import Timeframe
-from sensors import ta
 from sensors.base import Bars, Family, ParamValue, SensorSpec
-
-# Live windows are rounded up to these lengths (capped by window_bars) so that sensors share
-# windows and therefore TA-Lib results; a longer window never changes a value (window rule).
-_WINDOW_BUCKETS = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-
-
-def bucket_window(window: int, limit: int) -> int:
-    """The shared window length a sensor needing ``window`` bars is evaluated on."""
-    return min(next((b for b in _WINDOW_BUCKETS if b >= window), window), max(limit, window))
-
 
 _PARAMS: dict[tuple[tuple[str, ParamValue], ...], dict[str, ParamValue]] = {}
 
@@ -123,7 +112,7 @@ def build_plan(settings: SensorSettings, specs: Mapping[str, SensorSpec]) -> Sen
             if tp is None or sl is None:
                 raise ConfigError(f"sensors.tp_fraction / sl_fraction: no value for timeframe {tf.value} ({name})")
             by_tf[tf].append(PlannedSensor(
-                name, tuple(sorted(params.items())), bucket_window(window, settings.window_bars),
+                name, tuple(sorted(params.items())), window,
                 spec.warmup_bars(params), spec.context, tp, sl,
             ))
             max_window = max(max_window, by_tf[tf][-1].window)
@@ -157,11 +146,10 @@ def evaluate_bar(
         if planned.window not in windows:
             sl = ring.span(index, planned.window)
             windows[planned.window] = Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl])
-    with ta.shared(*windows.values()):  # sensors on the same window share their TA-Lib results
-        for k, planned in enumerate(sensors):
-            try:
-                signals[k] = specs[planned.name].last(windows[planned.window], _params(planned))
-            except Exception as exc:  # isolate: one broken sensor must not silence the others
-                errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
+    for k, planned in enumerate(sensors):
+        try:
+            signals[k] = specs[planned.name].last(windows[planned.window], _params(planned))
+        except Exception as exc:  # isolate: one broken sensor must not silence the others
+            errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
     stale = ring.overwritten(index, max((s.window for s in sensors), default=1))
     return BarResult(timeframe, index, ring.open_time(index), signals, tuple(errors), stale)

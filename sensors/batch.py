@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from sensors import ta
 from sensors.base import Bars, Params, SensorSpec
 
 
@@ -19,8 +18,7 @@ def run_batch(
     bars: Bars, sensors: Mapping[str, tuple[SensorSpec, Params]]
 ) -> dict[str, np.ndarray]:
     """Signals of every sensor (name → (spec, params)) for every bar of ``bars``."""
-    with ta.shared(bars):  # an indicator several sensors read is computed once
-        return {name: spec.compute(bars, params) for name, (spec, params) in sensors.items()}
+    return {name: spec.compute(bars, params) for name, (spec, params) in sensors.items()}
 
 
 def live_value(spec: SensorSpec, params: Params, bars: Bars, i: int) -> float:

@@ -44,20 +44,27 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """a - b, with differences inside the tie tolerance snapped to exactly 0."""
+    """a - b, with differences inside the tie tolerance snapped to exactly 0 (NaN kept)."""
     d = a - b
-    tie = np.abs(d) <= TIE * (np.abs(a) + np.abs(b)) + TIE_ABS
-    return np.where(tie, 0.0, d)
+    threshold = np.abs(a)
+    threshold += np.abs(b)
+    threshold *= TIE
+    threshold += TIE_ABS
+    np.copyto(d, 0.0, where=np.abs(d) <= threshold)
+    return d
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """+1 where ``a`` crosses above ``b`` at this bar, -1 where it crosses below, else 0."""
-    d = diff(a, b)
-    pd = prev(d)
-    up = (d > 0) & (pd <= 0)
-    down = (d < 0) & (pd >= 0)
-    out = up.astype(np.float64) - down.astype(np.float64)
-    return nan_if(out, a, b, prev(a), prev(b))
+    """+1 where ``a`` crosses above ``b`` at this bar, -1 where it crosses below, else 0.
+
+    With s = sign(a - b) (ties = 0): a cross is a bar whose s differs from the previous
+    one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet).
+    """
+    s = np.sign(diff(a, b))
+    ps = prev(s)
+    out = np.where(s != ps, s, 0.0)
+    out += ps * 0.0  # NaN where the previous bar is not warmed up
+    return out
 
 
 def squash(x: np.ndarray) -> np.ndarray:
@@ -67,10 +74,12 @@ def squash(x: np.ndarray) -> np.ndarray:
 
 def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
     """Mean-reversion vote of an oscillator: + below ``low``, - above ``high``, 0 between;
-    strength grows linearly over ``span`` units beyond the threshold."""
-    below, above = diff(x, low) < 0, diff(x, high) > 0
-    out = np.where(below, (low - x) / span, np.where(above, -(x - high) / span, 0.0))
-    return nan_if(np.clip(out, -1.0, 1.0), x)
+    strength grows linearly over ``span`` units beyond the threshold (continuous at the
+    thresholds, so no tie handling is needed; NaN propagates)."""
+    below = np.maximum(low - x, 0.0)
+    below -= np.maximum(x - high, 0.0)
+    below /= span
+    return np.minimum(np.maximum(below, -1.0), 1.0)
 
 
 def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ are forgotten: that bounds how far back a live window must reach (the window rul
 from __future__ import annotations
 
 import numpy as np
-from sensors import ta
+import talib
 
 from sensors.base import Bars, Family, sensor
 from sensors.shape import nan_if, prev, safe_div
@@ -18,9 +18,9 @@ from sensors.shape import nan_if, prev, safe_div
 def nr7(b: Bars, period: int) -> np.ndarray:
     """Breakout of a bar that had the narrowest range of the last ``period`` bars."""
     rng = b.high - b.low
-    narrow = prev((rng == ta.MIN(rng, period)).astype(np.float64)) > 0.5
+    narrow = prev((rng == talib.MIN(rng, period)).astype(np.float64)) > 0.5
     out = np.where(narrow & (b.close > prev(b.high)), 1.0, np.where(narrow & (b.close < prev(b.low)), -1.0, 0.0))
-    return nan_if(out, prev(ta.MIN(rng, period)))
+    return nan_if(out, prev(talib.MIN(rng, period)))
 
 
 @sensor("inside_bar", Family.STRUCTURE, warmup=lambda p: 2)
@@ -38,26 +38,34 @@ def higher_highs(b: Bars, period: int) -> np.ndarray:
     ph, pl = prev(b.high), prev(b.low)
     up = np.where(np.isnan(ph), np.nan, ((b.high > ph) & (b.low > pl)).astype(np.float64))
     down = np.where(np.isnan(ph), np.nan, ((b.high < ph) & (b.low < pl)).astype(np.float64))
-    return (ta.SUM(up, period) - ta.SUM(down, period)) / period
+    return (talib.SUM(up, period) - talib.SUM(down, period)) / period
 
 
 def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
-    """Bar indices at which a pivot of ``values`` is confirmed (the pivot itself is k bars earlier)."""
-    extreme = ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1)
+    """Per bar: True where a pivot of ``values`` is confirmed (the pivot itself is k bars earlier)."""
+    extreme = talib.MAX(values, 2 * k + 1) if highs else talib.MIN(values, 2 * k + 1)
     confirmed = np.zeros(values.shape[0], dtype=bool)
     confirmed[2 * k:] = values[: values.shape[0] - 2 * k] == extreme[2 * k:]
-    return np.flatnonzero(confirmed)
+    return confirmed
+
+
+def _latest(confirmed: np.ndarray) -> np.ndarray:
+    """Per bar i: how many pivots were confirmed at bars ≤ i - 1, minus one (an index into them)."""
+    before = np.zeros(confirmed.shape[0], dtype=np.int64)
+    np.cumsum(confirmed[:-1], out=before[1:])
+    return before - 1
 
 
 def _last_level(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray:
     """Per bar: the most recent pivot confirmed before it and at most ``lookback`` bars old, else NaN."""
-    n = values.shape[0]
-    conf = _pivots(values, k, highs)
-    i = np.arange(n)
-    m = np.searchsorted(conf, i - 1, side="right") - 1  # last pivot confirmed at ≤ i - 1
-    pos = np.where(m >= 0, conf[np.maximum(m, 0)] - k if conf.size else -1, -1)
-    ok = (m >= 0) & (i - pos <= lookback)
-    return np.where(ok, values[np.maximum(pos, 0)], np.nan)
+    confirmed = _pivots(values, k, highs)
+    pos = np.flatnonzero(confirmed) - k
+    if pos.size == 0:
+        return np.full(values.shape[0], np.nan)
+    m = _latest(confirmed)
+    p = pos[np.maximum(m, 0)]
+    ok = (m >= 0) & (np.arange(values.shape[0]) - p <= lookback)
+    return np.where(ok, values[p], np.nan)
 
 
 @sensor("sr_break", Family.STRUCTURE, params={"pivot": 3, "lookback": 100},
@@ -79,20 +87,19 @@ def _double(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> np
     values, opposite = (b.high, b.low) if highs else (b.low, b.high)
     n = values.shape[0]
     out = np.zeros(n)
-    conf = _pivots(values, k, highs)
-    if conf.size < 2:
+    confirmed = _pivots(values, k, highs)
+    pos = np.flatnonzero(confirmed) - k
+    if pos.size < 2:
         return out
-    pos = conf - k
     # extreme of the other side between consecutive pivots: the neckline of each pair
     neck = (np.minimum if highs else np.maximum).reduceat(opposite, pos)[:-1]
-    i = np.arange(n)
-    m = np.searchsorted(conf, i - 1, side="right") - 1
+    m = _latest(confirmed)
     have = m >= 1
     m = np.maximum(m, 1)
     p1, p2 = pos[m - 1], pos[m]
     level = neck[m - 1]
     similar = np.abs(values[p1] - values[p2]) <= tolerance * values[p2]
-    fresh = i - p1 <= lookback
+    fresh = np.arange(n) - p1 <= lookback
     pc = prev(b.close)
     broke = (b.close < level) & (pc >= level) if highs else (b.close > level) & (pc <= level)
     out[have & similar & fresh & broke] = -1.0 if highs else 1.0
@@ -112,4 +119,4 @@ def double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> n
         indicators=("SMA",))
 def close_location(b: Bars, period: int) -> np.ndarray:
     """Where closes sit in their bars' ranges (top = buyers in control), averaged."""
-    return ta.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)
+    return talib.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)

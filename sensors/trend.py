@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sensors import ta
+import talib
 
 from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
 from sensors.shape import cross, nan_if, prev, sign_of, squash
@@ -18,7 +18,7 @@ SAR_SETTLE = 500
         warmup=lambda p: p["slow"], settle=lambda p: ema_settle(p["slow"]), indicators=("EMA",))
 def ema_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Fast EMA crossing the slow EMA: +1 up-cross, -1 down-cross."""
-    return cross(ta.EMA(b.close, fast), ta.EMA(b.close, slow))
+    return cross(talib.EMA(b.close, fast), talib.EMA(b.close, slow))
 
 
 @sensor("ema_trend", Family.TREND, params={"fast": 12, "slow": 26, "atr": 14},
@@ -26,8 +26,8 @@ def ema_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["slow"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
 def ema_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Gap between a fast and a slow EMA, in ATRs."""
-    gap = ta.EMA(b.close, fast) - ta.EMA(b.close, slow)
-    return squash(gap / ta.ATR(b.high, b.low, b.close, atr))
+    gap = talib.EMA(b.close, fast) - talib.EMA(b.close, slow)
+    return squash(gap / talib.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("macd_cross", Family.TREND, params={"fast": 12, "slow": 26, "signal": 9},
@@ -35,7 +35,7 @@ def ema_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
         settle=lambda p: ema_settle(p["slow"]) + ema_settle(p["signal"]), indicators=("MACD",))
 def macd_cross(b: Bars, fast: int, slow: int, signal: int) -> np.ndarray:
     """MACD line crossing its signal line."""
-    macd, sig, _ = ta.MACD(b.close, fast, slow, signal)
+    macd, sig, _ = talib.MACD(b.close, fast, slow, signal)
     return cross(macd, sig)
 
 
@@ -45,8 +45,8 @@ def macd_cross(b: Bars, fast: int, slow: int, signal: int) -> np.ndarray:
         indicators=("MACD", "ATR"))
 def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarray:
     """MACD histogram in ATRs (momentum of the trend)."""
-    _, _, hist = ta.MACD(b.close, fast, slow, signal)
-    return squash(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr))
+    _, _, hist = talib.MACD(b.close, fast, slow, signal)
+    return squash(2.0 * hist / talib.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("psar", Family.TREND, params={"acceleration": 0.02, "maximum": 0.2, "atr": 14},
@@ -54,8 +54,8 @@ def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarra
         indicators=("SAR", "ATR"))
 def psar(b: Bars, acceleration: float, maximum: float, atr: int) -> np.ndarray:
     """Close above (long) or below (short) the parabolic SAR, strength by distance in ATRs."""
-    sar = ta.SAR(b.high, b.low, acceleration, maximum)
-    return squash((b.close - sar) / ta.ATR(b.high, b.low, b.close, atr))
+    sar = talib.SAR(b.high, b.low, acceleration, maximum)
+    return squash((b.close - sar) / talib.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("adx_di", Family.TREND, params={"period": 14, "threshold": 20.0},
@@ -63,8 +63,8 @@ def psar(b: Bars, acceleration: float, maximum: float, atr: int) -> np.ndarray:
         indicators=("ADX", "PLUS_DI", "MINUS_DI"))
 def adx_di(b: Bars, period: int, threshold: float) -> np.ndarray:
     """+DI vs -DI direction while ADX says a trend exists; strength ADX/50."""
-    adx = ta.ADX(b.high, b.low, b.close, period)
-    di = ta.PLUS_DI(b.high, b.low, b.close, period) - ta.MINUS_DI(b.high, b.low, b.close, period)
+    adx = talib.ADX(b.high, b.low, b.close, period)
+    di = talib.PLUS_DI(b.high, b.low, b.close, period) - talib.MINUS_DI(b.high, b.low, b.close, period)
     out = np.where(adx > threshold, np.sign(di) * np.minimum(1.0, adx / 50.0), 0.0)
     return nan_if(out, adx, di)
 
@@ -74,23 +74,23 @@ def adx_di(b: Bars, period: int, threshold: float) -> np.ndarray:
         indicators=("PLUS_DI", "MINUS_DI"))
 def di_cross(b: Bars, period: int) -> np.ndarray:
     """+DI crossing -DI."""
-    return cross(ta.PLUS_DI(b.high, b.low, b.close, period), ta.MINUS_DI(b.high, b.low, b.close, period))
+    return cross(talib.PLUS_DI(b.high, b.low, b.close, period), talib.MINUS_DI(b.high, b.low, b.close, period))
 
 
 @sensor("aroon", Family.TREND, params={"period": 25}, warmup=lambda p: p["period"], indicators=("AROONOSC",))
 def aroon(b: Bars, period: int) -> np.ndarray:
     """Aroon oscillator / 100: recent highs (+) or recent lows (-)."""
-    return ta.AROONOSC(b.high, b.low, period) / 100.0
+    return talib.AROONOSC(b.high, b.low, period) / 100.0
 
 
 @sensor("ichimoku", Family.TREND, params={"tenkan": 9, "kijun": 26, "senkou": 52},
         warmup=lambda p: max(p["senkou"], p["kijun"]) - 1 + p["kijun"], indicators=("MAX", "MIN"))
 def ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> np.ndarray:
     """Close vs the cloud (spans displaced ``kijun`` bars) plus the tenkan/kijun cross state."""
-    t = (ta.MAX(b.high, tenkan) + ta.MIN(b.low, tenkan)) / 2.0
-    k = (ta.MAX(b.high, kijun) + ta.MIN(b.low, kijun)) / 2.0
+    t = (talib.MAX(b.high, tenkan) + talib.MIN(b.low, tenkan)) / 2.0
+    k = (talib.MAX(b.high, kijun) + talib.MIN(b.low, kijun)) / 2.0
     span_a = prev((t + k) / 2.0, kijun)
-    span_b = prev((ta.MAX(b.high, senkou) + ta.MIN(b.low, senkou)) / 2.0, kijun)
+    span_b = prev((talib.MAX(b.high, senkou) + talib.MIN(b.low, senkou)) / 2.0, kijun)
     top, bottom = np.maximum(span_a, span_b), np.minimum(span_a, span_b)
     cloud = (b.close > top).astype(np.float64) - (b.close < bottom)
     return nan_if(0.5 * cloud + 0.5 * np.sign(t - k), span_a, span_b, t, k)
@@ -121,19 +121,19 @@ def regression_slope(x: np.ndarray, period: int) -> np.ndarray:
 def linreg_slope(b: Bars, period: int, atr: int) -> np.ndarray:
     """Least-squares slope over the period, as ATRs travelled across it."""
     slope = regression_slope(b.close, period)
-    return squash(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)))
+    return squash(slope * period / (3.0 * talib.ATR(b.high, b.low, b.close, atr)))
 
 
 @sensor("sma_cross", Family.TREND, params={"fast": 20, "slow": 50}, warmup=lambda p: p["slow"],
         indicators=("SMA",))
 def sma_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Fast SMA crossing the slow SMA."""
-    return cross(ta.SMA(b.close, fast), ta.SMA(b.close, slow))
+    return cross(talib.SMA(b.close, fast), talib.SMA(b.close, slow))
 
 
 @sensor("ma_ribbon", Family.TREND, params={"short": 10, "mid": 20, "long": 50},
         warmup=lambda p: p["long"] - 1, indicators=("SMA",))
 def ma_ribbon(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
     """How well close > SMA short > SMA mid > SMA long (or the reverse) are stacked."""
-    s, m, lg = ta.SMA(b.close, short), ta.SMA(b.close, mid), ta.SMA(b.close, long)
+    s, m, lg = talib.SMA(b.close, short), talib.SMA(b.close, mid), talib.SMA(b.close, long)
     return (sign_of(b.close, s) + sign_of(s, m) + sign_of(m, lg)) / 3.0

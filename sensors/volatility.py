@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from sensors import ta
+import talib
 
 from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
 from sensors.shape import diff, nan_if, prev, safe_div
@@ -21,7 +21,7 @@ def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.nd
         warmup=lambda p: p["period"] - 1, indicators=("BBANDS",))
 def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Close outside a Bollinger band, faded (mean reversion)."""
-    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    upper, middle, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
     return -_beyond(b.close, upper, lower, (upper - middle) / stdevs)
 
 
@@ -30,11 +30,11 @@ def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
         indicators=("BBANDS", "EMA", "ATR"))
 def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarray:
     """Squeeze release: Bollinger bands leave the Keltner channel; vote the breakout side."""
-    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
-    atr = ta.ATR(b.high, b.low, b.close, period)
+    upper, middle, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
+    atr = talib.ATR(b.high, b.low, b.close, period)
     squeezed = (upper - lower) < 2.0 * keltner * atr
     released = prev(squeezed.astype(np.float64)) > 0.5
-    out = np.where(released & ~squeezed, np.sign(b.close - ta.EMA(b.close, period)), 0.0)
+    out = np.where(released & ~squeezed, np.sign(b.close - talib.EMA(b.close, period)), 0.0)
     return nan_if(out, upper, atr, prev(atr))
 
 
@@ -42,7 +42,7 @@ def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarra
         warmup=lambda p: p["period"], indicators=("BBANDS",))
 def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Previous close outside a band, this close back inside it: vote the way back in."""
-    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    upper, _, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
     pc, pu, pl = prev(b.close), prev(upper), prev(lower)
     up = (pc < pl) & (b.close > lower)
     down = (pc > pu) & (b.close < upper)
@@ -54,8 +54,8 @@ def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
 def keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> np.ndarray:
     """Close outside the Keltner channel, followed (breakout)."""
-    mid = ta.EMA(b.close, period)
-    a = ta.ATR(b.high, b.low, b.close, atr)
+    mid = talib.EMA(b.close, period)
+    a = talib.ATR(b.high, b.low, b.close, atr)
     return _beyond(b.close, mid + mult * a, mid - mult * a, a)
 
 
@@ -63,7 +63,7 @@ def keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> np.ndarray:
         indicators=("MAX", "MIN"))
 def donchian_breakout(b: Bars, period: int) -> np.ndarray:
     """Close beyond the previous ``period`` bars' highest high / lowest low."""
-    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
+    upper, lower = prev(talib.MAX(b.high, period)), prev(talib.MIN(b.low, period))
     out = (b.close > upper).astype(np.float64) - (b.close < lower)
     return nan_if(out, upper, lower)
 
@@ -73,8 +73,8 @@ def donchian_breakout(b: Bars, period: int) -> np.ndarray:
         indicators=("ATR", "SMA"))
 def atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> np.ndarray:
     """ATR well above its own average: follow the direction of the expanding bar."""
-    a = ta.ATR(b.high, b.low, b.close, atr)
-    ratio = safe_div(a, ta.SMA(a, baseline))
+    a = talib.ATR(b.high, b.low, b.close, atr)
+    ratio = safe_div(a, talib.SMA(a, baseline))
     strength = np.minimum(1.0, (ratio - 1.0) / threshold)
     out = np.where(ratio > threshold, np.sign(b.close - b.open) * strength, 0.0)
     return nan_if(out, ratio)
@@ -84,7 +84,7 @@ def atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> np.ndar
         indicators=("SMA", "STDDEV"))
 def zscore(b: Bars, period: int) -> np.ndarray:
     """Distance of close from its mean in standard deviations, faded (3 σ = full vote)."""
-    z = safe_div(b.close - ta.SMA(b.close, period), ta.STDDEV(b.close, period, 1.0))
+    z = safe_div(b.close - talib.SMA(b.close, period), talib.STDDEV(b.close, period, 1.0))
     return -z / 3.0
 
 
@@ -92,7 +92,7 @@ def zscore(b: Bars, period: int) -> np.ndarray:
         warmup=lambda p: p["period"], indicators=("TRANGE", "SMA"))
 def tr_spike(b: Bars, period: int, threshold: float) -> np.ndarray:
     """A true range several times its average: follow the bar's direction."""
-    tr = ta.TRANGE(b.high, b.low, b.close)
-    ratio = safe_div(tr, ta.SMA(tr, period))
+    tr = talib.TRANGE(b.high, b.low, b.close)
+    ratio = safe_div(tr, talib.SMA(tr, period))
     out = np.where(ratio > threshold, np.sign(b.close - b.open), 0.0)
     return nan_if(out, ratio)

@@ -8,7 +8,7 @@ do not, so a live window equals batch mode.
 from __future__ import annotations
 
 import numpy as np
-from sensors import ta
+import talib
 
 from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
 from sensors.shape import nan_if, prev, safe_div, squash
@@ -18,8 +18,8 @@ from sensors.shape import nan_if, prev, safe_div, squash
         indicators=("OBV", "SUM"))
 def obv_divergence(b: Bars, period: int) -> np.ndarray:
     """Price and OBV moving apart over the period: vote with volume (OBV up, price down → buy)."""
-    obv = ta.OBV(b.close, b.volume)
-    flow = safe_div(obv - prev(obv, period), ta.SUM(b.volume, period))
+    obv = talib.OBV(b.close, b.volume)
+    flow = safe_div(obv - prev(obv, period), talib.SUM(b.volume, period))
     move = b.close - prev(b.close, period)
     out = np.where((move < 0) & (flow > 0), flow, np.where((move > 0) & (flow < 0), flow, 0.0))
     return nan_if(out, flow, move)
@@ -29,8 +29,8 @@ def obv_divergence(b: Bars, period: int) -> np.ndarray:
         settle=lambda p: ema_settle(p["period"]), indicators=("OBV", "EMA", "SUM"))
 def obv_trend(b: Bars, period: int) -> np.ndarray:
     """OBV above (buy) or below (sell) its EMA, relative to the period's volume."""
-    obv = ta.OBV(b.close, b.volume)
-    return squash(4.0 * safe_div(obv - ta.EMA(obv, period), ta.SUM(b.volume, period)))
+    obv = talib.OBV(b.close, b.volume)
+    return squash(4.0 * safe_div(obv - talib.EMA(obv, period), talib.SUM(b.volume, period)))
 
 
 def window_sum(x: np.ndarray, period: int) -> np.ndarray:
@@ -40,8 +40,8 @@ def window_sum(x: np.ndarray, period: int) -> np.ndarray:
     depends on where the series starts enough to break live/batch parity at 1e-9.
     """
     out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= period:
-        out[period - 1:] = np.lib.stride_tricks.sliding_window_view(x, period).sum(axis=1)
+    if x.shape[0] >= period:  # each output summed on its own, in a fixed order
+        out[period - 1:] = np.convolve(x, np.ones(period), mode="valid")
     return out
 
 
@@ -51,16 +51,16 @@ def window_sum(x: np.ndarray, period: int) -> np.ndarray:
 def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
     """Close stretched away from the rolling VWAP, in ATRs, faded."""
     volume = window_sum(b.volume, period)
-    weighted = window_sum(ta.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
+    weighted = window_sum(talib.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
     vwap = np.where(volume > 0, safe_div(weighted, volume), b.close)  # no trades: no deviation
-    return nan_if(-squash((b.close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr))), volume)
+    return nan_if(-squash((b.close - vwap) / (2.0 * talib.ATR(b.high, b.low, b.close, atr))), volume)
 
 
 @sensor("volume_climax", Family.VOLUME, params={"period": 20, "threshold": 3.0},
         warmup=lambda p: p["period"] - 1, indicators=("SMA",))
 def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
     """Volume several times its average: exhaustion, vote against the bar's direction."""
-    avg = ta.SMA(b.volume, period)
+    avg = talib.SMA(b.volume, period)
     out = np.where(b.volume > threshold * avg, -np.sign(b.close - b.open), 0.0)
     return nan_if(out, avg)
 
@@ -69,23 +69,23 @@ def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
 def cmf(b: Bars, period: int) -> np.ndarray:
     """Chaikin money flow: volume-weighted close location over the period."""
     multiplier = safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low)
-    return safe_div(ta.SUM(multiplier * b.volume, period), ta.SUM(b.volume, period))
+    return safe_div(talib.SUM(multiplier * b.volume, period), talib.SUM(b.volume, period))
 
 
 @sensor("adosc", Family.VOLUME, params={"fast": 3, "slow": 10}, warmup=lambda p: p["slow"] - 1,
         settle=lambda p: ema_settle(p["slow"]), indicators=("ADOSC", "SMA"))
 def adosc(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Chaikin A/D oscillator in average bar volumes: accumulation (+) or distribution (-)."""
-    osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
-    return squash(0.5 * safe_div(osc, ta.SMA(b.volume, slow)))
+    osc = talib.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
+    return squash(0.5 * safe_div(osc, talib.SMA(b.volume, slow)))
 
 
 @sensor("volume_breakout", Family.VOLUME, params={"period": 20, "mult": 1.5}, warmup=lambda p: p["period"],
         indicators=("MAX", "MIN", "SMA"))
 def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
     """Donchian breakout confirmed by volume above ``mult`` × its previous average."""
-    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
-    loud = b.volume > mult * prev(ta.SMA(b.volume, period))
+    upper, lower = prev(talib.MAX(b.high, period)), prev(talib.MIN(b.low, period))
+    loud = b.volume > mult * prev(talib.SMA(b.volume, period))
     out = ((b.close > upper) & loud).astype(np.float64) - ((b.close < lower) & loud)
     return nan_if(out, upper, lower)
 
@@ -95,6 +95,6 @@ def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR", "SMA"))
 def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
     """Elder's force index (EMA of price change × volume) in ATR × average volume."""
-    force = ta.EMA((b.close - prev(b.close)) * b.volume, period)
-    unit = ta.ATR(b.high, b.low, b.close, atr) * ta.SMA(b.volume, period)
+    force = talib.EMA((b.close - prev(b.close)) * b.volume, period)
+    unit = talib.ATR(b.high, b.low, b.close, atr) * talib.SMA(b.volume, period)
     return squash(safe_div(force, unit))
