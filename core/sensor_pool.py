@@ -161,7 +161,7 @@ class SensorPool:
 
     @property
     def worker_pids(self) -> list[int]:
-        return [w.process.pid for w in self._workers if w is not None and w.process.pid is not None]
+        return [w.process.pid for w in self._workers if w is not None and not w.lost and w.process.pid is not None]
 
     async def start(self) -> None:
         """Start every worker and wait until each has attached to its buffers."""
@@ -198,7 +198,8 @@ class SensorPool:
     async def stop(self) -> None:
         """Stop all workers (kill those that do not exit in time) and reap them."""
         self._running = False
-        workers = [w for w in self._workers if w is not None] + self._retired
+        # a lost worker was reaped when it was lost (its slot may hold it after a crash loop)
+        workers = [w for w in self._workers if w is not None and not w.lost] + self._retired
         for w in workers:
             self._fail_outstanding(w, "stopped")
             self._detach(w)

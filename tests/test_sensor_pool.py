@@ -174,3 +174,19 @@ async def test_workers_are_recycled_above_the_rss_bound(pool_factory, series) ->
         await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], i))
     assert _restarts("recycle_rss") == before + 1
     assert pool.worker_pids[0] != first
+
+
+async def test_workers_that_cannot_start_fail_start_and_leave_nothing(series, monkeypatch) -> None:
+    # the plugin kills every process importing it except the one named here (this one)
+    monkeypatch.setenv("CASINO_TEST_ENGINE_PID", str(os.getpid()))
+    settings = SensorSettings(workers=2, timeframes=["1m"], start_timeout_s=20)
+    md = MarketData(SYMBOLS, [T.M1], settings.window_bars + settings.ring_slack_bars)
+    pool = SensorPool(md, settings, plugins=("sensor_crash_plugin",))
+    try:
+        with pytest.raises(RuntimeError, match="before it was ready"):
+            await pool.start()
+        assert pool.worker_pids == []
+        assert _restarts("died") >= 2
+    finally:
+        await pool.stop()
+        md.close()
