@@ -42,8 +42,7 @@ def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
 def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
     """Log NATR's z-score against its own recent history (+ = unusually volatile)."""
     natr = talib.NATR(b.high, b.low, b.close, atr)
-    level = np.log(np.where(natr > 0, natr, np.nan))
-    level = np.where(np.isnan(level) & ~np.isnan(natr), 0.0, level)  # a flat market: log 1
+    level = np.log(np.maximum(natr, 1e-6))  # a flat market (ATR 0) is simply very quiet; NaN stays NaN
     z = safe_div(level - talib.SMA(level, period), talib.STDDEV(level, period, 1.0))
     return squash(z / 2.0)
 

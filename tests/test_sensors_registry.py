@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import talib
 
@@ -72,3 +73,18 @@ def test_plan_applies_params_timeframes_and_fractions() -> None:
 def test_bad_sensor_config_is_a_config_error_naming_the_problem(kwargs: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         build_plan(SensorSettings(**kwargs), BUILTIN)
+
+
+def test_batch_signals_follow_the_plan(data_dir) -> None:
+    from core.sensor_plan import batch_signals
+
+    from _sensor_data import SLICES, bars
+
+    b = bars(data_dir, *SLICES[0])
+    settings = SensorSettings(enabled=["momentum"], params={"rsi14": {"period": 9}})
+    plan = build_plan(settings, BUILTIN)
+    out = batch_signals(plan, BUILTIN, Timeframe.M5, b)
+    assert set(out) == {n for n, s in BUILTIN.items() if s.family is Family.MOMENTUM}
+    assert np.array_equal(out["rsi14"], BUILTIN["rsi14"].compute(b, {"period": 9, "low": 30.0, "high": 70.0}),
+                          equal_nan=True)
+    assert not np.array_equal(out["rsi14"], BUILTIN["rsi14"].compute(b), equal_nan=True)
