@@ -74,7 +74,7 @@ def bench_single_candle(series: CandleSeries, runs: int) -> None:
         md.close()
 
 
-async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int) -> None:
+async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick: bool) -> None:
     settings = SensorSettings(timeframes=["1m"])
     symbols = [f"S{k:02d}USDT" for k in range(BURST_SYMBOLS)]
     feeds = {s: sources[k % len(sources)] for k, s in enumerate(symbols)}
@@ -114,7 +114,7 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int) -> No
             p99s.append(float(np.percentile(samples, 99)))
             # the same work in this one process, on the same bars
             single = []
-            for _ in range(min(bursts, 20)):
+            for _ in range(min(bursts, 10 if quick else 20)):
                 t = time.perf_counter()
                 for s in symbols:
                     evaluate_local(md, pool.plan, specs, s, (Timeframe.M1,))
@@ -167,7 +167,7 @@ def main() -> int:
     minute_series = [load_candles(p) for p in one_minute_files(root)]
     emit("workers", worker_count(0), "processes", 1)
     bench_single_candle(minute_series[0], 3 if args.quick else 5)
-    asyncio.run(bench_burst(minute_series, 200, runs))
+    asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
     histories = [Bars(s.open, s.high, s.low, s.close, s.volume) for s in minute_series]
     total = sum(len(b) for b in histories)
     for path in sorted(root.glob("spot-2021/*-5m.csv.gz")):

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import talib
 
-from sensors.base import Bars, Family, sensor, wilder_settle
+from sensors.base import Bars, Family, Params, sensor, wilder_settle
 from sensors.shape import band, cross, diff, nan_if, squash
 
 
@@ -32,8 +32,8 @@ def rsi_momentum(b: Bars, period: int) -> np.ndarray:
     return squash((talib.RSI(b.close, period) - 50.0) / 15.0)
 
 
-def _stoch_warmup(p: dict) -> int:  # type: ignore[type-arg]
-    return p["fastk"] + p["slowk"] + p["slowd"] - 2
+def _stoch_warmup(p: Params) -> int:
+    return int(p["fastk"]) + int(p["slowk"]) + int(p["slowd"]) - 2
 
 
 @sensor("stoch", Family.MOMENTUM, params={"fastk": 14, "slowk": 3, "slowd": 3, "low": 20.0, "high": 80.0},
