@@ -318,7 +318,7 @@ class SensorPool:
 
     def _on_readable(self, worker: _Worker) -> None:
         try:
-            while worker.conn.poll():
+            while not worker.conn.closed and worker.conn.poll():  # a retired worker's pipe closes mid-loop
                 msg = worker.conn.recv()
                 if msg[0] == "done":
                     self._on_done(worker, msg[1], msg[2], msg[3])
@@ -339,8 +339,10 @@ class SensorPool:
                 self._retire(worker, "tasks")
             elif worker.rss_mb > self.settings.max_worker_rss_mb:
                 self._retire(worker, "rss")
-        if worker.retiring and not worker.outstanding:
+        if worker.retiring and not worker.outstanding and not worker.conn.closed:
             self._finish_retirement(worker)
+        elif self._retired:
+            self._reap_retired(block=False)  # join recycled workers once they have exited
 
     def _retire(self, worker: _Worker, reason: str) -> None:
         """Route new tasks to a fresh worker; the old one finishes its queue, then stops."""

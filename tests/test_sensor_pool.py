@@ -152,13 +152,15 @@ async def test_a_hung_worker_times_out_is_killed_and_replaced(pool_factory, seri
 async def test_workers_are_recycled_after_n_tasks(pool_factory, series) -> None:
     md, pool = await pool_factory(recycle_after_tasks=10)
     first = pool.worker_pids[0]
-    before = _restarts("recycle_tasks")
+    before, died = _restarts("recycle_tasks"), _restarts("died")
     for i in range(1_100, 1_125):
         rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], i))
         assert sum(r.signal is not None for r in rs) >= 50  # no reading lost to recycling
     assert _restarts("recycle_tasks") >= before + 2
     assert pool.worker_pids[0] != first
+    assert _restarts("died") == died  # a recycled worker is not mistaken for a dead one
     await asyncio.sleep(0.2)
+    await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_125))
     assert not _alive(first)
 
 
