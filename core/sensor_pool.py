@@ -156,6 +156,10 @@ class SensorPool:
         self._error_logged: dict[str, tuple[float, int]] = {}
         self._running = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        # per timeframe, what every reading repeats; and the metric children, looked up once
+        self._meta = {tf: tuple((s.name, s.tp_fraction, s.sl_fraction, s.context) for s in sensors)
+                      for tf, sensors in self.plan.by_timeframe.items()}
+        self._missing = {r: SENSOR_MISSING.labels(reason=r) for r in ("warmup", "error", "stale", "worker_lost")}
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -271,34 +275,36 @@ class SensorPool:
         return self._readings(symbol, items, results)
 
     def _readings(self, symbol: str, items: tuple[tuple[str, int], ...], results: list[tuple] | None) -> list[SensorReading]:
+        """Turn a worker's compact answer into readings (3,000+ per burst: kept lean)."""
         out: list[SensorReading] = []
         if results is None:  # the worker was lost: everything it owed is missing
             for tf_value, index in items:
                 tf = Timeframe(tf_value)
-                sensors = self.plan.sensors_for(tf)
                 open_time = self.market.ring(symbol, tf).open_time(index)
-                out.extend(SensorReading(s.name, symbol, tf, open_time, None, s.tp_fraction, s.sl_fraction, s.context)
-                           for s in sensors)
-                SENSOR_MISSING.labels(reason="worker_lost").inc(len(sensors))
+                meta = self._meta[tf]
+                out.extend([SensorReading(n, symbol, tf, open_time, None, tp, sl, ctx) for n, tp, sl, ctx in meta])
+                self._missing["worker_lost"].inc(len(meta))
             return out
         for tf_value, _index, open_time, raw, errors, stale in results:
             tf = Timeframe(tf_value)
-            sensors = self.plan.sensors_for(tf)
+            meta = self._meta[tf]
             signals = np.frombuffer(raw, dtype=np.float64)
             if errors:
-                self._count_errors(sensors, errors)
-            if stale:
-                SENSOR_MISSING.labels(reason="stale").inc(len(sensors))
-            missing = 0
-            for s, value in zip(sensors, signals.tolist(), strict=True):
-                if stale or math.isnan(value):
-                    missing += 1
-                    value = None
-                out.append(SensorReading(s.name, symbol, tf, open_time, value, s.tp_fraction, s.sl_fraction, s.context))
-            if not stale and missing - len(errors) > 0:
-                SENSOR_MISSING.labels(reason="warmup").inc(missing - len(errors))
-            if not stale and errors:
-                SENSOR_MISSING.labels(reason="error").inc(len(errors))
+                self._count_errors(self.plan.sensors_for(tf), errors)
+            if stale:  # the window was overwritten while the worker read it: nothing is trustworthy
+                out.extend([SensorReading(n, symbol, tf, open_time, None, tp, sl, ctx) for n, tp, sl, ctx in meta])
+                self._missing["stale"].inc(len(meta))
+                continue
+            # v != v is the NaN test: not warmed up or raised → missing (None), never 0
+            out.extend([
+                SensorReading(n, symbol, tf, open_time, None if v != v else v, tp, sl, ctx)
+                for (n, tp, sl, ctx), v in zip(meta, signals.tolist(), strict=True)
+            ])
+            missing = int(np.count_nonzero(np.isnan(signals)))
+            if missing > len(errors):
+                self._missing["warmup"].inc(missing - len(errors))
+            if errors:
+                self._missing["error"].inc(len(errors))
         return out
 
     def _count_errors(self, sensors: tuple, errors: tuple[tuple[int, str], ...]) -> None:
