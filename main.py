@@ -28,6 +28,7 @@ examples:
   python main.py data --dataset spot-2021     check another dataset folder
   python main.py sim --symbols BTCUSDT,ETHUSDT --speed 60 --balance 10000
                                               serve the simulated Binance (prints REST_URL=, WS_URL=, API_KEY=)
+  python main.py sensors                      list the sensors and which ones the config enables
 
 exit codes: 0 ok, 2 bad usage or configuration, 3 preflight failed, 4 crashed
 """
@@ -156,6 +157,35 @@ def cmd_sim(args: argparse.Namespace) -> int:
     )
     return asyncio.run(serve(settings, opts))
 
+# ---------------------------------------------------------------------------- sensors
+
+
+def cmd_sensors(args: argparse.Namespace) -> int:
+    """List the sensor registry: what exists, what the configuration enables and where it runs."""
+    from core.sensor_plan import build_plan, enabled_names
+    from sensors.registry import all_sensors
+
+    settings = settings_from(args).sensors
+    specs = all_sensors()
+    enabled = enabled_names(settings, specs)
+    plan = build_plan(settings, specs)
+    planned: dict[str, list[str]] = {}
+    for tf, sensors in plan.by_timeframe.items():
+        for s in sensors:
+            planned.setdefault(s.name, []).append(tf.value)
+    print(f"{'sensor':26} {'family':11} {'timeframes':18} {'warm-up':>7} {'window':>6} {'role':7} enabled")
+    for name, spec in specs.items():
+        params = spec.resolve(settings.params.get(name))
+        tfs = planned.get(name) or list(settings.sensor_timeframes.get(name, spec.timeframes))
+        on = "yes" if name in planned else ("no (timeframes not kept)" if name in enabled else "no")
+        print(f"{name:26} {spec.family.value:11} {','.join(tfs):18} {spec.warmup_bars(params):>7} "
+              f"{spec.window_bars(params):>6} {'context' if spec.context else 'voter':7} {on}")
+    voters = sum(1 for n in planned if not specs[n].context)
+    print(f"\n{len(specs)} sensors, {len(planned)} enabled ({voters} voters, {len(planned) - voters} context); "
+          f"timeframes kept: {', '.join(settings.timeframes)}; largest window {plan.max_window} of "
+          f"{settings.window_bars} bars")
+    return EXIT_OK
+
 
 # ------------------------------------------------------------------------------- main
 
@@ -191,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ed25519-public-key", type=Path, help="PEM public key to accept Ed25519 signatures from")
     p.add_argument("--ed25519-api-key", help="API key for that Ed25519 key (default: sim-ed25519)")
     p.add_argument("--admin", action="store_true", help="enable the fault-injection admin endpoints")
+    add("sensors", cmd_sensors, "list the sensor registry (family, timeframes, warm-up, context/voter, enabled)")
     return parser
 
 

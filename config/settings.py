@@ -131,9 +131,14 @@ class SimSettings(Section):
 class SensorSettings(Section):
     enabled: list[str] = Field(default_factory=lambda: ["*"])
     disabled: list[str] = Field(default_factory=list)
-    timeframes: list[str] = Field(default_factory=lambda: ["1m", "5m", "15m", "1h"])
+    timeframes: list[str] = Field(default_factory=lambda: ["1m", "5m", "15m", "1h", "4h"])
     workers: int = Field(default=0, ge=0, le=64)  # 0 = one per core, at least 2
-    window_bars: int = Field(default=300, ge=50, le=10_000)
+    # Largest window a worker hands one sensor; must cover every enabled sensor's own window
+    # (warm-up + settle bars of its recursive indicators, see sensors/base.py).
+    window_bars: int = Field(default=1024, ge=50, le=10_000)
+    # Bars kept per symbol × timeframe beyond window_bars, so a slow worker's window is not
+    # overwritten while it reads (a reading that was overwritten is returned as missing).
+    ring_slack_bars: int = Field(default=256, ge=16, le=100_000)
     task_timeout_ms: int = Field(default=2000, ge=10, le=60_000)
     recycle_after_tasks: int = Field(default=100_000, ge=10)
     max_worker_rss_mb: int = Field(default=1024, ge=64)
@@ -145,6 +150,32 @@ class SensorSettings(Section):
         default_factory=lambda: {"1m": 0.010, "5m": 0.02, "15m": 0.04, "1h": 0.08, "4h": 0.12}
     )
     params: dict[str, dict[str, float | int | str | bool]] = Field(default_factory=dict)
+    # Per-sensor overrides: which timeframes a sensor reads, and its TP/SL suggestions.
+    sensor_timeframes: dict[str, list[str]] = Field(default_factory=dict)
+    tp_fraction_by_sensor: dict[str, dict[str, float]] = Field(default_factory=dict)
+    sl_fraction_by_sensor: dict[str, dict[str, float]] = Field(default_factory=dict)
+    error_log_interval_s: float = Field(default=60.0, gt=0, le=86_400)  # a raising sensor logs once per interval
+    start_timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @field_validator("sensor_timeframes")
+    @classmethod
+    def _sensor_tfs(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for name, tfs in v.items():
+            for tf in tfs:
+                if tf not in TIMEFRAMES:
+                    raise ValueError(f"{name}: {tf!r} is not a timeframe; allowed: {', '.join(TIMEFRAMES)}")
+        return v
+
+    @field_validator("tp_fraction_by_sensor", "sl_fraction_by_sensor")
+    @classmethod
+    def _sensor_fractions(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for name, per_tf in v.items():
+            for tf, x in per_tf.items():
+                if tf not in TIMEFRAMES:
+                    raise ValueError(f"{name}: {tf!r} is not a timeframe; allowed: {', '.join(TIMEFRAMES)}")
+                if not 0 < x < 0.5:
+                    raise ValueError(f"{name} {tf}: {x} must be a fraction in (0, 0.5) — 0.01 means 1 %")
+        return v
 
     @field_validator("timeframes")
     @classmethod

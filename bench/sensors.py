@@ -1,0 +1,184 @@
+"""Sensor benchmarks on real recorded candles (one JSON object per figure per line).
+
+(a) all 1m sensors for one symbol-candle, in process (µs);
+(b) a burst of 50 symbols closing together → all readings back through the worker pool,
+    p50/p99 over ≥ 200 bursts, next to the single-process time for the same work;
+(c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s).
+
+Figures are medians over runs. The machine may be shared: read them as such.
+
+    python bench/sensors.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config.settings import SensorSettings  # noqa: E402
+from core.history import CandleSeries, find_data_dir, load_candles  # noqa: E402
+from core.market_data import MarketData  # noqa: E402
+from core.sensor_pool import SensorPool, evaluate_local, worker_count  # noqa: E402
+from core.types import Timeframe  # noqa: E402
+from sensors.base import Bars  # noqa: E402
+from sensors.batch import run_batch  # noqa: E402
+from sensors.registry import all_sensors  # noqa: E402
+
+BENCH = "sensors"
+BURST_SYMBOLS = 50
+
+
+def emit(metric: str, value: float, unit: str, runs: int, **extra: object) -> None:
+    print(json.dumps({"bench": BENCH, "metric": metric, "value": round(value, 3), "unit": unit, "runs": runs,
+                      **extra}), flush=True)
+
+
+def one_minute_files(root: Path) -> list[Path]:
+    return sorted(root.glob("futures-20*/*-1m.csv.gz"))
+
+
+def bench_single_candle(series: CandleSeries, runs: int) -> None:
+    settings = SensorSettings(timeframes=["1m"])
+    specs = all_sensors()
+    md = MarketData([series.symbol], [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    try:
+        pool_plan = SensorPool(md, settings).plan  # builds the plan only; no process is started
+        for i in range(1_200):
+            md.append_values(series.symbol, int(series.open_time[i]), series.open[i], series.high[i],
+                             series.low[i], series.close[i], series.volume[i])
+        n = len(pool_plan.sensors_for(Timeframe.M1))
+        medians, cpu_medians = [], []
+        for _ in range(runs):
+            samples, cpu = [], []
+            for _ in range(50):
+                t, c = time.perf_counter(), time.process_time()
+                evaluate_local(md, pool_plan, specs, series.symbol, (Timeframe.M1,))
+                samples.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            medians.append(statistics.median(samples))
+            cpu_medians.append(statistics.mean(cpu))  # process_time ticks are coarse: average them
+        emit("all_sensors_one_candle", statistics.median(medians) * 1e6, "us", runs, sensors=n)
+        emit("all_sensors_one_candle_cpu", statistics.median(cpu_medians) * 1e6, "us", runs, sensors=n)
+    finally:
+        md.close()
+
+
+async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick: bool) -> None:
+    settings = SensorSettings(timeframes=["1m"])
+    symbols = [f"S{k:02d}USDT" for k in range(BURST_SYMBOLS)]
+    feeds = {s: sources[k % len(sources)] for k, s in enumerate(symbols)}
+    offsets = {s: 500 * (k // len(sources)) for k, s in enumerate(symbols)}
+    warm = 1_100
+    need = warm + bursts * runs + 1
+    md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    pool = SensorPool(md, settings)
+    specs = all_sensors()
+    cursor = {s: offsets[s] for s in symbols}
+
+    def close_all() -> dict[str, tuple[Timeframe, ...]]:
+        out = {}
+        for s in symbols:
+            src, i = feeds[s], cursor[s]
+            out[s] = md.append_values(s, int(src.open_time[i]), src.open[i], src.high[i], src.low[i],
+                                      src.close[i], src.volume[i])
+            cursor[s] = i + 1
+        return out
+
+    try:
+        assert all(len(feeds[s]) >= offsets[s] + need for s in symbols), "not enough real bars"
+        for _ in range(warm):
+            close_all()
+        await pool.start()
+        p50s, p99s, singles = [], [], []
+        readings = 0
+        for _ in range(runs):
+            samples = []
+            for _ in range(bursts):
+                closed = close_all()
+                t = time.perf_counter()
+                results = await asyncio.gather(*(pool.evaluate(s, closed[s]) for s in symbols))
+                samples.append(time.perf_counter() - t)
+                readings = sum(len(r) for r in results)
+            p50s.append(float(np.percentile(samples, 50)))
+            p99s.append(float(np.percentile(samples, 99)))
+            # the same work in this one process, on the same bars
+            single = []
+            for _ in range(min(bursts, 10 if quick else 20)):
+                t = time.perf_counter()
+                for s in symbols:
+                    evaluate_local(md, pool.plan, specs, s, (Timeframe.M1,))
+                single.append(time.perf_counter() - t)
+            singles.append(statistics.median(single))
+        workers = len(pool.worker_pids)
+        emit("burst50_p50", statistics.median(p50s) * 1e3, "ms", runs, workers=workers, bursts=bursts,
+             readings=readings)
+        emit("burst50_p99", statistics.median(p99s) * 1e3, "ms", runs, workers=workers, bursts=bursts)
+        emit("burst50_single_process", statistics.median(singles) * 1e3, "ms", runs)
+    finally:
+        await pool.stop()
+        md.close()
+
+
+def _batch_one(b: Bars) -> int:
+    run_batch(b, {n: (s, s.defaults) for n, s in all_sensors().items()})
+    return len(b)
+
+
+def bench_batch(histories: list[Bars], runs: int) -> None:
+    specs = {n: (s, s.defaults) for n, s in all_sensors().items()}
+    bars = sum(len(b) for b in histories)
+    rates = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        for b in histories:
+            run_batch(b, specs)
+        rates.append(bars / (time.perf_counter() - t))
+    emit("batch_all_sensors", statistics.median(rates), "bars/s", runs, bars=bars, sensors=len(specs))
+    # replays are independent: one history per process, as a sweep would run them
+    workers = worker_count(0)
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        list(pool.map(_batch_one, histories[:workers]))  # start the processes first
+        rates = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            done = sum(pool.map(_batch_one, histories))
+            rates.append(done / (time.perf_counter() - t))
+    emit("batch_all_sensors_parallel", statistics.median(rates), "bars/s", runs, bars=bars, processes=workers)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer runs (under a minute)")
+    parser.add_argument("--data-dir", type=Path)
+    args = parser.parse_args()
+    root = find_data_dir(args.data_dir)
+    runs = 1 if args.quick else 5
+    minute_series = [load_candles(p) for p in one_minute_files(root)]
+    emit("workers", worker_count(0), "processes", 1)
+    bench_single_candle(minute_series[0], 3 if args.quick else 5)
+    asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
+    histories = [Bars(s.open, s.high, s.low, s.close, s.volume) for s in minute_series]
+    total = sum(len(b) for b in histories)
+    for path in sorted(root.glob("spot-2021/*-5m.csv.gz")):
+        if total >= 1_000_000:
+            break
+        s = load_candles(path)
+        histories.append(Bars(s.open, s.high, s.low, s.close, s.volume))
+        total += len(s)
+    bench_batch(histories, 1 if args.quick else 3)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

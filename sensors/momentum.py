@@ -1,0 +1,115 @@
+"""Momentum sensors and oscillators: overbought/oversold reversals and momentum bursts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import talib
+
+from sensors.base import Bars, Family, Params, sensor, wilder_settle
+from sensors.shape import band, cross, diff, nan_if, squash
+
+
+@sensor("rsi2_extreme", Family.MOMENTUM, params={"period": 2, "low": 10.0, "high": 90.0},
+        warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
+def rsi2_extreme(b: Bars, period: int, low: float, high: float) -> np.ndarray:
+    """Connors RSI(2): buy below 10, sell above 90."""
+    return band(talib.RSI(b.close, period), low, high, 10.0)
+
+
+@sensor("rsi14", Family.MOMENTUM, params={"period": 14, "low": 30.0, "high": 70.0},
+        warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
+def rsi14(b: Bars, period: int, low: float, high: float) -> np.ndarray:
+    """Classic RSI(14) oversold (< 30, buy) / overbought (> 70, sell)."""
+    return band(talib.RSI(b.close, period), low, high, 30.0)
+
+
+@sensor("rsi_momentum", Family.MOMENTUM, params={"period": 14},
+        warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
+def rsi_momentum(b: Bars, period: int) -> np.ndarray:
+    """RSI above 50 as bullish momentum, below 50 as bearish."""
+    return squash((talib.RSI(b.close, period) - 50.0) / 15.0)
+
+
+def _stoch_warmup(p: Params) -> int:
+    return int(p["fastk"]) + int(p["slowk"]) + int(p["slowd"]) - 2
+
+
+@sensor("stoch", Family.MOMENTUM, params={"fastk": 14, "slowk": 3, "slowd": 3, "low": 20.0, "high": 80.0},
+        warmup=_stoch_warmup, indicators=("STOCH",))
+def stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) -> np.ndarray:
+    """Stochastic %K crossing %D inside the oversold (buy) or overbought (sell) zone."""
+    k, d = talib.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
+    c = cross(k, d)
+    out = np.where((c > 0) & (diff(d, low) < 0), 1.0, np.where((c < 0) & (diff(d, high) > 0), -1.0, 0.0))
+    return nan_if(out, c)
+
+
+@sensor("stochrsi", Family.MOMENTUM, params={"period": 14, "fastk": 14, "fastd": 3, "low": 20.0, "high": 80.0},
+        warmup=lambda p: p["period"] + p["fastk"] + p["fastd"] - 2,
+        settle=lambda p: wilder_settle(p["period"]), indicators=("STOCHRSI",))
+def stochrsi(b: Bars, period: int, fastk: int, fastd: int, low: float, high: float) -> np.ndarray:
+    """Stochastic RSI %D below 20 (buy) or above 80 (sell)."""
+    _, d = talib.STOCHRSI(b.close, period, fastk, fastd, 0)
+    return band(d, low, high, 20.0)
+
+
+@sensor("cci", Family.MOMENTUM, params={"period": 20}, warmup=lambda p: p["period"] - 1, indicators=("CCI",))
+def cci(b: Bars, period: int) -> np.ndarray:
+    """CCI beyond ±100, fading the extreme."""
+    return band(talib.CCI(b.high, b.low, b.close, period), -100.0, 100.0, 100.0)
+
+
+@sensor("williams_r", Family.MOMENTUM, params={"period": 14}, warmup=lambda p: p["period"] - 1,
+        indicators=("WILLR",))
+def williams_r(b: Bars, period: int) -> np.ndarray:
+    """Williams %R below -80 (buy) or above -20 (sell)."""
+    return band(talib.WILLR(b.high, b.low, b.close, period), -80.0, -20.0, 20.0)
+
+
+@sensor("mfi", Family.MOMENTUM, params={"period": 14, "low": 20.0, "high": 80.0},
+        warmup=lambda p: p["period"], indicators=("MFI",))
+def mfi(b: Bars, period: int, low: float, high: float) -> np.ndarray:
+    """Money Flow Index (volume-weighted RSI) below 20 / above 80."""
+    return band(talib.MFI(b.high, b.low, b.close, b.volume, period), low, high, 20.0)
+
+
+@sensor("roc", Family.MOMENTUM, params={"period": 10, "atr": 14},
+        warmup=lambda p: max(p["period"], p["atr"]), settle=lambda p: wilder_settle(p["atr"]),
+        indicators=("ROC", "NATR"))
+def roc(b: Bars, period: int, atr: int) -> np.ndarray:
+    """Rate of change scaled by the volatility expected over the same number of bars."""
+    expected = talib.NATR(b.high, b.low, b.close, atr) * math.sqrt(period)
+    return squash(talib.ROC(b.close, period) / expected)
+
+
+@sensor("cmo", Family.MOMENTUM, params={"period": 14},
+        warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("CMO",))
+def cmo(b: Bars, period: int) -> np.ndarray:
+    """Chande momentum oscillator / 100."""
+    return talib.CMO(b.close, period) / 100.0
+
+
+@sensor("ultimate", Family.MOMENTUM, params={"short": 7, "mid": 14, "long": 28},
+        warmup=lambda p: max(p["short"], p["mid"], p["long"]), indicators=("ULTOSC",))
+def ultimate(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
+    """Ultimate oscillator below 30 (buy) or above 70 (sell)."""
+    return band(talib.ULTOSC(b.high, b.low, b.close, short, mid, long), 30.0, 70.0, 20.0)
+
+
+@sensor("balance_of_power", Family.MOMENTUM, params={"period": 14}, warmup=lambda p: p["period"] - 1,
+        indicators=("BOP", "SMA"))
+def balance_of_power(b: Bars, period: int) -> np.ndarray:
+    """Smoothed balance of power: where closes sit within their bars' ranges."""
+    return talib.SMA(talib.BOP(b.open, b.high, b.low, b.close), period)
+
+
+@sensor("awesome", Family.MOMENTUM, params={"fast": 5, "slow": 34, "atr": 14},
+        warmup=lambda p: max(p["slow"] - 1, p["atr"]), settle=lambda p: wilder_settle(p["atr"]),
+        indicators=("MEDPRICE", "SMA", "ATR"))
+def awesome(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
+    """Awesome oscillator (SMA5 - SMA34 of the median price) in ATRs."""
+    median = talib.MEDPRICE(b.high, b.low)
+    ao = talib.SMA(median, fast) - talib.SMA(median, slow)
+    return squash(ao / talib.ATR(b.high, b.low, b.close, atr))

@@ -1,0 +1,63 @@
+"""Context (regime) sensors: they describe the market the voters work in and feed the
+player's filter instead of voting. Signs: ``htf_trend`` + = up-trend; ``hurst`` and
+``efficiency_ratio`` + = trending, - = mean-reverting / choppy (efficiency_ratio signed by
+direction); ``vol_regime`` + = volatility high for this market; ``adx_regime`` + = trending.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import talib
+
+from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
+from sensors.shape import nan_if, prev, safe_div, squash
+
+
+@sensor("htf_trend", Family.REGIME, params={"fast": 20, "slow": 50, "atr": 14}, context=True,
+        warmup=lambda p: max(p["slow"] - 1, p["atr"]),
+        settle=lambda p: max(ema_settle(p["slow"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
+def htf_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
+    """Higher-timeframe trend: fast vs slow EMA in ATRs."""
+    gap = talib.EMA(b.close, fast) - talib.EMA(b.close, slow)
+    return squash(gap / talib.ATR(b.high, b.low, b.close, atr))
+
+
+@sensor("hurst", Family.REGIME, params={"period": 100, "lag": 4}, context=True,
+        warmup=lambda p: p["lag"] + p["period"] - 1, indicators=("VAR",))
+def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
+    """Hurst exponent from the variance ratio of lag-k and 1-bar log returns; (H - 0.5) × 4."""
+    log_close = np.log(b.close)
+    var1 = talib.VAR(log_close - prev(log_close), period)
+    var_k = talib.VAR(log_close - prev(log_close, lag), period)
+    ratio = safe_div(var_k, lag * var1)
+    h = 0.5 + 0.5 * np.log(np.where(ratio > 0, ratio, 1.0)) / math.log(lag)
+    return nan_if(np.where(ratio > 0, (h - 0.5) * 4.0, 0.0), var_k, var1)
+
+
+@sensor("vol_regime", Family.REGIME, params={"atr": 14, "period": 100}, context=True,
+        warmup=lambda p: p["atr"] + p["period"] - 1, settle=lambda p: wilder_settle(p["atr"]),
+        indicators=("NATR", "SMA", "STDDEV"))
+def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
+    """Log NATR's z-score against its own recent history (+ = unusually volatile)."""
+    natr = talib.NATR(b.high, b.low, b.close, atr)
+    level = np.log(np.maximum(natr, 1e-6))  # a flat market (ATR 0) is simply very quiet; NaN stays NaN
+    z = safe_div(level - talib.SMA(level, period), talib.STDDEV(level, period, 1.0))
+    return squash(z / 2.0)
+
+
+@sensor("adx_regime", Family.REGIME, params={"period": 14}, context=True,
+        warmup=lambda p: 2 * p["period"] - 1, settle=lambda p: 2 * wilder_settle(p["period"]),
+        indicators=("ADX",))
+def adx_regime(b: Bars, period: int) -> np.ndarray:
+    """ADX above ~25 trending (+), below ~20 ranging (-)."""
+    return squash((talib.ADX(b.high, b.low, b.close, period) - 22.5) / 7.5)
+
+
+@sensor("efficiency_ratio", Family.REGIME, params={"period": 20}, context=True,
+        warmup=lambda p: p["period"], indicators=("SUM",))
+def efficiency_ratio(b: Bars, period: int) -> np.ndarray:
+    """Kaufman efficiency ratio, signed: net move / path length over the period."""
+    path = talib.SUM(np.abs(b.close - prev(b.close)), period)
+    return safe_div(b.close - prev(b.close, period), path)

@@ -1,0 +1,100 @@
+"""Volume sensors: OBV, VWAP, climaxes, money flow, accumulation/distribution.
+
+OBV and A/D are running totals whose level depends on where the history starts; every
+sensor here uses only their *changes* (differences, or distance from their own EMA), which
+do not, so a live window equals batch mode.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import talib
+
+from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
+from sensors.shape import nan_if, prev, safe_div, squash
+
+
+@sensor("obv_divergence", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"],
+        indicators=("OBV", "SUM"))
+def obv_divergence(b: Bars, period: int) -> np.ndarray:
+    """Price and OBV moving apart over the period: vote with volume (OBV up, price down → buy)."""
+    obv = talib.OBV(b.close, b.volume)
+    flow = safe_div(obv - prev(obv, period), talib.SUM(b.volume, period))
+    move = b.close - prev(b.close, period)
+    out = np.where((move < 0) & (flow > 0), flow, np.where((move > 0) & (flow < 0), flow, 0.0))
+    return nan_if(out, flow, move)
+
+
+@sensor("obv_trend", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"] - 1,
+        settle=lambda p: ema_settle(p["period"]), indicators=("OBV", "EMA", "SUM"))
+def obv_trend(b: Bars, period: int) -> np.ndarray:
+    """OBV above (buy) or below (sell) its EMA, relative to the period's volume."""
+    obv = talib.OBV(b.close, b.volume)
+    return squash(4.0 * safe_div(obv - talib.EMA(obv, period), talib.SUM(b.volume, period)))
+
+
+def window_sum(x: np.ndarray, period: int) -> np.ndarray:
+    """Sum of the last ``period`` values, window by window (same result as talib.SUM).
+
+    TA-Lib's SUM keeps a running total; on price × volume (≈1e8 per bar) its rounding
+    depends on where the series starts enough to break live/batch parity at 1e-9.
+    """
+    out = np.full(x.shape[0], np.nan)
+    if x.shape[0] >= period:  # each output summed on its own, in a fixed order
+        out[period - 1:] = np.convolve(x, np.ones(period), mode="valid")
+    return out
+
+
+@sensor("vwap_deviation", Family.VOLUME, params={"period": 20, "atr": 14},
+        warmup=lambda p: max(p["period"] - 1, p["atr"]), settle=lambda p: wilder_settle(p["atr"]),
+        indicators=("TYPPRICE", "SUM", "ATR"))
+def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
+    """Close stretched away from the rolling VWAP, in ATRs, faded."""
+    volume = window_sum(b.volume, period)
+    weighted = window_sum(talib.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
+    vwap = np.where(volume > 0, safe_div(weighted, volume), b.close)  # no trades: no deviation
+    return nan_if(-squash((b.close - vwap) / (2.0 * talib.ATR(b.high, b.low, b.close, atr))), volume)
+
+
+@sensor("volume_climax", Family.VOLUME, params={"period": 20, "threshold": 3.0},
+        warmup=lambda p: p["period"] - 1, indicators=("SMA",))
+def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
+    """Volume several times its average: exhaustion, vote against the bar's direction."""
+    avg = talib.SMA(b.volume, period)
+    out = np.where(b.volume > threshold * avg, -np.sign(b.close - b.open), 0.0)
+    return nan_if(out, avg)
+
+
+@sensor("cmf", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"] - 1, indicators=("SUM",))
+def cmf(b: Bars, period: int) -> np.ndarray:
+    """Chaikin money flow: volume-weighted close location over the period."""
+    multiplier = safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low)
+    return safe_div(talib.SUM(multiplier * b.volume, period), talib.SUM(b.volume, period))
+
+
+@sensor("adosc", Family.VOLUME, params={"fast": 3, "slow": 10}, warmup=lambda p: p["slow"] - 1,
+        settle=lambda p: ema_settle(p["slow"]), indicators=("ADOSC", "SMA"))
+def adosc(b: Bars, fast: int, slow: int) -> np.ndarray:
+    """Chaikin A/D oscillator in average bar volumes: accumulation (+) or distribution (-)."""
+    osc = talib.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
+    return squash(0.5 * safe_div(osc, talib.SMA(b.volume, slow)))
+
+
+@sensor("volume_breakout", Family.VOLUME, params={"period": 20, "mult": 1.5}, warmup=lambda p: p["period"],
+        indicators=("MAX", "MIN", "SMA"))
+def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
+    """Donchian breakout confirmed by volume above ``mult`` × its previous average."""
+    upper, lower = prev(talib.MAX(b.high, period)), prev(talib.MIN(b.low, period))
+    loud = b.volume > mult * prev(talib.SMA(b.volume, period))
+    out = ((b.close > upper) & loud).astype(np.float64) - ((b.close < lower) & loud)
+    return nan_if(out, upper, lower)
+
+
+@sensor("force_index", Family.VOLUME, params={"period": 13, "atr": 14},
+        warmup=lambda p: max(p["period"], p["atr"]),
+        settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR", "SMA"))
+def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
+    """Elder's force index (EMA of price change × volume) in ATR × average volume."""
+    force = talib.EMA((b.close - prev(b.close)) * b.volume, period)
+    unit = talib.ATR(b.high, b.low, b.close, atr) * talib.SMA(b.volume, period)
+    return squash(safe_div(force, unit))

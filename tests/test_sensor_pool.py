@@ -1,0 +1,194 @@
+"""The sensor pool with real worker processes, real shared memory and real failures."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sensor_faults as faults
+from config.settings import SensorSettings
+from core.history import CandleSeries, load_candles
+from core.market_data import MarketData
+from core.metrics import REGISTRY
+from core.sensor_pool import SensorPool
+from core.types import Timeframe
+from sensors.base import Bars
+from sensors.registry import get
+
+T = Timeframe
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+PLUGINS = (faults.__name__,)
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def series(data_dir: Path) -> dict[str, CandleSeries]:
+    return {s: load_candles(data_dir / "futures-2023" / f"{s}-1m.csv.gz").slice(0, 1_300) for s in SYMBOLS}
+
+
+def _append(md: MarketData, s: CandleSeries, i: int, *, volume: float | None = None) -> tuple[T, ...]:
+    v = s.volume[i] if volume is None else volume
+    return md.append_values(s.symbol, int(s.open_time[i]), s.open[i], s.high[i], s.low[i], s.close[i], v)
+
+
+def _restarts(reason: str) -> float:
+    return REGISTRY.get_sample_value("casino_sensor_worker_restarts_total", {"reason": reason}) or 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive either
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.fixture
+async def pool_factory(series: dict[str, CandleSeries]) -> AsyncIterator:
+    made: list[tuple[MarketData, SensorPool]] = []
+
+    async def make(warm: int = 1_100, **kwargs: object) -> tuple[MarketData, SensorPool]:
+        settings = SensorSettings(workers=2, timeframes=["1m", "5m"], **kwargs)
+        md = MarketData(SYMBOLS, [T.M1, T.M5], settings.window_bars + settings.ring_slack_bars)
+        pool = SensorPool(md, settings, plugins=PLUGINS)
+        made.append((md, pool))
+        for i in range(warm):
+            for s in series.values():
+                _append(md, s, i)
+        await pool.start()
+        return md, pool
+
+    yield make
+    for md, pool in made:
+        await pool.stop()
+        md.close()
+
+
+async def test_readings_equal_batch_and_shutdown_leaves_nothing(pool_factory, series) -> None:
+    md, pool = await pool_factory()
+    pids = pool.worker_pids
+    assert len(pids) == 2 and all(_alive(p) for p in pids)
+    names = md.segment_names()
+    readings = {}
+    for i in range(1_100, 1_105):
+        closes = {s: _append(md, series[s], i) for s in SYMBOLS}
+        results = await asyncio.gather(*(pool.evaluate(s, closes[s]) for s in SYMBOLS))
+        for s, rs in zip(SYMBOLS, results, strict=True):
+            readings[(s, i)] = rs
+    rs = readings[("ETHUSDT", 1_104)]
+    one_minute = [r for r in rs if r.timeframe is T.M1]
+    assert len(one_minute) == len(pool.plan.sensors_for(T.M1)) and len(one_minute) >= 50
+    eth = series["ETHUSDT"]
+    bars = Bars(*(col[:1_105] for col in (eth.open, eth.high, eth.low, eth.close, eth.volume)))
+    for r in one_minute:
+        assert r.open_time_ms == int(eth.open_time[1_104]) and r.symbol == "ETHUSDT"
+        assert (r.tp_fraction, r.sl_fraction) == (0.015, 0.010)
+        expected = get(r.sensor).compute(bars)[-1] if not r.sensor.startswith("fault") else None
+        if r.sensor == "fault_raises":
+            assert r.signal is None
+        elif expected is not None:
+            assert r.signal is not None and abs(r.signal - expected) <= 1e-9, r.sensor
+    assert any(r.timeframe is T.M5 for (s, i), rrs in readings.items() for r in rrs)  # 5m bars closed too
+    await pool.stop()
+    md.close()
+    assert not any(_alive(p) for p in pids)
+    assert not [n for n in names if os.path.exists(f"/dev/shm/{n}")]
+
+
+async def test_a_raising_sensor_is_isolated_counted_and_logged_once(pool_factory, series, caplog) -> None:
+    md, pool = await pool_factory()
+    before = REGISTRY.get_sample_value("casino_sensor_errors_total", {"sensor": "fault_raises"}) or 0.0
+    pid = pool.worker_pids[0]
+    for i in range(1_100, 1_104):
+        rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], i))
+        by = {r.sensor: r for r in rs if r.timeframe is T.M1}
+        assert by["fault_raises"].signal is None and by["rsi14"].signal is not None
+    assert REGISTRY.get_sample_value("casino_sensor_errors_total", {"sensor": "fault_raises"}) == before + 4
+    assert caplog.text.count("sensor fault_raises raised") == 1
+    assert pool.worker_pids[0] == pid  # the worker survived
+
+
+async def test_a_dead_worker_gives_missing_readings_and_is_replaced(pool_factory, series) -> None:
+    md, pool = await pool_factory()
+    before = _restarts("died")
+    rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_100, volume=faults.EXIT_VOLUME))
+    assert rs and all(r.signal is None for r in rs)
+    assert _restarts("died") == before + 1
+    await asyncio.sleep(0)
+    old = [p for p in pool.worker_pids]
+    # a worker killed from outside is noticed as well
+    os.kill(pool.worker_pids[1], signal.SIGKILL)
+    rs = await pool.evaluate("ETHUSDT", _append(md, series["ETHUSDT"], 1_100))
+    assert all(r.signal is None for r in rs)
+    assert _restarts("died") == before + 2
+    rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_101))
+    assert sum(r.signal is not None for r in rs) >= 50  # the replacement serves the next bar
+    assert not set(pool.worker_pids) & set(old[1:]) and not any(_alive(p) for p in old[1:])
+
+
+async def test_a_hung_worker_times_out_is_killed_and_replaced(pool_factory, series) -> None:
+    md, pool = await pool_factory(task_timeout_ms=500)
+    hung_pid = pool.worker_pids[0]
+    before = _restarts("hung")
+    rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_100, volume=faults.HANG_VOLUME))
+    assert rs and all(r.signal is None for r in rs)
+    assert _restarts("hung") == before + 1
+    assert not _alive(hung_pid)
+    rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_101))
+    assert sum(r.signal is not None for r in rs) >= 50
+    assert pool.worker_pids[0] != hung_pid
+
+
+async def test_workers_are_recycled_after_n_tasks(pool_factory, series) -> None:
+    md, pool = await pool_factory(recycle_after_tasks=10)
+    first = pool.worker_pids[0]
+    before, died = _restarts("recycle_tasks"), _restarts("died")
+    for i in range(1_100, 1_125):
+        rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], i))
+        assert sum(r.signal is not None for r in rs) >= 50  # no reading lost to recycling
+    assert _restarts("recycle_tasks") >= before + 2
+    assert pool.worker_pids[0] != first
+    assert _restarts("died") == died  # a recycled worker is not mistaken for a dead one
+    await asyncio.sleep(0.2)
+    await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_125))
+    assert not _alive(first)
+
+
+async def test_workers_are_recycled_above_the_rss_bound(pool_factory, series) -> None:
+    md, pool = await pool_factory(max_worker_rss_mb=180)
+    first = pool.worker_pids[0]
+    before = _restarts("recycle_rss")
+    for i in range(1_100, 1_140):  # control: a worker without the leak stays under the bound
+        await pool.evaluate("ETHUSDT", _append(md, series["ETHUSDT"], i))
+    assert _restarts("recycle_rss") == before
+    _ = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_100, volume=faults.BLOAT_VOLUME))
+    for i in range(1_101, 1_140):
+        await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], i))
+    assert _restarts("recycle_rss") == before + 1
+    assert pool.worker_pids[0] != first
+
+
+async def test_workers_that_cannot_start_fail_start_and_leave_nothing(series, monkeypatch) -> None:
+    # the plugin kills every process importing it except the one named here (this one)
+    monkeypatch.setenv("CASINO_TEST_ENGINE_PID", str(os.getpid()))
+    settings = SensorSettings(workers=2, timeframes=["1m"], start_timeout_s=20)
+    md = MarketData(SYMBOLS, [T.M1], settings.window_bars + settings.ring_slack_bars)
+    pool = SensorPool(md, settings, plugins=("sensor_crash_plugin",))
+    try:
+        with pytest.raises(RuntimeError, match="before it was ready"):
+            await pool.start()
+        assert pool.worker_pids == []
+        assert _restarts("died") >= 2
+    finally:
+        await pool.stop()
+        md.close()
