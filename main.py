@@ -29,6 +29,7 @@ examples:
   python main.py sim --symbols BTCUSDT,ETHUSDT --speed 60 --balance 10000
                                               serve the simulated Binance (prints REST_URL=, WS_URL=, API_KEY=)
   python main.py sensors                      list the sensors and which ones the config enables
+  python main.py report sessions/20261122-…   re-render a session report
 
 exit codes: 0 ok, 2 bad usage or configuration, 3 preflight failed, 4 crashed
 """
@@ -131,6 +132,25 @@ def _utc(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
 
 
+# ----------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render report.html from a session directory's report.json."""
+    from core.report import load_report
+    from core.report_html import render_html
+
+    session_dir: Path = args.session_dir
+    if not (session_dir / "report.json").is_file():
+        raise UsageError(f"{session_dir} has no report.json (give a session directory)")
+    doc = load_report(session_dir)
+    out = session_dir / "report.html"
+    out.write_text(render_html(doc), encoding="utf-8")
+    stats = doc["stats"]
+    print(f"session {doc['session_id']} ({doc['mode']}): {stats['trades']} trades, "
+          f"net PnL {doc['pnl']['net']} USDT, max drawdown {stats['max_drawdown'] * 100:.2f} %")
+    print(f"report: {out}")
+
 # -------------------------------------------------------------------------------- sim
 
 
@@ -206,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("config", cmd_config, "validate the configuration and print the effective settings")
+    p = add("report", cmd_report, "re-render a session's report.html from its report.json")
+    p.add_argument("session_dir", type=Path, metavar="SESSION_DIR", help="a session directory")
     p = add("data", cmd_data, "list recorded candle files and validate them (gaps, duplicates)")
     p.add_argument("--dataset", help="sub-folder of the data dir (default: session.dataset)")
     p = add("sim", cmd_sim, "serve the simulated Binance USD-M futures exchange on loopback until SIGTERM")
