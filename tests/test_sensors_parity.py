@@ -14,7 +14,7 @@ import pytest
 
 from sensors.base import Bars
 from sensors.batch import live_value, run_batch
-from sensors.registry import all_sensors
+from sensors.registry import builtin_sensors as all_sensors
 
 from _sensor_data import SLICES, bars
 

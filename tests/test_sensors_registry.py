@@ -11,7 +11,7 @@ from core.errors import ConfigError
 from core.sensor_plan import build_plan, enabled_names
 from core.types import Timeframe
 from sensors.base import Family
-from sensors.registry import all_sensors
+from sensors.registry import builtin_sensors as all_sensors
 
 BUILTIN = all_sensors()
 

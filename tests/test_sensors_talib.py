@@ -11,7 +11,7 @@ import talib
 
 from sensors.base import Bars
 from sensors.patterns import PATTERNS
-from sensors.registry import all_sensors
+from sensors.registry import builtin_sensors as all_sensors
 from sensors.trend import regression_slope
 from sensors.volume import window_sum
 
