@@ -160,11 +160,16 @@ class BinanceFutures:
         self, symbol: str, timeframe: Timeframe, *, start_ms: int | None = None,
         end_ms: int | None = None, limit: int = 500,
     ) -> list[Candle]:
-        """Closed candles only, oldest first; pages of ≤1500 rows."""
+        """Closed candles only, oldest first; pages of ≤1500 rows.
+
+        Without ``end_ms`` the request ends at the last closed bar, so ``limit`` closed bars come
+        back (Binance's newest row would otherwise be the bar in progress, dropped below).
+        """
         now = self.http.time_sync.timestamp_ms()
+        if end_ms is None:
+            end_ms = timeframe.bucket_start(now) - 1
         if start_ms is None and limit > KLINES_MAX:
-            anchor = end_ms if end_ms is not None else now
-            start_ms = timeframe.bucket_start(anchor) - (limit - 1) * timeframe.ms
+            start_ms = timeframe.bucket_start(end_ms) - (limit - 1) * timeframe.ms
         out: list[Candle] = []
         start = start_ms
         while len(out) < limit:
