@@ -6,8 +6,10 @@ the sim's URLs and key, and the sim's own clock (``server.clock``) as the connec
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 from pathlib import Path
 
 from config.secrets import Secrets
@@ -36,9 +38,9 @@ def load_recorded(data_dir: Path, symbols: tuple[str, ...] = SYMBOLS) -> dict[st
 
 
 def sim_server(recorded: dict[str, SymbolData], *, speed: float | None = None, warmup_bars: int = 300,
-               **kwargs: object) -> SimServer:
-    return SimServer(Venue(recorded, warmup_bars=warmup_bars), api_key=KEY, api_secret=SECRET,
-                     speed=speed, **kwargs)  # type: ignore[arg-type]
+               start_ms: int | None = None, **kwargs: object) -> SimServer:
+    return SimServer(Venue(recorded, warmup_bars=warmup_bars, start_ms=start_ms), api_key=KEY,
+                     api_secret=SECRET, speed=speed, **kwargs)  # type: ignore[arg-type]
 
 
 def connector(server: SimServer, *, clock: Clock | None = None, settings: ExchangeSettings = SETTINGS,
@@ -56,3 +58,54 @@ async def running(server: SimServer) -> AsyncIterator[SimServer]:
         yield server
     finally:
         await server.stop()
+
+
+class Collector:
+    """Drains an async iterator of events into ``items`` in the background."""
+
+    def __init__(self, events: AsyncIterator[Any]) -> None:
+        self.items: list[Any] = []
+        self._events = events
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        async for event in self._events:
+            self.items.append(event)
+
+    async def wait_for(self, pred: Callable[[Any], bool], timeout_s: float = 5.0) -> Any:
+        """The first collected item matching ``pred`` (waiting in real time for it)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                for item in self.items:
+                    if pred(item):
+                        return item
+                await asyncio.sleep(0.005)
+
+    async def wait_count(self, pred: Callable[[Any], bool], n: int, timeout_s: float = 5.0) -> list[Any]:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                hits = [i for i in self.items if pred(i)]
+                if len(hits) >= n:
+                    return hits
+                await asyncio.sleep(0.005)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)  # our own task's cancellation
+        await self._events.aclose()  # type: ignore[attr-defined]
+
+
+async def connected(server: SimServer, n: int, *, route: str | None = None, timeout_s: float = 5.0) -> None:
+    """Wait (real time) until the sim holds ``n`` websocket connections (on ``route`` if given)."""
+    async with asyncio.timeout(timeout_s):
+        while sum(1 for c in server.hub.connections if route is None or c.route == route) < n:
+            await asyncio.sleep(0.005)
+
+
+async def reconnected(server: SimServer, n: int, *, route: str | None = None, timeout_s: float = 5.0) -> None:
+    """Like ``connected`` on a manual clock: nudge simulated time (100 ms at a time) so the
+    connector's reconnect backoff, which sleeps on the sim's clock, can elapse."""
+    async with asyncio.timeout(timeout_s):
+        while sum(1 for c in server.hub.connections if route is None or c.route == route) < n:
+            await server.advance(0.1)
+            await asyncio.sleep(0.005)
