@@ -109,3 +109,22 @@ async def reconnected(server: SimServer, n: int, *, route: str | None = None, ti
         while sum(1 for c in server.hub.connections if route is None or c.route == route) < n:
             await server.advance(0.1)
             await asyncio.sleep(0.005)
+
+
+class SkewedClock:
+    """A machine clock ``skew_ms`` off the venue's (a bad NTP setup): same pace, other time."""
+
+    def __init__(self, base: Clock, skew_ms: int) -> None:
+        self._base, self._skew_ms = base, skew_ms
+
+    def now_ms(self) -> int:
+        return self._base.now_ms() + self._skew_ms
+
+    def time(self) -> float:
+        return self.now_ms() / 1000
+
+    def monotonic(self) -> float:
+        return self._base.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await self._base.sleep(seconds)

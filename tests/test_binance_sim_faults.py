@@ -30,7 +30,7 @@ from exchanges.binance.breaker import BreakerState
 from exchanges.binance.client import BinanceFutures
 from exchanges.sim.feed import SymbolData
 from exchanges.sim.server import SimServer
-from tests.binance_sim import KEY, SECRET, SETTINGS, connector, load_recorded, running, sim_server
+from tests.binance_sim import KEY, SECRET, SETTINGS, SkewedClock, connector, load_recorded, running, sim_server
 
 T = TypeVar("T")
 
@@ -140,18 +140,30 @@ async def test_429_holds_the_pool_until_retry_after_and_reads_retry(server: SimS
     assert await nudged(server, client.open_orders(), step_s=1.0) == []  # … and was never applied
 
 
-async def test_418_bans_the_whole_client_until_the_stated_time(server: SimServer, client: BinanceFutures) -> None:
+@pytest.mark.parametrize("local_skew_ms", [0, 3_600_000, -3_600_000], ids=["same-clock", "ahead-1h", "behind-1h"])
+async def test_418_bans_the_whole_client_until_the_stated_time(server: SimServer, local_skew_ms: int) -> None:
+    # The ban's end is stated in the venue's time; a machine clock an hour off must not matter.
+    client = connector(server, clock=SkewedClock(server.clock, local_skew_ms))
+    await client.start()
+    try:
+        await _banned_until_stated_time(server, client)
+    finally:
+        await client.close()
+
+
+async def _banned_until_stated_time(server: SimServer, client: BinanceFutures) -> None:
     server.faults.force_ban(120)
     with pytest.raises(Banned) as banned:
         await client.mark_price("BTCUSDT")
     until = banned.value.until_ms
     assert until == server.limiter.banned_until_ms  # the time the venue stated, in its own clock
     assert 119_000 <= until - server.clock.now_ms() <= 121_000
-    calls = _errors("/fapi/v1/balance", "418")
+    calls = _errors("/fapi/v3/balance", "418")
+    await server.advance(100)
     with pytest.raises(Banned):  # the client refuses locally: nothing is sent during a ban
         await client.balances()
-    assert _errors("/fapi/v1/balance", "418") == calls
-    await server.advance(121)
+    assert _errors("/fapi/v3/balance", "418") == calls
+    await server.advance(21)
     assert (await client.mark_price("BTCUSDT")).mark_price > 0
 
 

@@ -40,6 +40,7 @@ from tests.binance_sim import (
     reconnected,
     running,
     sim_server,
+    SkewedClock,
 )
 
 EIGHT_HOURS = 8 * 3600_000
@@ -103,8 +104,12 @@ async def test_market_stream_delivers_recorded_closed_candles_and_mark_prices(
         await events.close()
 
 
+@pytest.mark.parametrize("local_skew_ms", [0, 3_600_000, -3_600_000], ids=["same-clock", "ahead-1h", "behind-1h"])
 async def test_dropped_market_stream_backfills_exactly_the_missed_candles(
-        server: SimServer, client, recorded: dict[str, SymbolData]) -> None:
+        server: SimServer, recorded: dict[str, SymbolData], local_skew_ms: int) -> None:
+    # Which bars closed while disconnected is judged on the venue's time, whatever ours says.
+    client = connector(server, clock=SkewedClock(server.clock, local_skew_ms))
+    await client.start()
     events = Collector(client.market_stream(["BTCUSDT"], [Timeframe.M1], mark_price=False))
     try:
         await connected(server, 1, route="market")
@@ -126,6 +131,7 @@ async def test_dropped_market_stream_backfills_exactly_the_missed_candles(
         assert not [e for e in events.items if isinstance(e, StreamGap)]
     finally:
         await events.close()
+        await client.close()
 
 
 async def test_user_stream_events_match_rest(server: SimServer, client) -> None:
