@@ -27,6 +27,7 @@ from core.types import (
 from exchanges.binance.client import BinanceFutures
 from exchanges.binance.limits import Lane
 from exchanges.sim.feed import SymbolData
+from exchanges.sim.limits import RateLimiter as SimRateLimiter
 from exchanges.sim.server import SimServer
 from tests.binance_sim import MIN, connector, load_recorded, running, sim_server
 
@@ -233,3 +234,14 @@ async def test_cancel_all_algo_orders(client: BinanceFutures) -> None:
     assert len(await client.open_algo_orders()) == 2
     await client.cancel_all_algo_orders("BTCUSDT")
     assert await client.open_algo_orders("BTCUSDT") == []
+
+
+async def test_exchange_info_advertises_the_limits_the_sim_enforces(recorded: dict[str, SymbolData]) -> None:
+    limiter = SimRateLimiter(weight_limit=600, orders_1m_limit=100, orders_10s_limit=20)
+    async with running(sim_server(recorded, limiter=limiter)) as server:
+        client = connector(server)
+        try:
+            await client.start()
+            assert [client.limiter.limit(p) for p in ("REQUEST_WEIGHT_1M", "ORDERS_1M", "ORDERS_10S")] == [600, 100, 20]
+        finally:
+            await client.close()

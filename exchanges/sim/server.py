@@ -73,7 +73,8 @@ class SimServer:
         # domain as /fapi/v1/time, as on Binance, or a client reading it would wait for years.
         self.limiter = limiter or RateLimiter(now_ms=self.now_ms_live)
         self.hub = StreamHub(ping_interval_s=ping_interval_s)
-        self.ctx = SimContext(venue, self.faults)
+        self.ctx = SimContext(venue, self.faults, rate_limits=(
+            self.limiter.weight_limit, self.limiter.orders_1m_limit, self.limiter.orders_10s_limit))
         self.host, self.port = host, port
         self.admin = admin
         self._runner: web.AppRunner | None = None
