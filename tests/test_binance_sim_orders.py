@@ -117,9 +117,9 @@ async def test_partial_fills_reach_rest_and_stream_alike(server: SimServer, clie
         statuses = [e.order.status for e in updates]
         assert statuses == [OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.PARTIALLY_FILLED,
                             OrderStatus.FILLED]
-        streamed = {e.fill.key for e in events.items
-                    if isinstance(e, FillUpdate) or (isinstance(e, OrderUpdate) and e.fill is not None)}
-        assert streamed == {(t.order_id, t.trade_id) for t in trades}
+        complete = {e.fill.key: e.fill for e in events.items if isinstance(e, OrderUpdate) and e.fill is not None}
+        assert set(complete) == {(t.order_id, t.trade_id) for t in trades}
+        assert sum(f.commission for f in complete.values()) == sum(t.commission for t in trades)
     finally:
         await events.close()
 
@@ -184,5 +184,34 @@ async def test_leverage_change_is_streamed_as_account_config(server: SimServer, 
         assert await client.set_leverage("ETHUSDT", 7) == 7
         update = await events.wait_for(lambda e: isinstance(e, AccountConfigUpdate))
         assert (update.symbol, update.leverage) == ("ETHUSDT", 7)
+    finally:
+        await events.close()
+
+
+async def test_a_resting_limit_fills_as_maker_in_rest_and_stream(server: SimServer, client: BinanceFutures) -> None:
+    events = Collector(client.user_stream())
+    try:
+        await connected(server, 1, route="private")
+        mark = await _mark(client)
+        price = (mark * D("1.0005")).quantize(D("0.1"))
+        order = await client.place_order(OrderRequest("BTCUSDT", Side.SELL, OrderType.LIMIT, D("0.010"), "maker-1",
+                                                      price=price, time_in_force=TimeInForce.GTX))
+        assert order.status is OrderStatus.NEW
+        for _ in range(240):
+            await server.advance(60)
+            if (await client.query_order("BTCUSDT", order_id=order.order_id)).status is OrderStatus.FILLED:
+                break
+        [trade] = await client.user_trades("BTCUSDT")
+        fee = await client.commission_rate("BTCUSDT")
+        assert trade.is_maker and trade.price == price
+        assert trade.commission == (trade.price * trade.quantity * fee.maker).quantize(trade.commission)
+        await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.fill is not None)
+        [fill] = [e.fill for e in events.items if isinstance(e, OrderUpdate) and e.fill is not None]
+        assert (fill.key, fill.is_maker, fill.price, fill.quantity, fill.commission) == (
+            (trade.order_id, trade.trade_id), True, trade.price, trade.quantity, trade.commission)
+        done = await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.order.status is OrderStatus.FILLED)
+        assert done.order.avg_price == price
+        [pos] = await client.positions("BTCUSDT")
+        assert pos.quantity == D("-0.010") and pos.entry_price == price
     finally:
         await events.close()

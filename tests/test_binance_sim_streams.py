@@ -143,14 +143,15 @@ async def test_user_stream_events_match_rest(server: SimServer, client) -> None:
         assert filled.order.order_id == entry.order_id and filled.order.client_order_id == "u-entry"
         assert filled.order.avg_price == entry.avg_price and filled.execution_type is ExecutionType.TRADE
         [trade] = await client.user_trades("BTCUSDT")
-        # TRADE_LITE and ORDER_TRADE_UPDATE both report the trade: it reaches us exactly once,
-        # from whichever frame came first (deduplicated by (orderId, tradeId)).
-        await events.wait_for(lambda e: isinstance(e, FillUpdate) or (isinstance(e, OrderUpdate) and e.fill))
-        fills = [e.fill for e in events.items
-                 if isinstance(e, FillUpdate) or (isinstance(e, OrderUpdate) and e.fill is not None)]
-        [fill] = fills
-        assert fill.key == (trade.order_id, trade.trade_id)
-        assert (fill.price, fill.quantity) == (trade.price, trade.quantity)
+        # TRADE_LITE comes first (an early notice, no fee fields); the ORDER_TRADE_UPDATE carries
+        # the complete fill, which must equal REST's userTrades row to the last digit.
+        [lite] = [e.fill for e in events.items if isinstance(e, FillUpdate)]
+        [fill] = [e.fill for e in events.items if isinstance(e, OrderUpdate) and e.fill is not None]
+        assert lite.key == fill.key == (trade.order_id, trade.trade_id)
+        assert (lite.price, lite.quantity, lite.commission) == (trade.price, trade.quantity, 0)
+        assert (fill.price, fill.quantity, fill.commission, fill.commission_asset, fill.realized_pnl, fill.is_maker) == (
+            trade.price, trade.quantity, trade.commission, trade.commission_asset, trade.realized_pnl, trade.is_maker)
+        assert fill.commission > 0
         acct = await events.wait_for(lambda e: isinstance(e, AccountUpdate) and e.reason == "ORDER")
         [pos] = [p for p in acct.positions if p.symbol == "BTCUSDT"]
         [rest_pos] = await client.positions("BTCUSDT")
@@ -182,6 +183,9 @@ async def test_user_stream_events_match_rest(server: SimServer, client) -> None:
         rest_child = await client.query_order("BTCUSDT", order_id=child_id)
         assert child.order.executed_qty == rest_child.executed_qty == D("0.010")
         assert child.order.avg_price == rest_child.avg_price
+        child_trade = next(t for t in await client.user_trades("BTCUSDT") if t.order_id == child_id)
+        assert child.fill is not None and child.fill.realized_pnl == child_trade.realized_pnl != 0
+        assert child.fill.commission == child_trade.commission
         flat = await events.wait_for(lambda e: isinstance(e, AccountUpdate) and any(
             p.symbol == "BTCUSDT" and p.quantity == 0 for p in e.positions))
         assert flat.reason == "ORDER" and await client.positions("BTCUSDT") == []
