@@ -98,6 +98,10 @@ async def test_market_stream_delivers_recorded_closed_candles_and_mark_prices(
                 assert (e.candle.open, e.candle.high, e.candle.low, e.candle.close) == (r.open, r.high, r.low, r.close)
         mark = await events.wait_for(lambda e: isinstance(e, MarkPriceUpdate) and e.symbol == "BTCUSDT")
         assert mark.mark_price > 0 and mark.next_funding_time_ms % EIGHT_HOURS == 0
+        rest_mark = await client.mark_price("BTCUSDT")
+        assert (mark.funding_rate, mark.next_funding_time_ms) == (rest_mark.funding_rate, rest_mark.next_funding_time_ms)
+        last = [e for e in events.items if isinstance(e, MarkPriceUpdate) and e.symbol == "BTCUSDT"][-1]
+        assert (last.mark_price, last.event_time_ms) == (rest_mark.mark_price, rest_mark.time_ms)
         assert not [e for e in events.items if isinstance(e, StreamGap)]
         assert not any(e.backfilled for e in events.items if isinstance(e, CandleClosed))
     finally:
@@ -156,6 +160,7 @@ async def test_user_stream_events_match_rest(server: SimServer, client) -> None:
         [pos] = [p for p in acct.positions if p.symbol == "BTCUSDT"]
         [rest_pos] = await client.positions("BTCUSDT")
         assert pos.quantity == rest_pos.quantity == D("0.010") and pos.entry_price == rest_pos.entry_price
+        assert pos.break_even_price == rest_pos.break_even_price and pos.margin_type == rest_pos.margin_type
         [usdt] = [b for b in acct.balances if b.asset == "USDT"]
         [rest_usdt] = [b for b in await client.balances() if b.asset == "USDT"]
         assert usdt.wallet_balance == rest_usdt.wallet_balance
@@ -178,6 +183,9 @@ async def test_user_stream_events_match_rest(server: SimServer, client) -> None:
         assert child_id is not None and finished.algo.actual_order_id == child_id
         rest_algo = await client.query_algo_order("BTCUSDT", algo_id=stop.algo_id)
         assert rest_algo.status is AlgoStatus.FINISHED and rest_algo.actual_order_id == child_id
+        assert (rest_algo.trigger_price, rest_algo.working_type, rest_algo.close_position) == (
+            finished.algo.trigger_price, finished.algo.working_type, finished.algo.close_position)
+        assert (rest_algo.executed_qty, rest_algo.avg_price) == (finished.algo.executed_qty, finished.algo.avg_price)
         child = await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.order.order_id == child_id
                                       and e.order.status is OrderStatus.FILLED)
         rest_child = await client.query_order("BTCUSDT", order_id=child_id)
