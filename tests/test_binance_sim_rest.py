@@ -25,9 +25,10 @@ from core.types import (
     WorkingType,
 )
 from exchanges.binance.client import BinanceFutures
-from exchanges.binance.limits import Lane
+from exchanges.binance.limits import ENDPOINT_COSTS, Lane, cost_of
 from exchanges.sim.feed import SymbolData
 from exchanges.sim.limits import RateLimiter as SimRateLimiter
+from exchanges.sim.routes import ROUTES
 from exchanges.sim.server import SimServer
 from tests.binance_sim import MIN, connector, load_recorded, running, sim_server
 
@@ -245,3 +246,28 @@ async def test_exchange_info_advertises_the_limits_the_sim_enforces(recorded: di
             assert [client.limiter.limit(p) for p in ("REQUEST_WEIGHT_1M", "ORDERS_1M", "ORDERS_10S")] == [600, 100, 20]
         finally:
             await client.close()
+
+
+def test_the_connector_and_the_sim_charge_every_endpoint_alike() -> None:
+    """Both weight tables were written from BINANCE.md §2; they must never drift apart."""
+    routes = {(r.method, r.path): r for r in ROUTES}
+    samples = ({}, {"symbol": "BTCUSDT"}, {"limit": "99"}, {"limit": "499"}, {"limit": "1000"}, {"limit": "1500"})
+    checked = 0
+    for (method, path) in ENDPOINT_COSTS:
+        if path.startswith("/sapi/"):
+            continue  # the spot host's endpoint: not part of the futures simulator
+        route = routes[(method, path)]
+        for params in samples:
+            cost = cost_of(method, path, params)
+            assert (cost.weight, cost.orders) == (route.weight(params), route.orders), (method, path, params)
+        checked += 1
+    assert checked >= 30
+
+
+async def test_local_counts_match_the_sims_headers(server: SimServer, client: BinanceFutures) -> None:
+    await client.open_orders()                       # 40
+    await client.klines("BTCUSDT", Timeframe.M1, limit=600)  # 5
+    await client.income()                            # 30
+    await client.place_order(_market("count-1", Side.BUY, "0.010"))  # 0 weight, 1 order
+    assert client.limiter.used("REQUEST_WEIGHT_1M") == server.limiter.weight.used
+    assert client.limiter.used("ORDERS_10S") == server.limiter.orders_10s.used == 1
