@@ -7,6 +7,7 @@ the sim's URLs and key, and the sim's own clock (``server.clock``) as the connec
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,8 +34,14 @@ SETTINGS = ExchangeSettings(
 )
 
 
+@functools.cache
+def _recorded(folder: Path, symbol: str) -> SymbolData:
+    return load_symbol_data(folder, symbol)
+
+
 def load_recorded(data_dir: Path, symbols: tuple[str, ...] = SYMBOLS) -> dict[str, SymbolData]:
-    return {s: load_symbol_data(data_dir / "futures-2023", s) for s in symbols}
+    """The real futures-2023 1m candles, loaded once per test session (venues only read them)."""
+    return {s: _recorded(data_dir / "futures-2023", s) for s in symbols}
 
 
 def sim_server(recorded: dict[str, SymbolData], *, speed: float | None = None, warmup_bars: int = 300,

@@ -77,12 +77,12 @@ def _errors(endpoint: str, code: str) -> float:
 @pytest.mark.parametrize("mode", ["503", "-1007", "timeout"])
 async def test_unknown_outcome_is_resolved_by_client_id_without_duplicate(
         recorded: dict[str, SymbolData], mode: str) -> None:
-    settings = SETTINGS.model_copy(update={"request_timeout_s": 0.3})
+    settings = SETTINGS.model_copy(update={"request_timeout_s": 0.2})
     async with running(sim_server(recorded)) as server:
         client = connector(server, settings=settings)
         try:
             await client.start()
-            server.faults.lose_response("/fapi/v1/order", mode=mode, method="POST", delay_s=1.0)
+            server.faults.lose_response("/fapi/v1/order", mode=mode, method="POST", delay_s=0.4)
             with pytest.raises(UnknownOutcome) as lost:
                 await client.place_order(_buy("uo-1"))
             assert lost.value.client_id == "uo-1"
@@ -94,7 +94,7 @@ async def test_unknown_outcome_is_resolved_by_client_id_without_duplicate(
             assert pos.quantity == D("0.010")  # not 0.020: nothing was resent
 
             mark = (await client.mark_price("BTCUSDT")).mark_price
-            server.faults.lose_response("/fapi/v1/algoOrder", mode=mode, method="POST", delay_s=1.0)
+            server.faults.lose_response("/fapi/v1/algoOrder", mode=mode, method="POST", delay_s=0.4)
             with pytest.raises(UnknownOutcome) as lost_algo:
                 await client.place_algo_order(AlgoOrderRequest(
                     "BTCUSDT", Side.SELL, OrderType.STOP_MARKET, "uo-sl", close_position=True,
