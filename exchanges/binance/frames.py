@@ -3,14 +3,11 @@
 Market frames come wrapped as ``{"stream": …, "data": {…}}`` (combined streams); user-data
 frames are bare. Malformed frames are logged (truncated), counted and skipped; unknown event
 types are counted and ignored — a decoder never stops a stream. Fills are deduplicated by
-(orderId, tradeId), because TRADE_LITE and ORDER_TRADE_UPDATE both report the same trade; the
-ORDER_TRADE_UPDATE fill (with commission and realised PnL) is never dropped for an earlier
-TRADE_LITE (see ``UserDecoder``).
+(orderId, tradeId), because TRADE_LITE and ORDER_TRADE_UPDATE both report the same trade.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -177,27 +174,19 @@ class MarketDecoder(_Decoder):
 
 
 class UserDecoder(_Decoder):
-    """User-data frames → kernel user events, fills deduplicated by (orderId, tradeId).
-
-    TRADE_LITE usually arrives first and is passed on at once (``FillUpdate``), but it carries no
-    commission and no realised PnL. So the ORDER_TRADE_UPDATE of the same trade keeps its fill
-    (the complete record, the one to book money from); only true repeats are dropped: a second
-    ORDER_TRADE_UPDATE fill, or a TRADE_LITE for a trade already reported.
-    """
+    """User-data frames → kernel user events, fills deduplicated by (orderId, tradeId)."""
 
     def __init__(self, stream: str = "user", *, dedupe_capacity: int = 50_000) -> None:
         super().__init__(stream)
-        # key → True once the complete (ORDER_TRADE_UPDATE) fill went out, False after TRADE_LITE only
-        self._seen: OrderedDict[tuple[int, int], bool] = OrderedDict()
+        self._seen: OrderedDict[tuple[int, int], None] = OrderedDict()
         self._capacity = dedupe_capacity
         self.duplicates = 0
 
-    def _first_time(self, key: tuple[int, int], *, complete: bool) -> bool:
-        reported = self._seen.get(key)
-        if reported is True or (reported is False and not complete):
+    def _first_time(self, key: tuple[int, int]) -> bool:
+        if key in self._seen:
             self.duplicates += 1
             return False
-        self._seen[key] = complete
+        self._seen[key] = None
         if len(self._seen) > self._capacity:  # bounded: oldest trades are long settled
             self._seen.popitem(last=False)
         return True
@@ -220,9 +209,10 @@ class UserDecoder(_Decoder):
             self._bad(raw, str(exc))
             return None
         if isinstance(event, FillUpdate):
-            return event if self._first_time(event.fill.key, complete=False) else None
-        if isinstance(event, OrderUpdate) and event.fill is not None and not self._first_time(
-                event.fill.key, complete=True):
-            # This trade's complete record already went out: keep the order state, drop the fill.
-            return dataclasses.replace(event, fill=None)
+            return event if self._first_time(event.fill.key) else None
+        if isinstance(event, OrderUpdate) and event.fill is not None:
+            # Keep the fill even when TRADE_LITE reported the trade first: only this event carries
+            # its commission and realized PnL (consumers deduplicate by (order_id, trade_id)).
+            # Marking it seen drops a TRADE_LITE that trails it.
+            self._first_time(event.fill.key)
         return event
