@@ -8,20 +8,26 @@ from __future__ import annotations
 
 import asyncio
 import random
+import signal
+import sys
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
+from config.secrets import Secrets
 from core.clock import FakeClock, LiveClock, ScaledClock
 from core.events import CandleClosed, OrderUpdate, StreamGap
 from core.metrics import API_ERRORS
 from core.types import OrderRequest, OrderStatus, OrderType, Side, TimeInForce, Timeframe
+from exchanges.binance.client import BinanceFutures
 from exchanges.binance.time_sync import TimeSync
+from exchanges.binance.urls import BinanceUrls
 from exchanges.sim.feed import SymbolData
 from tests.binance_sim import MIN, SETTINGS, Collector, connected, connector, load_recorded, running, sim_server
 
 SPEED = 60.0
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +156,48 @@ async def test_live_jitter_and_a_stepped_clock_are_never_extrapolated() -> None:
         await _synced(clock, manual, 1.0)
         assert live.rate == 1.0 and manual.rate == 1.0
         assert abs(live.offset_ms - 1000) <= 60
+
+
+async def test_paper_against_a_sim_in_another_process(data_dir: Path) -> None:
+    """`python main.py sim --speed 120` elsewhere: the engine rebuilds the sim's ScaledClock from
+    the printed SIM_START_MS and SPEED; the remaining constant offset is what time sync is for."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "main.py", "sim", "--symbols", "BTCUSDT", "--speed", "120", "--data-dir", str(data_dir),
+        "--api-key", "proc-key", "--api-secret", "proc-secret",
+        cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    client = market = None
+    try:
+        info: dict[str, str] = {}
+        async with asyncio.timeout(30):
+            while "READY" not in info:
+                line = (await proc.stdout.readline()).decode().strip()  # type: ignore[union-attr]
+                assert line, (await proc.stderr.read()).decode()  # type: ignore[union-attr]
+                key, _, value = line.partition("=")
+                info[key] = value
+        clock = ScaledClock(int(info["SIM_START_MS"]), float(info["SPEED"]))
+        client = BinanceFutures(BinanceUrls(rest=info["REST_URL"], ws=info["WS_URL"]), clock=clock,
+                                settings=SETTINGS, secrets=Secrets(api_key="proc-key", api_secret="proc-secret"))
+        await client.start()
+        before = _clock_errors()
+        market = Collector(client.market_stream(["BTCUSDT"], [Timeframe.M1], mark_price=False))
+        mark = (await client.mark_price("BTCUSDT")).mark_price
+        for i in range(20):
+            order = await client.place_order(OrderRequest(
+                "BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.010"), f"proc-{i}",
+                price=(mark * D("0.9")).quantize(D("0.1")), time_in_force=TimeInForce.GTC))
+            await client.cancel_order("BTCUSDT", order_id=order.order_id)
+        candles = await market.wait_count(lambda e: isinstance(e, CandleClosed), 2, timeout_s=10)
+        assert candles[1].candle.open_time_ms == candles[0].candle.open_time_ms + MIN
+        assert not any(e.backfilled for e in candles)
+        await client.http.time_sync.sync()  # a periodic refresh: same pace, so no rate is learned
+        assert client.http.time_sync.rate == 1.0
+        assert _clock_errors() == before
+    finally:
+        if market is not None:
+            await market.close()
+        if client is not None:
+            await client.close()
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await proc.wait()
