@@ -23,9 +23,18 @@ from cryptography.hazmat.primitives.serialization import (
 
 from config.secrets import Secrets
 from config.settings import ExchangeSettings, RetrySettings
-from core.errors import AuthError, Banned, CircuitOpen, RateLimited, Retryable, UnknownOutcome
+from core.errors import AuthError, Banned, CircuitOpen, RateLimited, Rejected, Retryable, UnknownOutcome
 from core.metrics import API_ERRORS
-from core.types import AlgoOrderRequest, AlgoStatus, OrderRequest, OrderStatus, OrderType, Side, WorkingType
+from core.types import (
+    AlgoOrderRequest,
+    AlgoStatus,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    WorkingType,
+)
 from exchanges.binance.breaker import BreakerState
 from exchanges.binance.client import BinanceFutures
 from exchanges.sim.feed import SymbolData
@@ -218,3 +227,19 @@ async def test_hmac_signing_end_to_end(server: SimServer) -> None:
     finally:
         for c in (good, wrong, unknown):
             await c.close()
+
+
+async def test_a_lost_cancel_answer_is_resolved_by_querying(server: SimServer, client: BinanceFutures) -> None:
+    mark = (await client.mark_price("BTCUSDT")).mark_price
+    order = await client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.010"), "lc-1",
+                                                  price=(mark * D("0.9")).quantize(D("0.1")),
+                                                  time_in_force=TimeInForce.GTC))
+    server.faults.lose_response("/fapi/v1/order", mode="503", method="DELETE")
+    with pytest.raises(UnknownOutcome) as lost:
+        await client.cancel_order("BTCUSDT", client_order_id="lc-1")
+    assert lost.value.client_id == "lc-1"
+    assert (await client.query_order("BTCUSDT", order_id=order.order_id)).status is OrderStatus.CANCELED
+    assert await client.open_orders("BTCUSDT") == []
+    with pytest.raises(Rejected) as again:  # cancelling twice is a definitive no, not a new unknown
+        await client.cancel_order("BTCUSDT", client_order_id="lc-1")
+    assert again.value.code == -2011
