@@ -3,6 +3,7 @@ what REST reports and what was recorded, across drops, key expiry and funding.""
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -239,5 +240,24 @@ async def test_listen_key_expiry_renews_and_asks_for_reconciliation(server: SimS
         # The new stream works: an order placed now is reported.
         await client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"), "after-expiry"))
         await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.order.client_order_id == "after-expiry")
+    finally:
+        await events.close()
+
+
+async def test_keepalive_keeps_the_listen_key_past_its_hour(server: SimServer, client) -> None:
+    events = Collector(client.user_stream())
+    try:
+        await connected(server, 1, route="private")
+        key, first_expiry = server.ctx.listen_key, server.ctx.listen_key_expiry_ms
+        await server.advance(31 * 60)  # the connector's 30-minute keepalive comes due on the sim's clock
+        async with asyncio.timeout(5):
+            while server.ctx.listen_key_expiry_ms == first_expiry:
+                await asyncio.sleep(0.005)
+        assert server.ctx.listen_key_expiry_ms > first_expiry  # extended by PUT /fapi/v1/listenKey
+        await server.advance(40 * 60)  # past the first hour: the key lives on
+        assert server.ctx.listen_key == key
+        await client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"), "kept-alive"))
+        await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.order.client_order_id == "kept-alive")
+        assert not [e for e in events.items if isinstance(e, ReconcileNeeded)]
     finally:
         await events.close()
