@@ -33,11 +33,13 @@ from core.types import (
     OrderType,
     Side,
     TimeInForce,
+    Timeframe,
     WorkingType,
 )
 from exchanges.binance.breaker import BreakerState
 from exchanges.binance.client import BinanceFutures
 from exchanges.sim.feed import SymbolData
+from exchanges.sim.limits import RateLimiter as SimRateLimiter
 from exchanges.sim.server import SimServer
 from tests.binance_sim import KEY, SECRET, SETTINGS, SkewedClock, connector, load_recorded, running, sim_server
 
@@ -243,3 +245,30 @@ async def test_a_lost_cancel_answer_is_resolved_by_querying(server: SimServer, c
     with pytest.raises(Rejected) as again:  # cancelling twice is a definitive no, not a new unknown
         await client.cancel_order("BTCUSDT", client_order_id="lc-1")
     assert again.value.code == -2011
+
+
+async def test_a_burst_waits_for_the_window_instead_of_drawing_429s(recorded: dict[str, SymbolData]) -> None:
+    limiter = SimRateLimiter(weight_limit=100, orders_10s_limit=12, orders_1m_limit=1200)
+    async with running(sim_server(recorded, limiter=limiter)) as server:
+        client = connector(server)
+        try:
+            await client.start()
+            before = _errors("/fapi/v1/klines", "429") + _errors("/fapi/v1/order", "429")
+            mark = (await client.mark_price("BTCUSDT")).mark_price
+            price = (mark * D("0.9")).quantize(D("0.1"))
+
+            async def burst() -> tuple[list[object], list[object]]:
+                reads = [client.klines(s, Timeframe.M1, start_ms=server.clock.now_ms() - 3_600_000, limit=600)
+                         for s in ("BTCUSDT", "ETHUSDT") * 15]  # 30 × weight 5 = 150 > 100 per minute
+                writes = [client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.010"),
+                                                          f"burst-{i}", price=price, time_in_force=TimeInForce.GTC))
+                          for i in range(20)]  # 20 orders > 12 per 10 s
+                return await asyncio.gather(*reads), await asyncio.gather(*writes)
+
+            klines, orders = await nudged(server, burst(), step_s=1.0)
+            assert len(klines) == 30 and all(len(k) >= 59 for k in klines)  # type: ignore[arg-type]
+            assert len(orders) == 20 and len(await client.open_orders("BTCUSDT")) == 20
+            assert _errors("/fapi/v1/klines", "429") + _errors("/fapi/v1/order", "429") == before
+            assert server.limiter.violations == 0
+        finally:
+            await client.close()

@@ -35,7 +35,7 @@ from core.metrics import API_ERRORS, API_REQUESTS, ORDER_EXECUTION_SECONDS
 from core.ports import Clock
 from exchanges.binance.breaker import BreakerBoard, CircuitBreaker
 from exchanges.binance.errors import classify, parse_body
-from exchanges.binance.limits import Cost, Lane, RateLimiter, cost_of
+from exchanges.binance.limits import Cost, InFlight, Lane, RateLimiter, cost_of
 from exchanges.binance.signing import Signer, encode_params, signed_payload
 from exchanges.binance.time_sync import TimeSync
 from exchanges.binance.urls import BinanceUrls
@@ -183,6 +183,16 @@ class BinanceHttp:
     ) -> Any:
         cost: Cost = cost_of(endpoint.method, endpoint.path, dict(params))
         await self.limiter.acquire(cost, lane)
+        ticket = self.limiter.dispatched(cost)
+        try:
+            return await self._send(endpoint, params, cost, ticket, protective, client_id)
+        finally:
+            ticket.settle()  # on every path; a no-op when the answer already settled it
+
+    async def _send(
+        self, endpoint: Endpoint, params: Params, cost: Cost, ticket: InFlight, protective: bool,
+        client_id: str | None,
+    ) -> Any:
         breaker = self.breakers[endpoint.group]
         counted = breaker.admit(protective=protective)
         payload = self._payload(endpoint, params)
@@ -224,6 +234,7 @@ class BinanceHttp:
             ORDER_EXECUTION_SECONDS.labels(kind=endpoint.path.rsplit("/", 1)[-1]).observe(
                 max(0.0, self._clock.monotonic() - started)
             )
+        ticket.settle()  # answered: this header counts it (or its window has rolled)
         self.limiter.observe_headers(resp_headers, sent_ms=sent_ms)
         if 200 <= status < 300:
             if counted:
