@@ -215,3 +215,17 @@ async def test_a_resting_limit_fills_as_maker_in_rest_and_stream(server: SimServ
         assert pos.quantity == D("-0.010") and pos.entry_price == price
     finally:
         await events.close()
+
+
+async def test_good_till_date_expires_on_the_venue_clock(server: SimServer, client: BinanceFutures) -> None:
+    mark = await _mark(client)
+    until = (server.clock.now_ms() // 1000 + 15 * 60) * 1000  # > now + 600 s, whole seconds
+    order = await client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.LIMIT, D("0.010"), "gtd-1",
+                                                  price=(mark * D("0.9")).quantize(D("0.1")),
+                                                  time_in_force=TimeInForce.GTD, good_till_ms=until))
+    assert order.status is OrderStatus.NEW and order.time_in_force is TimeInForce.GTD
+    await server.advance(14 * 60)
+    assert (await client.query_order("BTCUSDT", order_id=order.order_id)).status is OrderStatus.NEW
+    await server.advance(2 * 60)
+    assert (await client.query_order("BTCUSDT", order_id=order.order_id)).status is OrderStatus.EXPIRED
+    assert await client.open_orders("BTCUSDT") == []
