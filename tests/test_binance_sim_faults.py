@@ -22,7 +22,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from config.secrets import Secrets
-from config.settings import ExchangeSettings, RetrySettings
 from core.errors import AuthError, Banned, CircuitOpen, RateLimited, Rejected, Retryable, UnknownOutcome
 from core.metrics import API_ERRORS
 from core.types import (

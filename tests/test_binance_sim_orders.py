@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import Rejected, Retryable, UnknownOutcome
-from core.events import AccountConfigUpdate, AlgoUpdate, FillUpdate, OrderUpdate
+from core.events import AccountConfigUpdate, AlgoUpdate, OrderUpdate
 from core.types import (
     AlgoOrderRequest,
     AlgoStatus,
