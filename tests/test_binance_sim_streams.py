@@ -216,6 +216,7 @@ async def test_funding_fee_arrives_as_account_update_and_income(recorded: dict[s
             funding = await events.wait_for(lambda e: isinstance(e, AccountUpdate) and e.reason == "FUNDING_FEE")
             [income] = await client.income(income_type="FUNDING_FEE")
             assert income.symbol == "ETHUSDT" and income.time_ms == funding.transaction_time_ms
+            assert dict(funding.balance_changes)["USDT"] == income.income != 0  # bc = the fee itself
             [usdt] = [b for b in funding.balances if b.asset == "USDT"]
             [rest_usdt] = [b for b in await client.balances() if b.asset == "USDT"]
             assert usdt.wallet_balance == rest_usdt.wallet_balance
