@@ -262,3 +262,20 @@ async def test_keepalive_keeps_the_listen_key_past_its_hour(server: SimServer, c
         assert not [e for e in events.items if isinstance(e, ReconcileNeeded)]
     finally:
         await events.close()
+
+
+async def test_a_key_closed_elsewhere_is_renewed_at_keepalive(server: SimServer, client) -> None:
+    events = Collector(client.user_stream())
+    try:
+        await connected(server, 1, route="private")
+        old_key = server.ctx.listen_key
+        await client.rest.close_listen_key()  # e.g. another process on the same account closed it
+        assert server.ctx.listen_key is None
+        await server.advance(31 * 60)  # keepalive → -1125 → a new key, a new connection
+        reconcile = await events.wait_for(lambda e: isinstance(e, ReconcileNeeded))
+        assert "renewed" in reconcile.reason
+        assert server.ctx.listen_key not in (None, old_key)
+        await client.place_order(OrderRequest("BTCUSDT", Side.BUY, OrderType.MARKET, D("0.010"), "renewed-1"))
+        await events.wait_for(lambda e: isinstance(e, OrderUpdate) and e.order.client_order_id == "renewed-1")
+    finally:
+        await events.close()
