@@ -139,7 +139,11 @@ class OrderUpdate:
 
 @dataclass(frozen=True, slots=True)
 class FillUpdate:
-    """TRADE_LITE: a fill reported ahead of (and deduplicated against) its ORDER_TRADE_UPDATE."""
+    """TRADE_LITE: a fill reported ahead of its ORDER_TRADE_UPDATE.
+
+    It carries no commission and no realised PnL (zero here); the ``OrderUpdate.fill`` with the
+    same (orderId, tradeId) that follows is the complete record to book money from.
+    """
 
     fill: Fill
     event_time_ms: int

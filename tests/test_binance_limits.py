@@ -169,3 +169,29 @@ def test_rules_from_exchange_info_and_weights() -> None:
     assert cost_of("POST", "/fapi/v1/order", {}) == Cost(weight=0, orders=1)
     with pytest.raises(KeyError):
         cost_of("GET", "/fapi/v9/unknown", {})
+
+
+async def test_requests_in_flight_survive_reconciliation_and_window_rollover() -> None:
+    """A header can only count what reached the server: what we sent since still counts."""
+    clock = FakeClock(START)
+    limiter = RateLimiter(clock, SMALL, reserve_fraction=0.0)
+    tickets = []
+    for _ in range(10):  # 10 × 12 = 120: the whole minute's weight is on the wire
+        await limiter.acquire(Cost(weight=12), Lane.MARKET_DATA)
+        tickets.append(limiter.dispatched(Cost(weight=12)))
+    tickets[0].settle()
+    limiter.observe_headers({"x-mbx-used-weight-1m": "12"}, sent_ms=clock.now_ms())  # only the first arrived
+    assert limiter.used("REQUEST_WEIGHT_1M") == 120  # not 12: nine are still in flight
+    blocked = asyncio.create_task(limiter.acquire(Cost(weight=12), Lane.MARKET_DATA))
+    await asyncio.sleep(0)
+    assert not blocked.done()
+    tickets[0].settle()  # settling twice changes nothing
+    for t in tickets[1:5]:
+        t.settle()
+    await clock.advance(20)  # the window rolls while five requests are still on their way
+    await asyncio.sleep(0)
+    assert blocked.done() and limiter.used("REQUEST_WEIGHT_1M") == 5 * 12 + 12  # carried + the new one
+    for t in tickets[5:]:
+        t.settle()
+    limiter.observe_headers({"x-mbx-used-weight-1m": "72"}, sent_ms=clock.now_ms())
+    assert limiter.used("REQUEST_WEIGHT_1M") == 72

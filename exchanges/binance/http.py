@@ -34,8 +34,8 @@ from core.errors import (
 from core.metrics import API_ERRORS, API_REQUESTS, ORDER_EXECUTION_SECONDS
 from core.ports import Clock
 from exchanges.binance.breaker import BreakerBoard, CircuitBreaker
-from exchanges.binance.errors import classify
-from exchanges.binance.limits import Cost, Lane, RateLimiter, cost_of
+from exchanges.binance.errors import classify, parse_body
+from exchanges.binance.limits import Cost, InFlight, Lane, RateLimiter, cost_of
 from exchanges.binance.signing import Signer, encode_params, signed_payload
 from exchanges.binance.time_sync import TimeSync
 from exchanges.binance.urls import BinanceUrls
@@ -183,6 +183,16 @@ class BinanceHttp:
     ) -> Any:
         cost: Cost = cost_of(endpoint.method, endpoint.path, dict(params))
         await self.limiter.acquire(cost, lane)
+        ticket = self.limiter.dispatched(cost)
+        try:
+            return await self._send(endpoint, params, cost, ticket, protective, client_id)
+        finally:
+            ticket.settle()  # on every path; a no-op when the answer already settled it
+
+    async def _send(
+        self, endpoint: Endpoint, params: Params, cost: Cost, ticket: InFlight, protective: bool,
+        client_id: str | None,
+    ) -> Any:
         breaker = self.breakers[endpoint.group]
         counted = breaker.admit(protective=protective)
         payload = self._payload(endpoint, params)
@@ -224,6 +234,7 @@ class BinanceHttp:
             ORDER_EXECUTION_SECONDS.labels(kind=endpoint.path.rsplit("/", 1)[-1]).observe(
                 max(0.0, self._clock.monotonic() - started)
             )
+        ticket.settle()  # answered: this header counts it (or its window has rolled)
         self.limiter.observe_headers(resp_headers, sent_ms=sent_ms)
         if 200 <= status < 300:
             if counted:
@@ -238,11 +249,14 @@ class BinanceHttp:
                                          endpoint=endpoint.path) from exc
                 raise Retryable(f"unreadable answer: {text!r}", endpoint=endpoint.path) from exc
         error = classify(status, body, resp_headers, endpoint=endpoint.path, is_write=endpoint.is_write,
-                         now_ms=self._clock.now_ms(), client_id=client_id)
-        code = getattr(error, "code", None)
+                         now_ms=self.time_sync.timestamp_ms(), client_id=client_id)
+        # Label by Binance's code when the body has one (-1021, -2019 …), else by HTTP status;
+        # 429 and 418 share code -1003, so their status tells them apart.
+        code = None if status in (418, 429) else parse_body(body)[0]
         API_ERRORS.labels(endpoint=endpoint.path, code=str(code if code is not None else status)).inc()
         if isinstance(error, Banned):
-            self.limiter.ban(error.until_ms)
+            # Binance states the ban's end in its own time; the limiter waits on ours.
+            self.limiter.ban(self.time_sync.to_local_ms(error.until_ms))
         elif isinstance(error, RateLimited):
             self.limiter.block(cost, error.retry_after_s if error.retry_after_s >= 0 else None)
         if counted:

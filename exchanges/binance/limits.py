@@ -3,8 +3,10 @@
 Pools are fixed windows like Binance's own counters (REQUEST_WEIGHT per minute per IP, ORDERS
 per 10 s and per minute per account). Before a request is sent, ``acquire`` waits until every
 pool it draws on has room; after the response, ``observe_headers`` replaces the local count by
-the server's X-MBX-USED-WEIGHT-1M / X-MBX-ORDER-COUNT-10S/1M (case-insensitive, -1 ignored), so a
-static weight table cannot drift away from the exchange's count in either direction.
+the server's X-MBX-USED-WEIGHT-1M / X-MBX-ORDER-COUNT-10S/1M (case-insensitive, -1 ignored) plus
+what is still in flight (``dispatched`` but not ``settled``: the server cannot have counted it
+when it wrote this header), so a static weight table cannot drift away from the exchange's
+count in either direction, and a burst of concurrent requests never talks the count down.
 
 Priority lanes: protective orders (SL/TP/flatten) > cancels > entries > market data. A request
 never overtakes an earlier-lane (or same-lane, earlier) waiter that draws on one of its pools, and
@@ -70,6 +72,21 @@ def pool_name(kind: str, interval_ms: int) -> str:
     raise ValueError(f"unsupported interval {interval_ms} ms")
 
 
+class InFlight:
+    """One sent request's draw, counted as in flight until ``settle`` (idempotent)."""
+
+    __slots__ = ("_counts", "_draws")
+
+    def __init__(self, counts: dict[str, int], draws: dict[str, int]) -> None:
+        self._counts, self._draws = counts, draws
+
+    def settle(self) -> None:
+        """The answer came (or the request failed): from now on the server's headers speak for it."""
+        for name, need in self._draws.items():
+            self._counts[name] = max(0, self._counts.get(name, 0) - need)
+        self._draws = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
     """What one request draws: IP weight and order count."""
@@ -88,11 +105,13 @@ class _Pool:
     used: int = 0
     blocked_until_ms: int = 0
 
-    def roll(self, now_ms: int) -> None:
+    def roll(self, now_ms: int, carry: int = 0) -> None:
+        """Enter the window of ``now_ms``; ``carry`` = draw still in flight, which the server may
+        count in the new window (a request sent at :59.999 arrives at :00.001)."""
         start = now_ms - now_ms % self.interval_ms
         if start != self.window_start_ms:
             self.window_start_ms = start
-            self.used = 0
+            self.used = carry
 
     def draw(self, cost: Cost) -> int:
         return cost.weight if self.kind in (WEIGHT, "RAW_REQUESTS") else cost.orders
@@ -124,6 +143,9 @@ class RateLimiter:
         self._waiters: list[_Waiter] = []  # in arrival order; priority is (lane, seq)
         self._seq = itertools.count()
         self._banned_until_ms = 0
+        # Draw of requests sent but not yet answered, per pool: a response's header cannot count
+        # them yet (they may not have reached the server), so reconciliation adds them back.
+        self._in_flight: dict[str, int] = {}
         self.configure(rules)
 
     # -- configuration / observation ------------------------------------------------
@@ -145,7 +167,7 @@ class RateLimiter:
 
     def used(self, name: str) -> int:
         pool = self._pools[name]
-        pool.roll(self._clock.now_ms())
+        self._roll(pool, self._clock.now_ms())
         return pool.used
 
     def limit(self, name: str) -> int:
@@ -175,13 +197,24 @@ class RateLimiter:
                 continue
             if pool is None or value < 0:  # testnet sends -1: no information
                 continue
-            pool.roll(now)
+            self._roll(pool, now)
             if sent_ms - sent_ms % pool.interval_ms != pool.window_start_ms:
                 continue  # counted in a window that has already rolled over
+            value += self._in_flight.get(pool.name, 0)
             if value != pool.used:
                 log.debug("pool %s reconciled %d → %d", pool.name, pool.used, value)
             pool.used = value
             RATE_LIMIT_USED.labels(pool=pool.name).set(value)
+
+    def _roll(self, pool: _Pool, now_ms: int) -> None:
+        pool.roll(now_ms, self._in_flight.get(pool.name, 0))
+
+    def dispatched(self, cost: Cost) -> InFlight:
+        """``cost`` (already acquired) is on its way: counted until the ticket is settled."""
+        draws = {p.name: p.draw(cost) for p in self._pools.values() if p.draw(cost) > 0}
+        for name, need in draws.items():
+            self._in_flight[name] = self._in_flight.get(name, 0) + need
+        return InFlight(self._in_flight, draws)
 
     def block(self, cost: Cost, retry_after_s: float | None) -> None:
         """A 429: the pools this request drew on send nothing until Retry-After / window end."""
@@ -189,7 +222,7 @@ class RateLimiter:
         for pool in self._pools.values():
             if pool.draw(cost) <= 0:
                 continue
-            pool.roll(now)
+            self._roll(pool, now)
             if retry_after_s is not None and retry_after_s >= 0:
                 until = now + int(retry_after_s * 1000)
             else:
@@ -223,7 +256,7 @@ class RateLimiter:
             need = pool.draw(cost)
             if need <= 0:
                 continue
-            pool.roll(now)
+            self._roll(pool, now)
             if pool.blocked_until_ms > now:
                 delay = max(delay, pool.blocked_until_ms - now)
                 continue

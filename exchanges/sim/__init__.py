@@ -39,6 +39,8 @@ Public API::
     await server.start()          # server.rest_url / server.ws_url / server.api_key / server.api_secret
     await server.advance(60)      # play one simulated minute, publish events (speed=None only)
     server.clock                  # a core Clock (FakeClock, or ScaledClock when speed > 0)
+                                  # paper mode hands THIS clock to BinanceFutures (built after
+                                  # start(), which creates the ScaledClock); see binance/client.py
     await server.stop()
 
     # or from settings, as `python main.py sim` does
