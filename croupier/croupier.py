@@ -38,7 +38,7 @@ from core.types import ZERO, Fill, MarginType, Side
 from croupier.bracket import Bracket, BracketState
 from croupier.bracket_book import BracketBook, journal_sink
 from croupier.executor import OrderExecutor
-from croupier.ids import Leg, session_tag
+from croupier.ids import Leg, is_casino_id, session_tag
 from croupier.oco import OCOManager
 from croupier.reconcile import Discrepancy, Reconciler, ReconcileReport
 from croupier.sweep import sweep
@@ -138,7 +138,8 @@ class Croupier:
         for income in recovered.incomes:
             self._tracker.apply_income(income)
         section = state.get("croupier") or {}
-        self._since_ms = int(section.get("since_ms") or self.clock.now_ms())
+        # the exchange's time, not ours: userTrades are filtered by it (a simulator runs in the past)
+        self._since_ms = int(section.get("since_ms") or await self.exchange.server_time_ms())
         executor = OrderExecutor(self.exchange, self.journal, self.clock, attempts=self.settings.protect_attempts)
         self.oco = OCOManager(book, executor, self.clock, self.settings, tag=self.tag, rules=dict(rules),
                               on_terminal=self._terminal)
@@ -152,8 +153,8 @@ class Croupier:
             for balance in await self.exchange.balances():
                 if balance.wallet_balance:
                     self._tracker.open_balance(balance.asset, balance.wallet_balance, time_ms=self.clock.now_ms())
-        await self._backfill_fills()
         report = await self.reconcile("start")
+        await self._backfill_fills()  # after reconciliation: unknown entries now have their ids
         self._save()
         self._started = True
         engine = state.get("engine")
@@ -194,8 +195,12 @@ class Croupier:
                 log.error("userTrades %s unavailable (%s): the tracker may lag until the stream catches up",
                           symbol, exc)
                 continue
+            # userTrades carries no clientOrderId on Binance: our trades are those of orders our
+            # brackets know by exchange id (other sessions' and hand trades are not ours)
+            known = {r.exchange_id for b in self.oco.book.all() for r in b.legs if r.exchange_id and not r.algo}
             for fill in trades:
-                self._on_fill(fill)
+                if fill.order_id in known or is_casino_id(fill.client_order_id, self.tag):
+                    self._on_fill(fill)
 
     # -- queries -----------------------------------------------------------------------------
 
