@@ -148,7 +148,8 @@ class Croupier:
         self.writer = SnapshotWriter(store, self._document, self.clock, self.settings.snapshot_interval_s,
                                      self.journal)
         self.reconciler = Reconciler(self.exchange, self.oco, executor, self.journal, symbols=self.symbols,
-                                     tag=self.tag, adoption_policy=self.settings.adoption_policy)
+                                     tag=self.tag, adoption_policy=self.settings.adoption_policy,
+                                     on_outside_exit=self._book_outside_exit)
         if fresh:
             for balance in await self.exchange.balances():
                 if balance.wallet_balance:
@@ -201,6 +202,25 @@ class Croupier:
             for fill in trades:
                 if fill.order_id in known or is_casino_id(fill.client_order_id, self.tag):
                     self._on_fill(fill)
+
+    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> None:
+        """A bracket's position shrank outside Casino: book those trades (the newest reducing ones)."""
+        try:
+            # the most recent trades (no start time: the bracket's times are on our clock, not the venue's)
+            trades = await self.exchange.user_trades(bracket.symbol)
+        except ExchangeError as exc:
+            log.error("userTrades %s unavailable (%s): the outside exit is not in the tracker", bracket.symbol, exc)
+            return
+        known = {r.exchange_id for r in bracket.legs if r.exchange_id}
+        left = quantity
+        for fill in sorted(trades, key=lambda f: f.time_ms, reverse=True):
+            if left <= 0:
+                break
+            if fill.side is bracket.exit_side and fill.order_id not in known and fill.quantity <= left:
+                if self._tracker.apply_fill(fill):
+                    assert self.journal is not None
+                    self.journal.record_fill(fill)
+                left -= fill.quantity
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ Every difference is a ``Discrepancy`` in the report and counted in
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -31,7 +31,7 @@ from core.errors import ExchangeError, UnknownOutcome
 from core.ports import ExchangePort
 from core.types import ZERO, AlgoOrder, Order, Position
 from croupier import ids
-from croupier.bracket import BracketEvent, EventKind, LegStatus
+from croupier.bracket import Bracket, BracketEvent, EventKind, LegStatus
 from croupier.executor import OrderExecutor
 from croupier.ids import Leg
 from croupier.oco import OCOManager
@@ -76,7 +76,8 @@ class Reconciler:
     """Brings ``oco``'s brackets in line with ``exchange`` (see the module docstring)."""
 
     def __init__(self, exchange: ExchangePort, oco: OCOManager, executor: OrderExecutor, journal: Journal, *,
-                 symbols: Sequence[str], tag: str, adoption_policy: str) -> None:
+                 symbols: Sequence[str], tag: str, adoption_policy: str,
+                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[None]] | None = None) -> None:
         self.exchange = exchange
         self.oco = oco
         self.executor = executor
@@ -84,6 +85,7 @@ class Reconciler:
         self.symbols = list(symbols)
         self.tag = tag
         self.adoption_policy = adoption_policy
+        self.on_outside_exit = on_outside_exit
 
     async def run(self, reason: str) -> ReconcileReport:
         report = ReconcileReport(reason)
@@ -188,6 +190,8 @@ class Reconciler:
                 report.add("position_gone" if exchange_qty == 0 else "position_reduced", symbol,
                            f"bracket {bracket.id} holds {abs(ours)}, the exchange {exchange_qty}",
                            f"outside exit of {gone} at {price} booked")
+                if self.on_outside_exit is not None:
+                    await self.on_outside_exit(bracket, gone)  # the tracker books the real trades
                 self.oco.apply(bracket.id, BracketEvent(K.EXIT_FILL, self.oco.clock.now_ms(), quantity=gone,
                                                         price=price, reason="closed outside Casino"))
             else:

@@ -22,7 +22,8 @@ from config.secrets import Secrets
 from config.settings import ExchangeSettings
 from core.clock import LiveClock
 from core.types import OrderType
-from croupier.ids import is_casino_id, session_tag
+from core.errors import Rejected
+from croupier.ids import Leg, client_id, session_tag
 from croupier.sweep import sweep
 from exchanges.binance.client import BinanceFutures
 from exchanges.binance.urls import BinanceUrls
@@ -66,13 +67,14 @@ async def _client(sim: tuple[str, str]) -> BinanceFutures:
     return ex
 
 
-@pytest.mark.parametrize("stage", ["entry_intent", "entry_filled", "sl_placed"])
+@pytest.mark.parametrize("stage", ["entry_intent", "entry_filled", "sl_placed", "cancel_sibling"])
 @pytest.mark.parametrize("delay", [0.0, 0.03])
 async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay: float) -> None:
     ex = await _client(sim)
     try:
         assert (await sweep(ex, ["BTCUSDT"])).flat  # each run starts from a flat account
         session = f"crash-{stage}-{int(delay * 1000)}"
+        before = {t.key for t in await ex.user_trades("BTCUSDT")}
         killed = run_driver(sim, tmp_path, session, stage, delay)
         assert killed.returncode == -9, (killed.returncode, killed.stdout, killed.stderr[-2000:])
         recovered = run_driver(sim, tmp_path, session, "recover", 0)
@@ -90,11 +92,20 @@ async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay
             assert stops == [] and tps == [] and orders == [], (algos, orders)
         assert len(tps) <= 1 and orders == []
         assert Decimal(view["quantity"]) == exchange_qty
-        trades = await ex.user_trades("BTCUSDT")
-        mine = [t for t in trades if is_casino_id(t.client_order_id, session_tag(session))]
-        entries = {t.order_id for t in mine if t.client_order_id.endswith("E0")}
-        assert len(entries) <= 1, "the entry was sent twice"
-        assert Decimal(view["exchange_realized"]) == sum((t.realized_pnl for t in mine), Decimal(0))
+        run = [t for t in await ex.user_trades("BTCUSDT") if t.key not in before]  # this run's trades
+        entries = 0
+        for attempt in range(3):  # a resent entry would need another attempt number
+            try:
+                await ex.query_order("BTCUSDT", client_order_id=client_id(session_tag(session), "BTCUSDT", 1,
+                                                                          Leg.ENTRY, attempt))
+                entries += 1
+            except Rejected:
+                pass
+        assert entries <= 1, "the entry was sent twice"
+        assert entries == (0 if stage == "entry_intent" else 1)
+        exchange_realized = sum((t.realized_pnl for t in run), Decimal(0))
+        assert Decimal(view["exchange_realized"]) == exchange_realized
+        assert Decimal(view["realized"]) == exchange_realized
     finally:
         await sweep(ex, ["BTCUSDT"])
         await ex.close()
