@@ -102,5 +102,7 @@ async def main(rest: str, ws: str, state_dir: Path, session: str, stage: str, de
 
 
 if __name__ == "__main__":
+    import logging
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     rest_url, ws_url, state, session_id, stage_name, delay_s = sys.argv[1:7]
     sys.exit(asyncio.run(main(rest_url, ws_url, Path(state), session_id, stage_name, float(delay_s))))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from config.secrets import Secrets
@@ -49,6 +51,8 @@ def sim(data_dir: Path) -> Iterator[tuple[str, str]]:
         if "=" in line:
             k, _, v = line.strip().partition("=")
             urls[k] = v
+    # keep draining its stdout: a full pipe would block the simulator
+    threading.Thread(target=proc.stdout.read, daemon=True).start()
     yield urls["REST_URL"], urls["WS_URL"]
     proc.terminate()
     proc.wait(10)
@@ -58,6 +62,13 @@ def run_driver(sim: tuple[str, str], state: Path, session: str, stage: str, dela
     env = {**os.environ, "CASINO_SIM_API_KEY": KEY, "CASINO_SIM_API_SECRET": SECRET}
     return subprocess.run([sys.executable, str(DRIVER), sim[0], sim[1], str(state), session, stage, str(delay)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+async def _advance(sim: tuple[str, str], seconds: float) -> None:
+    """Move the simulator's manual clock (its rate-limit windows roll over with it)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{sim[0]}/sim/admin/advance", json={"seconds": seconds}) as resp:
+            assert resp.status == 200, await resp.text()
 
 
 async def _client(sim: tuple[str, str]) -> BinanceFutures:
@@ -70,6 +81,8 @@ async def _client(sim: tuple[str, str]) -> BinanceFutures:
 @pytest.mark.parametrize("stage", ["entry_intent", "entry_filled", "sl_placed", "cancel_sibling"])
 @pytest.mark.parametrize("delay", [0.0, 0.03])
 async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay: float) -> None:
+    # a fresh minute: the venue's weight and order-count windows are on its (manual) clock
+    await _advance(sim, 60)
     ex = await _client(sim)
     try:
         assert (await sweep(ex, ["BTCUSDT"])).flat  # each run starts from a flat account
@@ -77,6 +90,8 @@ async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay
         before = {t.key for t in await ex.user_trades("BTCUSDT")}
         killed = run_driver(sim, tmp_path, session, stage, delay)
         assert killed.returncode == -9, (killed.returncode, killed.stdout, killed.stderr[-2000:])
+        # the restart comes a minute later (the venue's weight window rolls on its manual clock)
+        await _advance(sim, 60)
         recovered = run_driver(sim, tmp_path, session, "recover", 0)
         assert recovered.returncode == 0, recovered.stderr[-3000:]
         view = json.loads(recovered.stdout.strip().splitlines()[-1])
