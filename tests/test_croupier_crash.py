@@ -23,7 +23,7 @@ import pytest
 from config.secrets import Secrets
 from config.settings import ExchangeSettings
 from core.clock import LiveClock
-from core.types import OrderType
+from core.types import AlgoOrderRequest, OrderRequest, OrderType, Side
 from core.errors import Rejected
 from croupier.ids import Leg, client_id, session_tag
 from croupier.sweep import sweep
@@ -124,3 +124,32 @@ async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay
     finally:
         await sweep(ex, ["BTCUSDT"])
         await ex.close()
+
+
+async def test_sweep_command_flattens_a_binance_compatible_endpoint(sim) -> None:
+    await _advance(sim, 60)
+    ex = await _client(sim)
+    try:
+        mark = (await ex.mark_price("BTCUSDT")).mark_price
+        await ex.place_order(OrderRequest("BTCUSDT", Side.SELL, OrderType.MARKET, Decimal("0.010"), "handshort"))
+        await ex.place_algo_order(AlgoOrderRequest("BTCUSDT", Side.BUY, OrderType.STOP_MARKET, "handstop",
+                                                   trigger_price=(mark * Decimal("1.1")).quantize(Decimal("0.1")),
+                                                   close_position=True))
+        env = {**os.environ, "CASINO_API_KEY": KEY, "CASINO_API_SECRET": SECRET}
+        done = subprocess.run([sys.executable, str(ROOT / "main.py"), "sweep", "--all", "--exchange-url", sim[0],
+                               "--stream-url", sim[1]], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, done.stderr[-2000:]
+        result = json.loads(done.stdout)
+        assert result["flat"] and result["positions_closed"] == 1 and result["orders_cancelled"] == 1
+        assert [p for p in await ex.positions("BTCUSDT") if not p.is_flat] == []
+        assert await ex.open_algo_orders("BTCUSDT") == []
+    finally:
+        await ex.close()
+
+
+def test_sweep_command_without_credentials_is_a_usage_error(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASINO_API")}
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "sweep", "--exchange-url", "http://127.0.0.1:9"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "credentials" in done.stderr
