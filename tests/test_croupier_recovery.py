@@ -121,3 +121,32 @@ async def test_reconcile_books_a_position_closed_outside_and_cancels_its_protect
         assert croupier.book.get(bid).close_reason.startswith("outside")
         assert await rig.open_orders() == ([], [])
         assert Leg.STOP_LOSS in {r.leg for r in croupier.book.get(bid).legs}
+
+
+async def test_a_stop_cancelled_by_someone_else_is_replaced_at_once(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        mark = await rig.mark()
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.BUY, mark, tp=0.05, sl=0.05), QTY)
+        assert bid is not None
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED")
+        first = rig.c.book.get(bid).active_stop
+        await rig.ex.cancel_algo_order("BTCUSDT", client_algo_id=first.client_id)  # the ALGO_UPDATE tells
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED"
+                           and rig.c.book.get(bid).active_stop.client_id != first.client_id)
+        stops = [a for a in await rig.ex.open_algo_orders("BTCUSDT") if a.type is OrderType.STOP_MARKET]
+        assert [a.client_algo_id for a in stops] == [rig.c.book.get(bid).active_stop.client_id]
+
+
+async def test_reconcile_needed_from_the_stream_triggers_a_reconciliation(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        reasons: list[str] = []
+        real = rig.c.reconcile
+
+        async def spy(reason: str):  # type: ignore[no-untyped-def]
+            reasons.append(reason)
+            return await real(reason)
+
+        rig.c.reconcile = spy  # type: ignore[method-assign]
+        rig.server.faults.expire_listen_key()
+        rig.server.sync()
+        await rig.wait_for(lambda: any(r.startswith("stream") for r in reasons), timeout=10)
