@@ -21,11 +21,12 @@ from typing import Any
 
 from core.errors import ExchangeError
 from core.ports import ExchangePort
-from core.types import OrderRequest, OrderType, Side
+from core.types import AlgoOrder, Order, OrderRequest, OrderType, Position, Side
 
 log = logging.getLogger(__name__)
 
 _B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+PER_SYMBOL_LIMIT = 20
 
 
 @dataclass(slots=True)
@@ -60,9 +61,7 @@ async def sweep(exchange: ExchangePort, symbols: Sequence[str] | None, *, passes
     for pass_no in range(1, passes + 1):
         result.passes = pass_no
         try:
-            positions = [p for p in await exchange.positions() if not p.is_flat]
-            orders = await exchange.open_orders()
-            algos = await exchange.open_algo_orders()
+            positions, orders, algos = await _read(exchange, symbols)
         except ExchangeError as exc:
             result.errors.append(f"pass {pass_no}: reading the account failed: {exc}")
             continue
@@ -105,9 +104,10 @@ async def sweep(exchange: ExchangePort, symbols: Sequence[str] | None, *, passes
             except ExchangeError as exc:
                 result.errors.append(f"flatten {position.symbol}: {exc}")
         try:
-            left = [p.symbol for p in await exchange.positions() if not p.is_flat and in_scope(p.symbol)]
-            left += [f"order {o.symbol}" for o in await exchange.open_orders() if in_scope(o.symbol)]
-            left += [f"algo {a.symbol}" for a in await exchange.open_algo_orders() if in_scope(a.symbol)]
+            positions, orders, algos = await _read(exchange, symbols)
+            left = [p.symbol for p in positions if in_scope(p.symbol)]
+            left += [f"order {o.symbol}" for o in orders if in_scope(o.symbol)]
+            left += [f"algo {a.symbol}" for a in algos if in_scope(a.symbol)]
         except ExchangeError as exc:
             result.errors.append(f"pass {pass_no}: verification failed: {exc}")
             continue
@@ -116,6 +116,21 @@ async def sweep(exchange: ExchangePort, symbols: Sequence[str] | None, *, passes
             result.flat = True
             return result
     return result
+
+
+async def _read(exchange: ExchangePort, symbols: Sequence[str] | None
+                ) -> tuple[list[Position], list[Order], list[AlgoOrder]]:
+    """Non-flat positions and open orders: per symbol when few are asked (open orders cost weight
+    1 with a symbol, 40 without), else one all-symbols call each."""
+    positions = [p for p in await exchange.positions() if not p.is_flat]
+    if symbols is not None and len(symbols) <= PER_SYMBOL_LIMIT:
+        orders: list[Order] = []
+        algos: list[AlgoOrder] = []
+        for symbol in symbols:
+            orders += await exchange.open_orders(symbol)
+            algos += await exchange.open_algo_orders(symbol)
+        return positions, orders, algos
+    return positions, await exchange.open_orders(), await exchange.open_algo_orders()
 
 
 async def _run_id(exchange: ExchangePort) -> int:

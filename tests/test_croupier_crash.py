@@ -79,7 +79,7 @@ async def _client(sim: tuple[str, str]) -> BinanceFutures:
 
 
 @pytest.mark.parametrize("stage", ["entry_intent", "entry_filled", "sl_placed", "cancel_sibling"])
-@pytest.mark.parametrize("delay", [0.0, 0.03])
+@pytest.mark.parametrize("delay", [0.0, 0.03, 0.1])
 async def test_kill_at_stage_then_recover(sim, tmp_path: Path, stage: str, delay: float) -> None:
     # a fresh minute: the venue's weight and order-count windows are on its (manual) clock
     await _advance(sim, 60)
