@@ -351,9 +351,11 @@ class Croupier:
             await self.clock.sleep(TICK_S)
             for bid in self.oco.expired_entries():
                 await self.oco.cancel_entry(bid, "entry timeout")
-            if self._reconcile_due or self.clock.monotonic() - last_reconcile >= self.settings.reconcile_interval_s:
+            urgent = self._reconcile_due or self.oco.reconcile_requested
+            if urgent or self.clock.monotonic() - last_reconcile >= self.settings.reconcile_interval_s:
                 last_reconcile = self.clock.monotonic()
-                await self.reconcile("periodic" if not self._reconcile_due else "after an unknown outcome")
+                self.oco.reconcile_requested = False
+                await self.reconcile("after an unknown outcome" if urgent else "periodic")
             self._emit_closed()
             if len(self.oco.book.all()) > MAX_KEPT_TERMINAL and not self._closing:
                 self._save()
@@ -408,7 +410,7 @@ class Croupier:
         errors: list[str] = []
         swept = None
         for b in self.oco.book.active():
-            if b.entry_open and b.entry_filled_qty == 0:
+            if b.entry_open:  # a working entry never outlives the session (filled part is kept/flattened)
                 await self.oco.cancel_entry(b.id, "shutdown")
         if policy == "flatten":
             if not urgent:

@@ -129,6 +129,7 @@ class OCOManager:
         self._driving: set[str] = set()
         self._rerun: set[str] = set()
         self._reported: set[str] = set()
+        self.reconcile_requested = False  # an outcome stayed unknown: reconcile soon, not at the next period
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -196,6 +197,7 @@ class OCOManager:
             self.on_opened(bracket)  # the meta is made durable before anything leaves
         cid = bracket.next_client_id(Leg.ENTRY)
         if self.apply(bracket.id, self._event(K.ENTRY_SUBMITTED, client_id=cid, quantity=qty, price=price)) is None:
+            self.apply(bracket.id, self._event(K.FAIL, reason="entry could not be recorded"))  # release the symbol
             return None
         if market:
             request = OrderRequest(symbol, decision.side, OrderType.MARKET, qty, cid)
@@ -207,6 +209,7 @@ class OCOManager:
         except UnknownOutcome as exc:
             log.error("bracket %s: entry outcome unknown (%s); reconciliation will resolve %s",
                       bracket.id, exc, cid)
+            self.reconcile_requested = True
             return bracket.id
         except ExchangeError as exc:
             log.warning("bracket %s: entry refused: %s", bracket.id, exc)

@@ -151,3 +151,33 @@ async def test_unknown_entry_outcome_is_resolved_by_client_id_without_a_duplicat
         assert entry is not None and entry.attempt == 0 and entry.client_id.endswith("E0")
         assert (await rig.ex.query_order("BTCUSDT", client_order_id=entry.client_id)).executed_qty == QTY
         assert rig.c.journal is not None and rig.c.journal.pending() == []
+
+
+async def test_shutdown_keep_leaves_the_position_with_its_exchange_side_protection(data, tmp_path: Path) -> None:
+    import json
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        mark = await rig.mark()
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.BUY, mark, tp=0.05, sl=0.05), QTY)
+        assert bid is not None
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED")
+        json.dumps(rig.c.status())
+        assert rig.c.exposure()["BTCUSDT"] > 0 and rig.c.open_bracket_count() == 1
+        report = await rig.c.shutdown("keep")
+        json.dumps(report.open_positions)
+        assert [p["bracket_id"] for p in report.open_positions] == [bid]
+        assert report.open_positions[0]["stop_loss"] is not None
+        orders, algos = await rig.open_orders()
+        assert len(algos) == 2 and await rig.position_qty() == QTY
+
+
+async def test_shutdown_flatten_closes_everything_and_reports_the_trade(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        mark = await rig.mark()
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.SELL, mark, tp=0.05, sl=0.05), QTY)
+        assert bid is not None
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED")
+        report = await rig.c.shutdown("flatten")
+        assert report.open_positions == [] and report.sweep is not None and report.sweep["flat"]
+        assert rig.state(bid) == "CLOSED"
+        assert [t.exit_reason for t in rig.closed] == ["flatten"]
+        assert await rig.position_qty() == 0 and await rig.open_orders() == ([], [])
