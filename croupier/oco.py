@@ -16,8 +16,8 @@ looks at the bracket and does the one next thing until nothing is left to do:
 
 Order states reach a bracket from three places — the REST reply, the user stream (which may
 come first), and queries during reconciliation — and all of them go through ``apply_order`` /
-``apply_algo``, which turn *cumulative* executed quantities into fill events, so a fill reported
-twice is applied once. ``drive`` for one bracket never runs twice at once; an event arriving
+``apply_algo`` (``croupier/order_states.py``), which turn *cumulative* executed quantities into
+fill events, so a fill reported twice is applied once. ``drive`` for one bracket never runs twice at once; an event arriving
 while it runs is picked up by its next iteration.
 """
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -35,13 +34,8 @@ from core.errors import ExchangeError, Rejected, UnknownOutcome
 from core.events import Decision
 from core.ports import Clock
 from core.types import (
-    ZERO,
-    AlgoOrder,
     AlgoOrderRequest,
-    AlgoStatus,
-    Order,
     OrderRequest,
-    OrderStatus,
     OrderType,
     Rounding,
     Side,
@@ -59,8 +53,10 @@ from croupier.bracket import (
     LegStatus,
 )
 from croupier.bracket_book import BracketBook
+from croupier.bracket_meta import BracketMeta
 from croupier.executor import OrderExecutor
 from croupier.ids import Leg
+from croupier.order_states import OrderStates
 
 log = logging.getLogger(__name__)
 
@@ -69,47 +65,9 @@ S = BracketState
 # Refusals a retry of the same stop cannot cure: protect by flattening at once.
 FLATTEN_NOW_CODES = frozenset({-2021, -2018, -2019, -2027, -4164})
 MAX_DRIVE_STEPS = 25
-PRICE_QUANTUM = Decimal("1E-8")
 
 
-@dataclass(slots=True)
-class BracketMeta:
-    """What the bracket record does not hold: the decision behind it and per-leg fill money."""
-
-    tp_fraction: float
-    sl_fraction: float
-    confidence: float = 0.0
-    votes: tuple[tuple[str, float], ...] = ()
-    entry_deadline_ms: int | None = None
-    adopted: bool = False
-    fees: Decimal = ZERO
-    funding_start: Decimal = ZERO
-    protect_failure: str = ""  # a refusal that makes further stop attempts pointless
-    fills_seen: Decimal = ZERO  # Σ quantity of this bracket's trades seen on the stream (fees known)
-    leg_notional: dict[str, Decimal] = field(default_factory=dict)  # client id → Σ qty × price
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "tp_fraction": self.tp_fraction, "sl_fraction": self.sl_fraction, "confidence": self.confidence,
-            "votes": [list(v) for v in self.votes], "entry_deadline_ms": self.entry_deadline_ms,
-            "adopted": self.adopted, "fees": str(self.fees), "funding_start": str(self.funding_start),
-            "protect_failure": self.protect_failure, "fills_seen": str(self.fills_seen),
-            "leg_notional": {k: str(v) for k, v in self.leg_notional.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BracketMeta:
-        return cls(
-            float(data["tp_fraction"]), float(data["sl_fraction"]), float(data.get("confidence", 0.0)),
-            tuple((str(s), float(w)) for s, w in data.get("votes", [])), data.get("entry_deadline_ms"),
-            bool(data.get("adopted", False)), Decimal(data.get("fees", "0")),
-            Decimal(data.get("funding_start", "0")), str(data.get("protect_failure", "")),
-            Decimal(data.get("fills_seen", "0")),
-            {k: Decimal(v) for k, v in (data.get("leg_notional") or {}).items()},
-        )
-
-
-class OCOManager:
+class OCOManager(OrderStates):
     """Entry, protection, resizing, exits and flattening of every bracket in ``book``."""
 
     def __init__(
@@ -270,106 +228,6 @@ class OCOManager:
                 out.append(b.id)
         return out
 
-    # -- order states in ------------------------------------------------------------------------
-
-    async def apply_order(self, order: Order, *, fill_price: Decimal | None = None, fill_qty: Decimal | None = None,
-                          reason: str = "") -> None:
-        """A regular order's state (REST reply, stream, query): acks, fill deltas, its end; then drive."""
-        bracket = self.book.find_by_client_id(order.client_order_id)
-        if bracket is None:
-            return
-        self._apply_order_state(bracket.id, order, fill_price, fill_qty, reason)
-        await self.drive(bracket.id)
-
-    def _apply_order_state(self, bid: str, order: Order, fill_price: Decimal | None, fill_qty: Decimal | None,
-                           reason: str) -> None:
-        b = self.book.get(bid)
-        leg = b.leg_by_client_id(order.client_order_id)
-        if leg is None:
-            return
-        cid = leg.client_id
-        if leg.leg is Leg.ENTRY:
-            if order.order_id and leg.exchange_id is None and b.state is not S.CANCELLED:
-                self.apply(bid, self._event(K.ENTRY_ACKED, client_id=cid, exchange_id=order.order_id))
-            b = self.book.get(bid)
-            delta = order.executed_qty - b.entry_filled_qty
-            if delta > 0 and b.entry_open:
-                price = _delta_price(order, delta, b.entry_notional, b.entry_filled_qty, fill_price, fill_qty)
-                if price is not None:
-                    kind = K.ENTRY_FILLED if order.executed_qty == b.requested_qty else K.ENTRY_PARTIAL_FILL
-                    self.apply(bid, self._event(kind, client_id=cid, quantity=delta, price=price))
-            b = self.book.get(bid)
-            if order.status.is_final and b.entry_open and order.executed_qty <= b.entry_filled_qty:
-                why = reason or f"entry {order.status.value.lower()}"
-                self.apply(bid, self._event(K.ENTRY_ENDED, client_id=cid, reason=why))
-            return
-        if leg.algo:
-            # The triggered child of an algo order carries the algo's client id: its fills are
-            # the leg's fills; its end is reported by the ALGO_UPDATE that follows.
-            if order.executed_qty > leg.filled_qty:
-                self._exit_fill(bid, leg, order.executed_qty, order.avg_price, order.status is OrderStatus.FILLED,
-                                fill_price, fill_qty)
-            return
-        if order.order_id and leg.status is LegStatus.SENT and leg.leg is Leg.TAKE_PROFIT and order.status.is_open:
-            self.apply(bid, self._event(K.TP_ACKED, client_id=cid, exchange_id=order.order_id))
-        if order.executed_qty > leg.filled_qty:
-            self._exit_fill(bid, leg, order.executed_qty, order.avg_price, order.status.is_final,
-                            fill_price, fill_qty)
-        leg = self.book.get(bid).leg_by_client_id(cid)
-        if leg is not None and leg.status.is_live and order.status.is_final:
-            self.apply(bid, self._event(K.LEG_CANCELLED, client_id=cid,
-                                        reason=reason or f"order {order.status.value.lower()}"))
-
-    def _exit_fill(self, bid: str, leg: LegRecord, cumulative: Decimal, avg: Decimal, final: bool,
-                   fill_price: Decimal | None, fill_qty: Decimal | None) -> None:
-        meta = self.meta_of(self.book.get(bid))
-        delta = cumulative - leg.filled_qty
-        known = meta.leg_notional.get(leg.client_id, ZERO)
-        fake = Order("", 0, "", Side.BUY, OrderType.MARKET, OrderStatus.NEW, cumulative, ZERO,
-                     executed_qty=cumulative, avg_price=avg)
-        price = _delta_price(fake, delta, known, leg.filled_qty, fill_price, fill_qty)
-        if price is None:
-            return
-        if self.apply(bid, self._event(K.EXIT_FILL, client_id=leg.client_id, quantity=delta, price=price,
-                                       final=final)) is not None:
-            meta.leg_notional[leg.client_id] = known + delta * price
-
-    async def apply_algo(self, algo: AlgoOrder, *, reason: str = "") -> None:
-        """An algo order's state (REST reply, ALGO_UPDATE, query); then drive."""
-        bracket = self.book.find_by_client_id(algo.client_algo_id)
-        if bracket is None:
-            return
-        self._apply_algo_state(bracket.id, algo, reason)
-        await self.drive(bracket.id)
-
-    def _apply_algo_state(self, bid: str, algo: AlgoOrder, reason: str) -> None:
-        b = self.book.get(bid)
-        leg = b.leg_by_client_id(algo.client_algo_id)
-        if leg is None or not leg.status.is_live:
-            return
-        cid = leg.client_id
-        if leg.status is LegStatus.SENT and algo.status is not AlgoStatus.REJECTED:
-            kind = K.SL_ACKED if leg.leg is Leg.STOP_LOSS else K.TP_ACKED
-            self.apply(bid, self._event(kind, client_id=cid, exchange_id=algo.algo_id))
-        if algo.status.is_open:
-            return
-        if algo.executed_qty > leg.filled_qty and algo.avg_price > 0:
-            self._exit_fill(bid, leg, algo.executed_qty, algo.avg_price, True, None, None)
-        b = self.book.get(bid)
-        leg = b.leg_by_client_id(cid)
-        if leg is None or not leg.status.is_live:
-            return
-        why = reason or f"algo {algo.status.value.lower()}{': ' + algo.reason if algo.reason else ''}"
-        if leg.status is LegStatus.SENT:
-            self.apply(bid, self._event(K.LEG_REJECTED, client_id=cid, reason=why))
-        elif leg.leg is Leg.STOP_LOSS and b.open_qty > 0 and b.state in (S.PROTECTED, S.PROTECTING, S.RESIZING,
-                                                                         S.EXITING, S.FLATTENING):
-            others = [r for r in b.live_legs(Leg.STOP_LOSS) if r.client_id != cid]
-            kind = K.LEG_CANCELLED if others else K.SL_LOST
-            self.apply(bid, self._event(kind, client_id=cid, reason=why))
-        else:
-            self.apply(bid, self._event(K.LEG_CANCELLED, client_id=cid, reason=why))
-
     # -- the driver ---------------------------------------------------------------------------
 
     async def drive(self, bracket_id: str) -> None:
@@ -402,7 +260,8 @@ class OCOManager:
         if b.open_qty > 0:
             if b.state is S.FLATTENING:
                 if not b.live_legs(Leg.FLATTEN):
-                    return await self._flatten(b, b.failure_reason or b.close_reason or "flatten", bool(b.failure_reason))
+                    why = b.failure_reason or b.close_reason or "flatten"
+                    return await self._flatten(b, why, bool(b.failure_reason))
                 return False
             if b.needs_protection:
                 stops = sum(1 for r in b.legs if r.leg is Leg.STOP_LOSS)
@@ -499,7 +358,7 @@ class OCOManager:
         except ExchangeError as exc:
             self._leg_failed(bid, cid, exc, protective=True)
             return
-        self._apply_algo_state(bid, algo, "")
+        self.apply_algo_state(bid, algo, "")
 
     async def _place_tp(self, b: Bracket, price: Decimal, qty_override: Decimal | None) -> None:
         cid = b.next_client_id(Leg.TAKE_PROFIT)
@@ -517,13 +376,13 @@ class OCOManager:
                                            trigger_price=price, quantity=qty, close_position=qty is None,
                                            reduce_only=qty is not None, working_type=WorkingType.MARK_PRICE)
                 algo = await self.executor.place_algo(request, bracket_id=b.id, leg=Leg.TAKE_PROFIT.name)
-                self._apply_algo_state(b.id, algo, "")
+                self.apply_algo_state(b.id, algo, "")
             else:
                 assert qty is not None
                 order_req = OrderRequest(b.symbol, b.exit_side, OrderType.LIMIT, qty, cid, price=price,
                                          time_in_force=TimeInForce.GTC, reduce_only=True)
                 order = await self.executor.place_order(order_req, bracket_id=b.id, leg=Leg.TAKE_PROFIT.name)
-                self._apply_order_state(b.id, order, None, None, "")
+                self.apply_order_state(b.id, order, None, None, "")
         except ExchangeError as exc:
             self._leg_failed(b.id, cid, exc, protective=False)
 
@@ -595,26 +454,6 @@ class OCOManager:
                 return
         self.apply(b.id, self._event(K.LEG_CANCELLED, client_id=record.client_id, reason=reason))
 
-    async def sync_leg(self, bid: str, record: LegRecord) -> bool:
-        """Read one leg's order back from the exchange and apply it; False when it is unknown there."""
-        b = self.book.get(bid)
-        try:
-            if record.algo:
-                algo = await self.executor.exchange.query_algo_order(b.symbol, client_algo_id=record.client_id)
-                self._apply_algo_state(bid, algo, "")
-                if algo.actual_order_id:
-                    child = await self.executor.exchange.query_order(b.symbol, order_id=algo.actual_order_id)
-                    self._apply_order_state(bid, child, None, None, "")
-                    self._apply_algo_state(bid, algo, "")
-            else:
-                order = await self.executor.exchange.query_order(b.symbol, client_order_id=record.client_id)
-                self._apply_order_state(bid, order, None, None, "")
-        except Rejected as exc:
-            if exc.code in (-2011, -2013):
-                return False
-            raise
-        return True
-
     # -- flattening ---------------------------------------------------------------------------------
 
     async def flatten(self, bracket_id: str, reason: str, *, failed: bool = False) -> None:
@@ -649,7 +488,7 @@ class OCOManager:
         except ExchangeError as exc:
             self._leg_failed(b.id, cid, exc, protective=False)
             return False
-        self._apply_order_state(b.id, order, None, None, "")
+        self.apply_order_state(b.id, order, None, None, "")
         return True
 
     # -- persistence ----------------------------------------------------------------------------------
@@ -677,19 +516,3 @@ def _reason(exc: Exception) -> str:
     if isinstance(exc, Rejected):
         return f"{exc.code}: {exc.msg}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def _delta_price(order: Order, delta: Decimal, known_notional: Decimal, known_qty: Decimal,
-                 fill_price: Decimal | None, fill_qty: Decimal | None) -> Decimal | None:
-    """Price of the newly filled ``delta``: the fill's own price when it is exactly that fill,
-    else derived from the order's cumulative average (None when the venue gave no average)."""
-    if fill_price is not None and fill_qty == delta:
-        return fill_price
-    if order.avg_price <= 0:
-        return None
-    total = order.executed_qty * order.avg_price
-    price = (total - known_notional) / delta if known_qty else order.avg_price
-    if price <= 0:
-        price = order.avg_price
-    return price.quantize(PRICE_QUANTUM)
-

@@ -142,9 +142,9 @@ class Reconciler:
             report.add("unknown_intent", intent.symbol, f"{intent.client_id} found on the exchange", "adopted")
             if bracket is not None:
                 if isinstance(found, AlgoOrder):
-                    self.oco._apply_algo_state(bracket.id, found, "")
+                    self.oco.apply_algo_state(bracket.id, found, "")
                 elif isinstance(found, Order):
-                    self.oco._apply_order_state(bracket.id, found, None, None, "")
+                    self.oco.apply_order_state(bracket.id, found, None, None, "")
 
     def _never_sent(self, bid: str, client_id: str) -> None:
         b = self.oco.book.get(bid)

@@ -8,7 +8,8 @@ bracket and SIGKILLs itself at STAGE (``DELAY_S`` after reaching it, to vary the
 * ``entry_intent``   — the entry intent is journaled, the request not yet sent;
 * ``entry_filled``   — the entry's reply arrived (filled), no stop asked yet;
 * ``sl_placed``      — the stop-loss was acknowledged, the take-profit maybe not;
-* ``cancel_sibling`` — the exit filled and the sibling's cancel is about to leave.
+* ``cancel_sibling`` — the position was closed (by hand, found by reconciliation) and the
+  cancel of the now orphaned reduce-only legs is about to leave.
 
 With ``recover`` it only starts (recovery + reconciliation), then prints one JSON line with the
 tracker's view (position and realized PnL per symbol) and exits 0.
@@ -31,7 +32,7 @@ from config.secrets import Secrets  # noqa: E402
 from config.settings import CroupierSettings, ExchangeSettings  # noqa: E402
 from core.clock import LiveClock  # noqa: E402
 from core.events import Decision  # noqa: E402
-from core.types import Side  # noqa: E402
+from core.types import OrderRequest, OrderType, Side  # noqa: E402
 from croupier.croupier import Croupier  # noqa: E402
 from exchanges.binance.client import BinanceFutures  # noqa: E402
 from exchanges.binance.urls import BinanceUrls  # noqa: E402
@@ -72,7 +73,9 @@ async def main(rest: str, ws: str, state_dir: Path, session: str, stage: str, de
             die_later(delay)
         return await real_cancel_algo(symbol, **kw)
 
-    ex.place_order, ex.place_algo_order, ex.cancel_algo_order = place_order, place_algo_order, cancel_algo_order  # type: ignore[method-assign]
+    ex.place_order = place_order  # type: ignore[method-assign]
+    ex.place_algo_order = place_algo_order  # type: ignore[method-assign]
+    ex.cancel_algo_order = cancel_algo_order  # type: ignore[method-assign]
     # reduce-only legs outlive the position (closePosition ones expire with it): the sibling needs a cancel
     settings = CroupierSettings(stop_close_position=stage != "cancel_sibling")
     croupier = Croupier(ex, LiveClock(), settings, state_dir=state_dir, session_id=session,
@@ -80,14 +83,12 @@ async def main(rest: str, ws: str, state_dir: Path, session: str, stage: str, de
     await croupier.start()
     if stage != "recover":
         mark = (await ex.mark_price(SYMBOL)).mark_price
-        tight = stage == "cancel_sibling"
         decision = Decision(SYMBOL, Side.BUY, 0, 0.7, 0.05, 0.05, (), mark)
         bid = await croupier.open_bracket(decision, Decimal("0.010"))
-        if tight and bid is not None:
+        if stage == "cancel_sibling" and bid is not None:
             # close the position by hand: the bracket must cancel both legs (the sibling cancel)
-            from core.types import OrderRequest, OrderType
-            await real_place(OrderRequest(SYMBOL, Side.SELL, OrderType.MARKET, Decimal("0.010"), "byhand" + session[-6:],
-                                          reduce_only=True))
+            await real_place(OrderRequest(SYMBOL, Side.SELL, OrderType.MARKET, Decimal("0.010"),
+                                          "byhand" + session[-6:], reduce_only=True))
             await croupier.reconcile("position closed by hand")
         await asyncio.sleep(max(delay, 0) + 1.0)
         print(json.dumps({"survived": True}), flush=True)

@@ -58,7 +58,8 @@ def sim(data_dir: Path) -> Iterator[tuple[str, str]]:
     proc.wait(10)
 
 
-def run_driver(sim: tuple[str, str], state: Path, session: str, stage: str, delay: float) -> subprocess.CompletedProcess[str]:
+def run_driver(sim: tuple[str, str], state: Path, session: str, stage: str,
+               delay: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CASINO_SIM_API_KEY": KEY, "CASINO_SIM_API_SECRET": SECRET}
     return subprocess.run([sys.executable, str(DRIVER), sim[0], sim[1], str(state), session, stage, str(delay)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
