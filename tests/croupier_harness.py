@@ -52,6 +52,8 @@ class Rig:
         self.croupier: Croupier | None = None
         self.exchange: BinanceFutures | None = None
         self._pump: asyncio.Task[None] | None = None
+        self.extra_state: Callable[[], dict[str, Any]] | None = None
+        self.start_report: Any = None
 
     async def __aenter__(self) -> Rig:
         await self.server.start()
@@ -65,12 +67,12 @@ class Rig:
         await self.exchange.start()
         self.croupier = Croupier(self.exchange, self.server.clock, self.settings, state_dir=self.state_dir,
                                  session_id=self.session, symbols=list(self.data),
-                                 on_trade_closed=self.closed.append)
+                                 on_trade_closed=self.closed.append, extra_state=self.extra_state)
         self._events: list[Any] = []
         ready = asyncio.Event()
         self._pump = asyncio.create_task(self._run_pump(ready))
         await asyncio.wait_for(ready.wait(), 5)
-        await self.croupier.start()
+        self.start_report = await self.croupier.start()
         return self.croupier
 
     async def _run_pump(self, ready: asyncio.Event) -> None:

@@ -150,3 +150,16 @@ async def test_reconcile_needed_from_the_stream_triggers_a_reconciliation(data, 
         rig.server.faults.expire_listen_key()
         rig.server.sync()
         await rig.wait_for(lambda: any(r.startswith("stream") for r in reasons), timeout=10)
+
+
+async def test_the_engine_section_survives_a_restart(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        assert rig.start_report.extra_state == {} and rig.start_report.discrepancies == ()
+        rig.extra_state = lambda: {"risk": {"daily_pnl": "-12.5"}, "weights": {"rsi": 0.7}}
+        await rig.disconnect()
+        await rig.connect()
+        await rig.c.shutdown("keep")  # final snapshot holds the engine's section
+        await rig.disconnect()
+        rig.extra_state = None
+        await rig.connect()
+        assert rig.start_report.extra_state == {"risk": {"daily_pnl": "-12.5"}, "weights": {"rsi": 0.7}}
