@@ -163,3 +163,20 @@ async def test_the_engine_section_survives_a_restart(data, tmp_path: Path) -> No
         rig.extra_state = None
         await rig.connect()
         assert rig.start_report.extra_state == {"risk": {"daily_pnl": "-12.5"}, "weights": {"rsi": 0.7}}
+
+
+async def test_protection_whose_position_is_gone_is_cancelled_at_start(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        mark = await rig.mark()
+        stop = (mark * Decimal("0.9")).quantize(Decimal("0.1"))
+        await rig.ex.place_algo_order(AlgoOrderRequest("BTCUSDT", Side.SELL, OrderType.STOP_MARKET, "leftover1",
+                                                       trigger_price=stop, close_position=True))
+        await rig.ex.place_algo_order(AlgoOrderRequest("ETHUSDT", Side.SELL, OrderType.STOP_MARKET, "notaprotect",
+                                                       trigger_price=(await rig.mark("ETHUSDT") * Decimal("0.9"))
+                                                       .quantize(Decimal("0.01")), quantity=Decimal("0.10")))
+        await rig.disconnect()
+        await rig.connect()
+        kinds = {(d.kind, d.detail.split(" ")[0]) for d in rig.start_report.discrepancies}
+        assert ("orphan_order", "leftover1") in kinds and ("foreign_order", "notaprotect") in kinds
+        assert await rig.ex.open_algo_orders("BTCUSDT") == []
+        assert [a.client_algo_id for a in await rig.ex.open_algo_orders("ETHUSDT")] == ["notaprotect"]
