@@ -180,3 +180,21 @@ async def test_protection_whose_position_is_gone_is_cancelled_at_start(data, tmp
         assert ("orphan_order", "leftover1") in kinds and ("foreign_order", "notaprotect") in kinds
         assert await rig.ex.open_algo_orders("BTCUSDT") == []
         assert [a.client_algo_id for a in await rig.ex.open_algo_orders("ETHUSDT")] == ["notaprotect"]
+
+
+async def test_periodic_reconciliation_notices_a_position_closed_by_hand(data, tmp_path: Path) -> None:
+    import asyncio
+    async with Rig(data, tmp_path, CroupierSettings(reconcile_interval_s=60)) as rig:
+        mark = await rig.mark()
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.BUY, mark, tp=0.05, sl=0.05), QTY)
+        assert bid is not None
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED")
+        await rig.ex.place_order(OrderRequest("BTCUSDT", Side.SELL, OrderType.MARKET, QTY, "byhand2",
+                                              reduce_only=True))
+        async with asyncio.TaskGroup() as tg:
+            runner = tg.create_task(rig.c.run())
+            await rig.advance_until(lambda: rig.state(bid) == "CLOSED", 300, step=30)
+            runner.cancel()
+        assert rig.c.book.get(bid).close_reason.startswith("outside")
+        assert await rig.open_orders() == ([], [])
+        assert rig.c.tracker.position("BTCUSDT").quantity == 0  # the hand trade was booked
