@@ -30,6 +30,8 @@ examples:
                                               serve the simulated Binance (prints REST_URL=, WS_URL=, API_KEY=)
   python main.py sensors                      list the sensors and which ones the config enables
   python main.py report sessions/20261122-…   re-render a session report
+  python main.py sweep --all                  emergency: cancel every order, flatten every position
+                                              (keys from CASINO_API_KEY/SECRET; --exchange-url for any endpoint)
 
 exit codes: 0 ok, 2 bad usage or configuration, 3 preflight failed, 4 crashed
 """
