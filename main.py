@@ -182,6 +182,46 @@ def cmd_sim(args: argparse.Namespace) -> int:
     )
     return asyncio.run(serve(settings, opts))
 
+# ----------------------------------------------------------------------------- sweep
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Cancel every order and flatten every position (Casino's symbols, or --all), then verify."""
+    import asyncio
+    import json
+
+    from config.secrets import load_secrets
+    from core.clock import LiveClock
+    from core.errors import ExchangeError
+    from croupier.sweep import sweep
+    from exchanges.binance.client import BinanceFutures
+    from exchanges.binance.urls import DEMO, LIVE, resolve_urls
+
+    settings = settings_from(args)
+    secrets = load_secrets()
+    if not secrets.present:
+        raise UsageError("sweep needs API credentials (CASINO_API_KEY / CASINO_API_SECRET or a key file)")
+    default = LIVE if settings.session.mode == "live" else DEMO
+    urls = resolve_urls(args.exchange_url or settings.exchange.rest_url,
+                        args.stream_url or settings.exchange.stream_url, default=default)
+    symbols = None if args.all else list(settings.session.symbols)
+
+    async def run() -> int:
+        client = BinanceFutures(urls, clock=LiveClock(), settings=settings.exchange, secrets=secrets)
+        try:
+            await client.start()
+            result = await sweep(client, symbols, passes=settings.croupier.sweep_passes)
+        except ExchangeError as exc:
+            print(f"sweep failed: {exc}", file=sys.stderr)
+            return EXIT_CRASHED
+        finally:
+            await client.close()
+        print(json.dumps(result.to_dict(), indent=2))
+        return EXIT_OK if result.flat else EXIT_CRASHED
+
+    return asyncio.run(run())
+
+
 # ---------------------------------------------------------------------------- sensors
 
 
@@ -625,6 +665,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ed25519-public-key", type=Path, help="PEM public key to accept Ed25519 signatures from")
     p.add_argument("--ed25519-api-key", help="API key for that Ed25519 key (default: sim-ed25519)")
     p.add_argument("--admin", action="store_true", help="enable the fault-injection admin endpoints")
+    p = add("sweep", cmd_sweep, "emergency: cancel all orders and flatten all positions, then verify flat "
+            "(exit 0 flat, 4 not flat or unreachable)")
+    p.add_argument("--all", action="store_true", help="every symbol with anything open (default: session.symbols)")
+    p.add_argument("--exchange-url", help="REST base URL of any Binance-compatible endpoint (e.g. main.py sim)")
+    p.add_argument("--stream-url", help="websocket base URL (default: derived like [exchange] stream_url)")
     add("sensors", cmd_sensors, "list the sensor registry (family, timeframes, warm-up, context/voter, enabled)")
     return parser
 

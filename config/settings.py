@@ -312,6 +312,7 @@ class CroupierSettings(Section):
     fill_dedupe_keys: int = Field(default=5000, ge=100, le=1_000_000)
     margin_type: Literal["ISOLATED", "CROSSED"] = "CROSSED"
     sweep_passes: int = Field(default=3, ge=1, le=10)
+    leverage: int = Field(default=0, ge=0, le=125)  # set on every session symbol at start; 0 = leave as is
 
 
 class MetricsSettings(Section):

@@ -263,7 +263,9 @@ def test_trade_lite_and_fill_dedupe(fixtures_dir: Path) -> None:
     first = decoder.decode(json.dumps(lite))
     second = decoder.decode(json.dumps(update))
     assert isinstance(first, FillUpdate)
-    assert isinstance(second, OrderUpdate) and second.fill is None and second.order.status is OrderStatus.PARTIALLY_FILLED
+    # the order update keeps its fill: only it carries the commission and realized PnL
+    assert isinstance(second, OrderUpdate) and second.order.status is OrderStatus.PARTIALLY_FILLED
+    assert second.fill is not None and second.fill.key == first.fill.key
     assert decoder.decode(json.dumps(lite)) is None and decoder.duplicates == 2
 
 

@@ -8,7 +8,6 @@ types are counted and ignored — a decoder never stops a stream. Fills are dedu
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -211,7 +210,9 @@ class UserDecoder(_Decoder):
             return None
         if isinstance(event, FillUpdate):
             return event if self._first_time(event.fill.key) else None
-        if isinstance(event, OrderUpdate) and event.fill is not None and not self._first_time(event.fill.key):
-            # The trade was already reported (TRADE_LITE): keep the order state, drop the fill.
-            return dataclasses.replace(event, fill=None)
+        if isinstance(event, OrderUpdate) and event.fill is not None:
+            # Keep the fill even when TRADE_LITE reported the trade first: only this event carries
+            # its commission and realized PnL (consumers deduplicate by (order_id, trade_id)).
+            # Marking it seen drops a TRADE_LITE that trails it.
+            self._first_time(event.fill.key)
         return event

@@ -1,0 +1,485 @@
+"""The croupier: the one object the engine talks to about orders, positions and money.
+
+``Croupier.start`` sets the account up (one-way mode, margin type, leverage), recovers the
+state directory (newest valid snapshot + journal, ``state/recovery.py``) and reconciles with
+the exchange before anything trades. After that the engine calls ``open_bracket`` for its
+decisions, feeds every user-stream event to ``on_user_event`` in order, and runs ``run`` in its
+TaskGroup (LIMIT entry timeouts, periodic reconciliation, snapshots). ``shutdown`` applies the
+exit policy and writes the final snapshot. Closed brackets are reported as ``ClosedTrade``
+through ``on_trade_closed`` once their fills (and fees) have been seen, or after a grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from config.settings import CroupierSettings
+from core import metrics
+from core.errors import ExchangeError
+from core.events import (
+    AccountConfigUpdate,
+    AccountUpdate,
+    AlgoUpdate,
+    Decision,
+    FillUpdate,
+    MarginCall,
+    OrderUpdate,
+    ReconcileNeeded,
+    UserEvent,
+)
+from core.ports import Clock, ExchangePort
+from core.types import ZERO, Fill, MarginType, Side
+from croupier.bracket import Bracket, BracketState
+from croupier.bracket_book import BracketBook, journal_sink
+from croupier.executor import OrderExecutor
+from croupier.ids import Leg, is_casino_id, session_tag
+from croupier.oco import OCOManager
+from croupier.reconcile import Discrepancy, Reconciler, ReconcileReport
+from croupier.sweep import sweep
+from croupier.tracker import PositionTracker
+from state.journal import Journal
+from state.recovery import BRACKETS_KEY, recover_state_dir
+from state.snapshot import SnapshotWriter
+
+log = logging.getLogger(__name__)
+
+CLOSE_GRACE_S = 5.0  # wait this long for a closed bracket's last fills (fees) before reporting it
+TICK_S = 1.0
+MAX_KEPT_TERMINAL = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedTrade:
+    """One finished bracket, for the report, the risk gate and the player's debounce."""
+
+    bracket_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    entry_time_ms: int
+    entry_price: Decimal
+    exit_time_ms: int
+    exit_price: Decimal
+    exit_reason: str  # take_profit | stop_loss | flatten | failed | external
+    gross_pnl: Decimal
+    fees: Decimal
+    funding: Decimal
+    confidence: float
+    votes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StartReport:
+    extra_state: dict[str, Any]
+    discrepancies: tuple[Discrepancy, ...]
+    recovery_problems: tuple[str, ...] = ()
+    restored_brackets: int = 0
+    errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    policy: str
+    open_positions: list[dict[str, Any]] = field(default_factory=list)
+    sweep: dict[str, Any] | None = None
+    errors: tuple[str, ...] = ()
+
+
+class Croupier:
+    """Facade over the OCO manager, executor, reconciler, tracker and state files."""
+
+    def __init__(
+        self, exchange: ExchangePort, clock: Clock, settings: CroupierSettings, *, state_dir: Path,
+        session_id: str, symbols: Sequence[str], on_trade_closed: Callable[[ClosedTrade], None] | None = None,
+        extra_state: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.clock = clock
+        self.settings = settings
+        self.state_dir = Path(state_dir)
+        self.session_id = session_id
+        self.tag = session_tag(session_id)
+        self.symbols = list(symbols)
+        self.on_trade_closed = on_trade_closed
+        self.extra_state = extra_state
+        self._tracker = PositionTracker(dedupe_keys=settings.fill_dedupe_keys)
+        self._marks: dict[str, Decimal] = {}
+        self._closing: dict[str, int] = {}  # bracket id → monotonic ms it became terminal
+        self._since_ms = 0
+        self._reconcile_due = False
+        self._started = False
+        self.journal: Journal | None = None
+        self.oco: OCOManager | None = None
+        self.writer: SnapshotWriter | None = None
+        self.reconciler: Reconciler | None = None
+
+    # -- start -------------------------------------------------------------------------------
+
+    async def start(self) -> StartReport:
+        """Account setup, local recovery, reconciliation. Trade only after this returns."""
+        rules = await self.exchange.symbol_rules(self.symbols)
+        errors = await self._setup_account()
+        store, recovered = recover_state_dir(self.state_dir, self.clock, generations=self.settings.snapshot_generations,
+                                             fsync=self.settings.journal_fsync)
+        self.journal = recovered.journal
+        state = recovered.state
+        book = BracketBook.from_document(recovered.brackets, journal_sink(self.journal), on_change=self._changed)
+        if isinstance(state.get("tracker"), dict):
+            self._tracker = PositionTracker.from_dict(state["tracker"], dedupe_keys=self.settings.fill_dedupe_keys)
+        fresh = not isinstance(state.get("tracker"), dict)
+        for fill in recovered.fills:
+            self._tracker.apply_fill(fill)
+        for income in recovered.incomes:
+            self._tracker.apply_income(income)
+        section = state.get("croupier") or {}
+        # the exchange's time, not ours: userTrades are filtered by it (a simulator runs in the past)
+        self._since_ms = int(section.get("since_ms") or await self.exchange.server_time_ms())
+        executor = OrderExecutor(self.exchange, self.journal, self.clock, attempts=self.settings.protect_attempts)
+        self.oco = OCOManager(book, executor, self.clock, self.settings, tag=self.tag, rules=dict(rules),
+                              on_terminal=self._terminal)
+        self.oco.restore(section)
+        self.oco.on_opened = lambda _b: self._save()
+        self.writer = SnapshotWriter(store, self._document, self.clock, self.settings.snapshot_interval_s,
+                                     self.journal)
+        self.reconciler = Reconciler(self.exchange, self.oco, executor, self.journal, symbols=self.symbols,
+                                     tag=self.tag, adoption_policy=self.settings.adoption_policy,
+                                     on_outside_exit=self._book_outside_exit)
+        if fresh:
+            for balance in await self.exchange.balances():
+                if balance.wallet_balance:
+                    self._tracker.open_balance(balance.asset, balance.wallet_balance, time_ms=self.clock.now_ms())
+        report = await self.reconcile("start")
+        await self._backfill_fills()  # after reconciliation: unknown entries now have their ids
+        self._save()
+        self._started = True
+        engine = state.get("engine")
+        return StartReport(
+            extra_state=dict(engine) if isinstance(engine, dict) else {},
+            discrepancies=tuple(report.discrepancies),
+            recovery_problems=tuple(recovered.report.problems()),
+            restored_brackets=len(recovered.brackets),
+            errors=tuple(errors + report.errors),
+        )
+
+    async def _setup_account(self) -> list[str]:
+        errors = []
+        try:
+            if await self.exchange.get_position_mode():
+                await self.exchange.set_position_mode(False)
+        except ExchangeError as exc:
+            errors.append(f"one-way position mode: {exc}")
+        for symbol in self.symbols:
+            try:
+                await self.exchange.set_margin_type(symbol, MarginType(self.settings.margin_type))
+                if self.settings.leverage:
+                    await self.exchange.set_leverage(symbol, self.settings.leverage)
+            except ExchangeError as exc:
+                errors.append(f"{symbol} margin/leverage: {exc}")
+        for problem in errors:
+            log.error("account setup: %s", problem)
+        return errors
+
+    async def _backfill_fills(self) -> None:
+        """Trades the stream may have missed (a crash, a reconnect): from userTrades, deduplicated."""
+        assert self.oco is not None
+        symbols = set(self.symbols) & ({b.symbol for b in self.oco.book.all()} | set(self._tracker.symbols()))
+        for symbol in sorted(symbols):
+            try:
+                trades = await self.exchange.user_trades(symbol, start_ms=self._since_ms)
+            except ExchangeError as exc:
+                log.error("userTrades %s unavailable (%s): the tracker may lag until the stream catches up",
+                          symbol, exc)
+                continue
+            # userTrades carries no clientOrderId on Binance: our trades are those of orders our
+            # brackets know by exchange id (other sessions' and hand trades are not ours)
+            known = {r.exchange_id for b in self.oco.book.all() for r in b.legs if r.exchange_id and not r.algo}
+            for fill in trades:
+                if fill.order_id in known or is_casino_id(fill.client_order_id, self.tag):
+                    self._on_fill(fill)
+
+    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> None:
+        """A bracket's position shrank outside Casino: book those trades (the newest reducing ones)."""
+        try:
+            # the most recent trades (no start time: the bracket's times are on our clock, not the venue's)
+            trades = await self.exchange.user_trades(bracket.symbol)
+        except ExchangeError as exc:
+            log.error("userTrades %s unavailable (%s): the outside exit is not in the tracker", bracket.symbol, exc)
+            return
+        known = {r.exchange_id for r in bracket.legs if r.exchange_id}
+        left = quantity
+        for fill in sorted(trades, key=lambda f: f.time_ms, reverse=True):
+            if left <= 0:
+                break
+            if fill.side is bracket.exit_side and fill.order_id not in known and fill.quantity <= left:
+                if self._tracker.apply_fill(fill):
+                    assert self.journal is not None
+                    self.journal.record_fill(fill)
+                left -= fill.quantity
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def tracker(self) -> PositionTracker:
+        return self._tracker
+
+    @property
+    def book(self) -> BracketBook:
+        assert self.oco is not None, "start() first"
+        return self.oco.book
+
+    def has_bracket(self, symbol: str) -> bool:
+        return self.oco is not None and self.oco.active_on(symbol) is not None
+
+    def open_bracket_count(self) -> int:
+        return len(self.oco.book.active()) if self.oco else 0
+
+    def exposure(self) -> dict[str, Decimal]:
+        out = {}
+        for symbol in self._tracker.symbols():
+            view = self._tracker.position(symbol)
+            if view.quantity:
+                price = self._marks.get(symbol) or view.avg_entry or ZERO
+                out[symbol] = abs(view.quantity) * price
+        return out
+
+    def status(self) -> dict[str, Any]:
+        brackets = []
+        for b in self.oco.book.all() if self.oco else []:
+            brackets.append({
+                "id": b.id, "symbol": b.symbol, "side": b.side.value, "state": b.state.value,
+                "qty": str(b.open_qty), "requested_qty": str(b.requested_qty),
+                "tp": _price(_last_price(b, Leg.TAKE_PROFIT)), "sl": _price(_last_price(b, Leg.STOP_LOSS)),
+                "reason": b.failure_reason or b.close_reason,
+            })
+        positions = {}
+        for symbol in self._tracker.symbols():
+            view = self._tracker.position(symbol)
+            if view.quantity:
+                positions[symbol] = {"quantity": str(view.quantity), "avg_entry": _price(view.avg_entry),
+                                     "unrealized_pnl": _price(view.unrealized_pnl)}
+        return {"session_tag": self.tag, "brackets": brackets, "positions": positions,
+                "realized_pnl": str(self._tracker.realized_pnl())}
+
+    # -- trading --------------------------------------------------------------------------------
+
+    async def open_bracket(self, decision: Decision, quantity: Decimal) -> str | None:
+        """Place the entry of a new bracket; None (reason logged, state consistent) if refused."""
+        if not self._started or self.oco is None:
+            log.error("open_bracket before start(): refused")
+            return None
+        bid = await self.oco.open(decision, quantity)
+        if bid is not None:
+            self._tracker_funding_start(bid)
+        return bid
+
+    def _tracker_funding_start(self, bid: str) -> None:
+        assert self.oco is not None
+        meta = self.oco.meta.get(bid)
+        if meta is not None:
+            meta.funding_start = self._tracker.position(self.oco.book.get(bid).symbol).funding
+
+    async def on_user_event(self, event: UserEvent) -> None:
+        """Every user-stream event, in the order received."""
+        assert self.oco is not None, "start() first"
+        if isinstance(event, OrderUpdate):
+            if event.fill is not None:
+                self._on_fill(event.fill)
+            fill = event.fill
+            await self.oco.apply_order(event.order, fill_price=fill.price if fill else None,
+                                       fill_qty=fill.quantity if fill else None)
+        elif isinstance(event, FillUpdate):
+            # TRADE_LITE carries no commission or realized PnL: booking it would make the
+            # ORDER_TRADE_UPDATE of the same trade a "duplicate" and lose its fee. The order
+            # update that follows books it; TRADE_LITE is only an early hint.
+            log.debug("TRADE_LITE %s %s @ %s", event.fill.client_order_id, event.fill.quantity, event.fill.price)
+        elif isinstance(event, AlgoUpdate):
+            await self.oco.apply_algo(event.algo)
+        elif isinstance(event, AccountUpdate):
+            self._tracker.apply_account_update(event)
+            self._changed()
+        elif isinstance(event, ReconcileNeeded):
+            await self.reconcile(f"stream: {event.reason}")
+        elif isinstance(event, MarginCall):
+            log.warning("margin call on %s", ", ".join(event.symbols))
+        elif isinstance(event, AccountConfigUpdate):
+            log.info("account config update: %s leverage %s", event.symbol, event.leverage)
+        self._emit_closed()
+
+    def _on_fill(self, fill: Fill) -> None:
+        assert self.oco is not None and self.journal is not None
+        if not self._tracker.apply_fill(fill):
+            return
+        self.journal.record_fill(fill)
+        bracket = self.oco.book.find_by_client_id(fill.client_order_id)
+        if bracket is not None:
+            meta = self.oco.meta_of(bracket)
+            meta.fees += fill.commission
+            meta.fills_seen += fill.quantity
+        self._changed()
+
+    def on_mark_price(self, symbol: str, mark: Decimal) -> None:
+        if mark > 0:
+            self._marks[symbol] = mark
+            self._tracker.set_mark(symbol, mark)
+
+    async def reconcile(self, reason: str) -> ReconcileReport:
+        assert self.reconciler is not None, "start() first"
+        self._reconcile_due = False
+        report = await self.reconciler.run(reason)
+        self._emit_closed()
+        return report
+
+    # -- background ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """LIMIT entry timeouts, periodic reconciliation, snapshots — until cancelled."""
+        assert self.oco is not None and self.writer is not None, "start() first"
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self.writer.run())
+            tg.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        assert self.oco is not None
+        last_reconcile = self.clock.monotonic()
+        while True:
+            await self.clock.sleep(TICK_S)
+            for bid in self.oco.expired_entries():
+                await self.oco.cancel_entry(bid, "entry timeout")
+            if self._reconcile_due or self.clock.monotonic() - last_reconcile >= self.settings.reconcile_interval_s:
+                last_reconcile = self.clock.monotonic()
+                await self.reconcile("periodic" if not self._reconcile_due else "after an unknown outcome")
+            self._emit_closed()
+            if len(self.oco.book.all()) > MAX_KEPT_TERMINAL and not self._closing:
+                self._save()
+                self.oco.book.drop_terminal()
+
+    # -- closing trades ---------------------------------------------------------------------------
+
+    def _terminal(self, bracket: Bracket) -> None:
+        if bracket.entry_filled_qty > 0:
+            self._closing[bracket.id] = int(self.clock.monotonic() * 1000)
+        self._save()
+
+    def _emit_closed(self, *, force: bool = False) -> None:
+        assert self.oco is not None
+        now = int(self.clock.monotonic() * 1000)
+        for bid, since in list(self._closing.items()):
+            b = self.oco.book.get(bid)
+            meta = self.oco.meta_of(b)
+            seen = meta.fills_seen
+            if not force and seen < b.entry_filled_qty + b.exit_filled_qty and now - since < CLOSE_GRACE_S * 1000:
+                continue
+            del self._closing[bid]
+            trade = self._closed_trade(b)
+            metrics.TRADES.labels(symbol=b.symbol, side=b.side.value, outcome=trade.exit_reason).inc()
+            if self.on_trade_closed is not None:
+                try:
+                    self.on_trade_closed(trade)
+                except Exception:  # the engine's callback must not break order handling
+                    log.exception("on_trade_closed failed for %s", bid)
+
+    def _closed_trade(self, b: Bracket) -> ClosedTrade:
+        assert self.oco is not None
+        meta = self.oco.meta_of(b)
+        entry = b.avg_entry_price or ZERO
+        exit_ = b.avg_exit_price or ZERO
+        qty = b.entry_filled_qty
+        reason = _exit_reason(b)
+        funding = self._tracker.position(b.symbol).funding - meta.funding_start
+        return ClosedTrade(
+            bracket_id=b.id, symbol=b.symbol, side=b.side, quantity=qty,
+            entry_time_ms=b.first_fill_ms or b.created_ms, entry_price=entry,
+            exit_time_ms=b.closed_ms or self.clock.now_ms(), exit_price=exit_,
+            exit_reason=reason, gross_pnl=(exit_ - entry) * b.exit_filled_qty * b.side.sign,
+            fees=meta.fees, funding=funding, confidence=meta.confidence, votes=meta.votes,
+        )
+
+    # -- shutdown ------------------------------------------------------------------------------------
+
+    async def shutdown(self, policy: Literal["flatten", "keep"], *, urgent: bool = False) -> ShutdownReport:
+        """flatten: close everything on Casino's symbols; keep: leave positions with their TP/SL."""
+        assert self.oco is not None and self.writer is not None and self.journal is not None
+        errors: list[str] = []
+        swept = None
+        for b in self.oco.book.active():
+            if b.entry_open and b.entry_filled_qty == 0:
+                await self.oco.cancel_entry(b.id, "shutdown")
+        if policy == "flatten":
+            if not urgent:
+                for b in self.oco.book.active():
+                    await self.oco.flatten(b.id, "shutdown: flatten")
+            result = await sweep(self.exchange, self.symbols, passes=self.settings.sweep_passes)
+            swept = result.to_dict()
+            errors += result.errors
+            if self.oco.book.active():
+                report = await self.reconcile("shutdown")
+                errors += report.errors
+        open_positions = []
+        for b in self.oco.book.active():
+            if b.open_qty > 0:
+                open_positions.append({
+                    "bracket_id": b.id, "symbol": b.symbol, "side": b.side.value, "quantity": str(b.open_qty),
+                    "entry_price": _price(b.avg_entry_price), "stop_loss": _price(_last_price(b, Leg.STOP_LOSS)),
+                    "take_profit": _price(_last_price(b, Leg.TAKE_PROFIT)), "state": b.state.value,
+                })
+        self._emit_closed(force=True)
+        self._save()
+        return ShutdownReport(policy=policy, open_positions=open_positions, sweep=swept, errors=tuple(errors))
+
+    # -- snapshots -------------------------------------------------------------------------------------
+
+    def _document(self) -> dict[str, Any]:
+        assert self.oco is not None
+        section = self.oco.to_document()
+        section["since_ms"] = self._since_ms
+        section["session_id"] = self.session_id
+        return {
+            BRACKETS_KEY: self.oco.book.to_document(),
+            "croupier": section,
+            "tracker": self._tracker.to_dict(),
+            "engine": dict(self.extra_state()) if self.extra_state else {},
+        }
+
+    def _changed(self) -> None:
+        if self.writer is not None:
+            self.writer.mark_dirty()
+
+    def _save(self) -> None:
+        if self.writer is not None:
+            self.writer.save_now()
+
+    def close(self) -> None:
+        """Close the journal (after shutdown)."""
+        if self.journal is not None:
+            self.journal.close()
+
+
+def _last_price(b: Bracket, leg: Leg) -> Decimal | None:
+    for record in reversed(b.legs):
+        if record.leg is leg and record.price is not None:
+            return record.price
+    return None
+
+
+def _price(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _exit_reason(b: Bracket) -> str:
+    if b.state is BracketState.FAILED:
+        return "failed"
+    reason = b.close_reason
+    if reason in ("take_profit", "stop_loss"):
+        return reason
+    if reason.startswith("flatten"):
+        return "flatten"
+    return "external"
+
+
+__all__ = ["ClosedTrade", "Croupier", "ShutdownReport", "StartReport"]

@@ -1,0 +1,254 @@
+"""Reconciliation: make the croupier's brackets agree with what the exchange says, before trading.
+
+Runs at start (after the local recovery of ``state/recovery.py``), on ``ReconcileNeeded`` from
+the user stream, and periodically. In this order, because protection comes first:
+
+1. settle journaled intents whose outcome is unknown, by client id (found → applied to its
+   bracket; absent → the request never took effect);
+2. read every live leg of every active bracket back from the exchange (fills and ends that
+   the stream may have lost);
+3. compare positions: a bracket whose position is gone or smaller was closed outside Casino
+   (an outside exit fill at the mark price); a position no bracket knows is *adopted*
+   (``adoption_policy``: ``protect`` places a stop and take-profit at ``adoption_sl_fraction``,
+   ``flatten`` closes it);
+4. drive every active bracket — a position without a stop gets one here, FIRST;
+5. cancel orphans: Casino orders no live bracket owns, and reduce-only/closePosition orders
+   on a symbol with no position (TP/SL whose position is gone); others' orders are reported.
+
+Every difference is a ``Discrepancy`` in the report and counted in
+``casino_reconcile_discrepancies_total{kind}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from core import metrics
+from core.errors import ExchangeError, UnknownOutcome
+from core.ports import ExchangePort
+from core.types import ZERO, AlgoOrder, Order, Position
+from croupier import ids
+from croupier.bracket import Bracket, BracketEvent, EventKind, LegStatus
+from croupier.executor import OrderExecutor
+from croupier.ids import Leg
+from croupier.oco import OCOManager
+from state.journal import IntentAction, Journal, OutcomeStatus
+
+log = logging.getLogger(__name__)
+K = EventKind
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    """One difference between local state and the exchange, and what was done about it."""
+
+    kind: str
+    symbol: str
+    detail: str
+    action: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "symbol": self.symbol, "detail": self.detail, "action": self.action}
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    reason: str
+    discrepancies: list[Discrepancy] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, symbol: str, detail: str, action: str = "") -> None:
+        item = Discrepancy(kind, symbol, detail, action)
+        self.discrepancies.append(item)
+        metrics.RECONCILE_DISCREPANCIES.labels(kind=kind).inc()
+        log.warning("reconcile (%s): %s %s: %s%s", self.reason, kind, symbol, detail,
+                    f" → {action}" if action else "")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"reason": self.reason, "discrepancies": [d.to_dict() for d in self.discrepancies],
+                "errors": list(self.errors)}
+
+
+class Reconciler:
+    """Brings ``oco``'s brackets in line with ``exchange`` (see the module docstring)."""
+
+    def __init__(self, exchange: ExchangePort, oco: OCOManager, executor: OrderExecutor, journal: Journal, *,
+                 symbols: Sequence[str], tag: str, adoption_policy: str,
+                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[None]] | None = None) -> None:
+        self.exchange = exchange
+        self.oco = oco
+        self.executor = executor
+        self.journal = journal
+        self.symbols = list(symbols)
+        self.tag = tag
+        self.adoption_policy = adoption_policy
+        self.on_outside_exit = on_outside_exit
+
+    async def run(self, reason: str) -> ReconcileReport:
+        report = ReconcileReport(reason)
+        try:
+            await self._resolve_intents(report)
+            await self._sync_legs(report)
+            positions = {p.symbol: p for p in await self.exchange.positions() if not p.is_flat}
+            await self._positions(positions, report)
+            for bracket in self.oco.book.active():  # a position without a stop gets one FIRST
+                await self.oco.drive(bracket.id)
+            orders = await self.exchange.open_orders()
+            algos = await self.exchange.open_algo_orders()
+            positions = {p.symbol: p for p in await self.exchange.positions() if not p.is_flat}
+            await self._orphans(orders, algos, positions, report)
+        except ExchangeError as exc:
+            report.errors.append(f"{type(exc).__name__}: {exc}")
+            log.error("reconcile (%s) interrupted: %s", reason, exc)
+        return report
+
+    # -- 1. intents of unknown outcome --------------------------------------------------------
+
+    async def _resolve_intents(self, report: ReconcileReport) -> None:
+        for ticket in self.journal.pending():
+            intent = ticket.intent
+            if intent.action in (IntentAction.CANCEL_ORDER, IntentAction.CANCEL_ALGO):
+                # the leg's state is read back below either way; a repeated cancel is harmless
+                self.journal.record_outcome(ticket, OutcomeStatus.NOT_SENT, message="superseded by reconciliation")
+                continue
+            algo = intent.action is IntentAction.PLACE_ALGO
+            try:
+                found = await self.executor.resolve_pending(intent.client_id, algo=algo, symbol=intent.symbol)
+            except UnknownOutcome as exc:
+                report.add("unknown_intent", intent.symbol, f"{intent.client_id} still unresolved: {exc}")
+                continue
+            bracket = self.oco.book.find_by_client_id(intent.client_id)
+            if found is None:
+                report.add("unknown_intent", intent.symbol, f"{intent.client_id} never reached the exchange",
+                           "marked not sent")
+                if bracket is not None:
+                    self._never_sent(bracket.id, intent.client_id)
+                continue
+            report.add("unknown_intent", intent.symbol, f"{intent.client_id} found on the exchange", "adopted")
+            if bracket is not None:
+                if isinstance(found, AlgoOrder):
+                    self.oco._apply_algo_state(bracket.id, found, "")
+                elif isinstance(found, Order):
+                    self.oco._apply_order_state(bracket.id, found, None, None, "")
+
+    def _never_sent(self, bid: str, client_id: str) -> None:
+        b = self.oco.book.get(bid)
+        leg = b.leg_by_client_id(client_id)
+        if leg is None or not leg.status.is_live:
+            return
+        why = "never reached the exchange"
+        if leg.leg is Leg.ENTRY:
+            if b.entry_open and b.entry_filled_qty == 0:
+                self.oco.apply(bid, BracketEvent(K.ENTRY_ENDED, self.oco.clock.now_ms(), client_id=client_id,
+                                                 reason=why))
+        elif leg.status is LegStatus.SENT:
+            self.oco.apply(bid, BracketEvent(K.LEG_REJECTED, self.oco.clock.now_ms(), client_id=client_id,
+                                             reason=why))
+
+    # -- 2. live legs ------------------------------------------------------------------------------
+
+    async def _sync_legs(self, report: ReconcileReport) -> None:
+        for bracket in self.oco.book.active():
+            records = list(bracket.live_legs())
+            entry = bracket.entry_leg
+            if entry is not None and bracket.entry_open and entry not in records:
+                records.append(entry)
+            for record in records:
+                before = self.oco.book.get(bracket.id)
+                known = await self.oco.sync_leg(bracket.id, record)
+                if not known:
+                    self._never_sent(bracket.id, record.client_id)
+                after = self.oco.book.get(bracket.id)
+                if after.version != before.version:
+                    report.add("leg_state", bracket.symbol, f"{record.client_id}: {before.state.value} → "
+                               f"{after.state.value} from the exchange's record", "applied")
+
+    # -- 3. positions -------------------------------------------------------------------------------
+
+    async def _positions(self, positions: dict[str, Position], report: ReconcileReport) -> None:
+        active = self.oco.book.active()
+        symbols = set(positions) | {b.symbol for b in active}
+        for symbol in sorted(symbols):
+            exchange_qty = positions[symbol].quantity if symbol in positions else ZERO
+            mine = [b for b in active if b.symbol == symbol and b.open_qty > 0]
+            ours = sum((b.side.sign * b.open_qty for b in mine), ZERO)
+            if exchange_qty == ours:
+                continue
+            if not mine:
+                if exchange_qty == 0:
+                    continue
+                await self._adopt(positions[symbol], report)
+                continue
+            bracket = mine[0]
+            same_side = exchange_qty != 0 and (exchange_qty > 0) == (ours > 0)
+            if abs(exchange_qty) < abs(ours) and (same_side or exchange_qty == 0):
+                gone = abs(ours) - abs(exchange_qty)
+                price = await self._mark(symbol, positions.get(symbol))
+                report.add("position_gone" if exchange_qty == 0 else "position_reduced", symbol,
+                           f"bracket {bracket.id} holds {abs(ours)}, the exchange {exchange_qty}",
+                           f"outside exit of {gone} at {price} booked")
+                if self.on_outside_exit is not None:
+                    await self.on_outside_exit(bracket, gone)  # the tracker books the real trades
+                self.oco.apply(bracket.id, BracketEvent(K.EXIT_FILL, self.oco.clock.now_ms(), quantity=gone,
+                                                        price=price, reason="closed outside Casino"))
+            else:
+                report.add("position_mismatch", symbol,
+                           f"brackets hold {ours}, the exchange {exchange_qty}", "left for the operator")
+
+    async def _adopt(self, position: Position, report: ReconcileReport) -> None:
+        symbol = position.symbol
+        if symbol not in self.oco.rules:
+            report.add("foreign_position", symbol, f"{position.quantity} on a symbol outside the session",
+                       "left alone")
+            return
+        bid = self.oco.adopt(symbol, position.quantity, position.entry_price or await self._mark(symbol, position))
+        if self.adoption_policy == "flatten":
+            report.add("unknown_position", symbol, f"{position.quantity} @ {position.entry_price}",
+                       f"adopted as {bid} and flattened")
+            await self.oco.flatten(bid, "adopted position: adoption_policy = flatten")
+        else:
+            report.add("unknown_position", symbol, f"{position.quantity} @ {position.entry_price}",
+                       f"adopted as {bid} and protected")
+
+    async def _mark(self, symbol: str, position: Position | None) -> Decimal:
+        if position is not None and position.mark_price > 0:
+            return position.mark_price
+        return (await self.exchange.mark_price(symbol)).mark_price
+
+    # -- 5. orphans ------------------------------------------------------------------------------------
+
+    async def _orphans(self, orders: list[Order], algos: list[AlgoOrder], positions: dict[str, Position],
+                       report: ReconcileReport) -> None:
+        owned = {r.client_id for b in self.oco.book.active() for r in b.legs if r.status.is_live}
+        owned |= {b.entry_leg.client_id for b in self.oco.book.active() if b.entry_leg and b.entry_open}
+        for order in orders:
+            if order.client_order_id in owned:
+                continue
+            ours = ids.is_casino_id(order.client_order_id, self.tag)
+            protective = order.reduce_only or order.close_position
+            if ours or (protective and order.symbol not in positions and order.symbol in self.symbols):
+                try:
+                    await self.executor.cancel_order(order.symbol, order.client_order_id)
+                    report.add("orphan_order", order.symbol, f"{order.client_order_id} ({order.type.value})",
+                               "cancelled")
+                except ExchangeError as exc:
+                    report.errors.append(f"cancel {order.client_order_id}: {exc}")
+            else:
+                report.add("foreign_order", order.symbol, order.client_order_id, "left alone")
+        for algo in algos:
+            if algo.client_algo_id in owned:
+                continue
+            ours = ids.is_casino_id(algo.client_algo_id, self.tag)
+            protective = algo.reduce_only or algo.close_position
+            if ours or (protective and algo.symbol not in positions and algo.symbol in self.symbols):
+                try:
+                    await self.executor.cancel_algo(algo.symbol, algo.client_algo_id)
+                    report.add("orphan_order", algo.symbol, f"{algo.client_algo_id} ({algo.type.value})",
+                               "cancelled")
+                except ExchangeError as exc:
+                    report.errors.append(f"cancel {algo.client_algo_id}: {exc}")
+            else:
+                report.add("foreign_order", algo.symbol, algo.client_algo_id, "left alone")
