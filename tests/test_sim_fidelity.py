@@ -179,6 +179,8 @@ def test_more_rest_shapes(world: dict[str, Any], fixtures_dir: Path) -> None:
          "binance_net/Endpoints/UsdFutures/Account/ChangeMarginType.txt", {}),
         (acc.get_dual(ctx, {}),
          "nautilus_trader/integration_resources/http_responses/http_futures_account_position_side_dual.json", {}),
+        (acc.account_config(ctx, {}), "binance_net/Endpoints/UsdFutures/Account/GetAccountConfiguration.txt", {}),
+        (acc.multi_assets_margin(ctx, {}), "binance_net/Endpoints/UsdFutures/Account/GetMultiAssetsMode.txt", {}),
         (acc.listen_key_new(ctx, {}), "docs_examples/listen_key_create_docs.json", {}),
         (acc.listen_key_keepalive(ctx, {}), "docs_examples/listen_key_keepalive_docs.json", {}),
         (ords.cancel_all_algos(ctx, {"symbol": "BTCUSDT"}), "docs_examples/cancel_all_algo_open_orders_response_docs.json", {}),

@@ -13,6 +13,23 @@ Lifecycle::
         tg.create_task(client.maintain())      # periodic server-time refresh
         async for event in client.market_stream(["BTCUSDT"], [Timeframe.M1]): ...
     await client.close()
+
+Paper mode (the connector against the simulated Binance, ``exchanges/sim``) — the clock::
+
+    server = SimServer(venue, speed=60.0)       # or `python main.py sim --speed 60` elsewhere
+    await server.start()                        # start() creates the sim's ScaledClock: build after it
+    client = BinanceFutures(BinanceUrls(rest=server.rest_url, ws=server.ws_url),
+                            clock=server.clock, settings=..., secrets=Secrets(server.api_key, server.api_secret))
+
+The engine must run on the SAME clock as the venue (``server.clock``: a ``ScaledClock`` at the
+speed factor, or the ``FakeClock`` of a manually stepped sim). Then the server-time offset is ~0
+and stays so, every sleep (backoff, keepalive, breaker open time) lasts simulated seconds, and
+24 h rotation, windows and bans line up with the venue. For a sim in another process, build a
+``ScaledClock`` with the sim's start time and speed. If the connector gets a wall clock anyway,
+``TimeSync`` notices a server clock running faster than ours after two agreeing resyncs (each
+prompted by one -1021 and answered by one retry) and then stamps requests at that rate; the
+sim tolerates the stamps of either clock (its recvWindow is stretched by the speed factor).
+With a manually stepped sim the connector's sleeps wait for the stepper: nudge the clock.
 """
 
 from __future__ import annotations
@@ -160,11 +177,16 @@ class BinanceFutures:
         self, symbol: str, timeframe: Timeframe, *, start_ms: int | None = None,
         end_ms: int | None = None, limit: int = 500,
     ) -> list[Candle]:
-        """Closed candles only, oldest first; pages of ≤1500 rows."""
+        """Closed candles only, oldest first; pages of ≤1500 rows.
+
+        Without ``end_ms`` the request ends at the last closed bar, so ``limit`` closed bars come
+        back (Binance's newest row would otherwise be the bar in progress, dropped below).
+        """
         now = self.http.time_sync.timestamp_ms()
+        if end_ms is None:
+            end_ms = timeframe.bucket_start(now) - 1
         if start_ms is None and limit > KLINES_MAX:
-            anchor = end_ms if end_ms is not None else now
-            start_ms = timeframe.bucket_start(anchor) - (limit - 1) * timeframe.ms
+            start_ms = timeframe.bucket_start(end_ms) - (limit - 1) * timeframe.ms
         out: list[Candle] = []
         start = start_ms
         while len(out) < limit:
@@ -293,7 +315,8 @@ class BinanceFutures:
         self, symbols: Sequence[str], timeframes: Sequence[Timeframe], *, mark_price: bool = True
     ) -> AsyncIterator[MarketEvent]:
         stream = MarketStream(self.urls, clock=self.clock, settings=self.settings,
-                              fetch_klines=self._backfill_klines, connect=self._connect, rng=self._rng)
+                              fetch_klines=self._backfill_klines, connect=self._connect, rng=self._rng,
+                              server_now_ms=self.http.time_sync.timestamp_ms)
         return stream.events(symbols, timeframes, mark_price=mark_price)
 
     def user_stream(self) -> AsyncIterator[UserEvent]:

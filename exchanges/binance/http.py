@@ -34,7 +34,7 @@ from core.errors import (
 from core.metrics import API_ERRORS, API_REQUESTS, ORDER_EXECUTION_SECONDS
 from core.ports import Clock
 from exchanges.binance.breaker import BreakerBoard, CircuitBreaker
-from exchanges.binance.errors import classify
+from exchanges.binance.errors import classify, parse_body
 from exchanges.binance.limits import Cost, Lane, RateLimiter, cost_of
 from exchanges.binance.signing import Signer, encode_params, signed_payload
 from exchanges.binance.time_sync import TimeSync
@@ -238,11 +238,14 @@ class BinanceHttp:
                                          endpoint=endpoint.path) from exc
                 raise Retryable(f"unreadable answer: {text!r}", endpoint=endpoint.path) from exc
         error = classify(status, body, resp_headers, endpoint=endpoint.path, is_write=endpoint.is_write,
-                         now_ms=self._clock.now_ms(), client_id=client_id)
-        code = getattr(error, "code", None)
+                         now_ms=self.time_sync.timestamp_ms(), client_id=client_id)
+        # Label by Binance's code when the body has one (-1021, -2019 …), else by HTTP status;
+        # 429 and 418 share code -1003, so their status tells them apart.
+        code = None if status in (418, 429) else parse_body(body)[0]
         API_ERRORS.labels(endpoint=endpoint.path, code=str(code if code is not None else status)).inc()
         if isinstance(error, Banned):
-            self.limiter.ban(error.until_ms)
+            # Binance states the ban's end in its own time; the limiter waits on ours.
+            self.limiter.ban(self.time_sync.to_local_ms(error.until_ms))
         elif isinstance(error, RateLimited):
             self.limiter.block(cost, error.retry_after_s if error.retry_after_s >= 0 else None)
         if counted:

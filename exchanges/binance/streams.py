@@ -109,9 +109,13 @@ class MarketStream:
         connect: Connect = default_connect,
         rng: random.Random | None = None,
         stale_after_s: float = 30.0,
+        server_now_ms: Callable[[], int] | None = None,
     ) -> None:
         self._urls = urls
         self._clock = clock
+        # Which bars have closed is the venue's business: its time, not ours (a skewed local
+        # clock, or a simulator whose clock is not ours, would otherwise invent or hide bars).
+        self._server_now_ms = server_now_ms or clock.now_ms
         self._s = settings
         self._fetch = fetch_klines
         self._connect = connect
@@ -174,10 +178,13 @@ class MarketStream:
                     await queue.put(_Connected(tuple(streams), reconnect=connected_before))
                     connected_before = True
                     backoff.reset()
-                    last_frame = self._clock.monotonic()
+                    # Silence is a property of the socket: judged in real seconds even when the
+                    # clock is a fast simulated one (whose frames come in bursts per pump).
+                    loop = asyncio.get_running_loop()
+                    last_frame = loop.time()
                     while self._clock.monotonic() - opened < self._s.ws_rotate_s:
                         raw = await _recv(ws, min(self._stale_after_s, 5.0))
-                        now = self._clock.monotonic()
+                        now = loop.time()
                         if raw is None:
                             WS_STALENESS_SECONDS.labels(stream=label).set(now - last_frame)
                             if now - last_frame >= self._stale_after_s:
@@ -216,7 +223,7 @@ class MarketStream:
     async def _backfill_after_reconnect(self, streams: tuple[str, ...]) -> list[MarketEvent]:
         """After a reconnect, fetch every bar that closed since the last one emitted."""
         events: list[MarketEvent] = []
-        now = self._clock.now_ms()
+        now = self._server_now_ms()
         for (symbol, tf), last in list(self._last_open.items()):
             if f"{symbol.lower()}@kline_{tf.value}" not in streams:
                 continue

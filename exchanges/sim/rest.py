@@ -38,6 +38,9 @@ class SimContext:
     listen_key: str | None = None
     listen_key_expiry_ms: int = 0
     listen_key_ttl_ms: int = LISTEN_KEY_TTL_MS
+    # (REQUEST_WEIGHT per minute, ORDERS per minute, ORDERS per 10 s) that exchangeInfo
+    # advertises; the server sets them from the limits its limiter enforces.
+    rate_limits: tuple[int, int, int] = (2400, 1200, 300)
 
     @property
     def now_ms(self) -> int:

@@ -1,5 +1,5 @@
 """REST account endpoints of the simulator: positionRisk v2/v3, account v2/v3, balance, leverage,
-marginType, positionSide/dual, symbolConfig, userTrades, income, commissionRate, listenKey."""
+marginType, positionSide/dual, accountConfig, multiAssetsMargin, symbolConfig, userTrades, income, commissionRate, listenKey."""
 
 from __future__ import annotations
 
@@ -145,6 +145,18 @@ def set_dual(ctx: SimContext, p: Params) -> Any:
 
 def get_dual(ctx: SimContext, p: Params) -> Any:
     return {"dualSidePosition": ctx.venue.engine.account.dual_side}
+
+
+def account_config(ctx: SimContext, p: Params) -> Any:
+    """GET /fapi/v1/accountConfig: the simulated account is always single-asset (USDT margin)."""
+    return {"feeTier": 0, "canTrade": True, "canDeposit": True, "canWithdraw": True,
+            "dualSidePosition": ctx.venue.engine.account.dual_side, "updateTime": 0,
+            "multiAssetsMargin": False, "tradeGroupId": -1}
+
+
+def multi_assets_margin(ctx: SimContext, p: Params) -> Any:
+    """GET /fapi/v1/multiAssetsMargin: multi-assets mode is not simulated, so always off."""
+    return {"multiAssetsMargin": False}
 
 
 def symbol_config(ctx: SimContext, p: Params) -> Any:

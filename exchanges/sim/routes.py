@@ -70,6 +70,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/fapi/v1/marginType", acc.set_margin_type, S, w(1)),
     Route("POST", "/fapi/v1/positionSide/dual", acc.set_dual, S, w(1)),
     Route("GET", "/fapi/v1/positionSide/dual", acc.get_dual, S, w(30)),
+    Route("GET", "/fapi/v1/accountConfig", acc.account_config, S, w(5)),
+    Route("GET", "/fapi/v1/multiAssetsMargin", acc.multi_assets_margin, S, w(30)),
     Route("GET", "/fapi/v1/userTrades", acc.user_trades, S, w(5)),
     Route("GET", "/fapi/v1/income", acc.income, S, w(30)),
     Route("GET", "/fapi/v1/commissionRate", acc.commission_rate, S, w(20)),

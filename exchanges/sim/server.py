@@ -69,9 +69,12 @@ class SimServer:
         self.clock: FakeClock | ScaledClock = (
             ScaledClock(venue.now_ms, speed) if speed else FakeClock(venue.now_ms))
         self.faults = Faults()
-        self.limiter = limiter or RateLimiter()
+        # Windows and bans run on the venue's clock: "banned until T" must be a time in the same
+        # domain as /fapi/v1/time, as on Binance, or a client reading it would wait for years.
+        self.limiter = limiter or RateLimiter(now_ms=self.now_ms_live)
         self.hub = StreamHub(ping_interval_s=ping_interval_s)
-        self.ctx = SimContext(venue, self.faults)
+        self.ctx = SimContext(venue, self.faults, rate_limits=(
+            self.limiter.weight_limit, self.limiter.orders_1m_limit, self.limiter.orders_10s_limit))
         self.host, self.port = host, port
         self.admin = admin
         self._runner: web.AppRunner | None = None
@@ -134,6 +137,10 @@ class SimServer:
     def now_ms(self) -> int:
         """The simulated time clients see (with any injected skew)."""
         return self.venue.now_ms + self.faults.clock_skew_ms
+
+    def now_ms_live(self) -> int:
+        """The clock's time with any injected skew, before the venue has caught up with it."""
+        return self.clock.now_ms() + self.faults.clock_skew_ms
 
     # ------------------------------------------------------------------ time → events
 
