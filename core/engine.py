@@ -212,6 +212,11 @@ class Engine:
                 self._append(candle)
                 self.p.tracker.on_candle(candle)
                 self.p.risk.on_candle(candle)
+            # Every timeframe's latest closed bar gets its readings now, so the first live bar
+            # is decided with the higher-timeframe context instead of waiting for the next 1h/4h close.
+            feed = self._feeds[symbol]
+            for reading in await self.p.pool.evaluate(symbol, market.timeframes):
+                feed.latest.setdefault(reading.timeframe, []).append(reading)
             log.info("warm-up %s: %d base bars from %d", symbol, len(base), start, extra={"symbol": symbol})
 
     def _append(self, candle: Candle) -> tuple[Timeframe, ...]:

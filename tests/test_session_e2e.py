@@ -135,7 +135,8 @@ def test_sigterm_applies_the_exit_policy(tmp_path: Path, policy: str) -> None:
         assert doc["open_positions_at_exit"] == []
     else:
         assert doc["open_positions_at_exit"], "keep must list the positions left with their TP/SL"
-        assert all(p.get("protection") for p in doc["open_positions_at_exit"])
+        # each kept position still has its exchange-side stop (and target) listed
+        assert all(p.get("stop_loss") and p.get("take_profit") for p in doc["open_positions_at_exit"])
 
 
 def test_sigusr2_drains_and_writes_status(tmp_path: Path) -> None:
