@@ -27,6 +27,13 @@ EXIT_CRASHED = 4
 
 EPILOG = """\
 examples:
+  python main.py                              a 5-minute paper session on the simulated exchange
+  python main.py --duration 60s --speed 120   a short, fast paper session (`run` is the default command)
+  python main.py run --symbols BTCUSDT,ETHUSDT --duration 2h --on-exit keep
+  python main.py replay --duration 24h        backtest a day of recorded data as fast as possible
+  CASINO_API_KEY=… CASINO_API_SECRET=… python main.py run --mode testnet --duration 1h
+  python main.py preflight --mode testnet     check the venue before trading (exit 3 on failure)
+  python main.py status --state-dir sessions/<id>/state
   python main.py config                       show the effective configuration
   python main.py config --config my.toml      validate a config file (exit 2 if invalid)
   python main.py data                         list recorded candles and check them
@@ -674,12 +681,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return list(action.choices)
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = set(_subcommands(parser))
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]  # `python main.py [--duration 60s …]` is `run` with those flags
     try:
         args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            args = parser.parse_args(["run", *(argv or sys.argv[1:])])  # `python main.py` = `run`
         return int(args.func(args))
     except UsageError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)
