@@ -371,6 +371,11 @@ class Engine:
             trade.confidence, tuple(trade.votes),
         )
         self.p.record.trades.append(record)
+        book = self.p.croupier.book
+        if trade.bracket_id in book:
+            unprotected_ms = book.get(trade.bracket_id).unprotected_ms
+            if unprotected_ms is not None:  # first fill → stop acknowledged, on the session clock
+                self.p.record.latencies_s["unprotected"].append(unprotected_ms / 1000)
         self.p.risk.on_trade_closed(record.net_pnl)
         outcome = "win" if record.net_pnl > 0 else "loss" if record.net_pnl < 0 else "flat"
         TRADES.labels(symbol=trade.symbol, side=trade.side.value, outcome=outcome).inc()
