@@ -6,12 +6,17 @@ Exit codes: 0 ok · 2 bad usage or configuration · 3 preflight failed · 4 cras
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from config.loader import load_settings
+from config.secrets import Secrets
 from config.settings import Settings
 from core.errors import ConfigError, DataError
 
@@ -22,6 +27,13 @@ EXIT_CRASHED = 4
 
 EPILOG = """\
 examples:
+  python main.py                              a 5-minute paper session on the simulated exchange
+  python main.py --duration 60s --speed 120   a short, fast paper session (`run` is the default command)
+  python main.py run --symbols BTCUSDT,ETHUSDT --duration 2h --on-exit keep
+  python main.py replay --duration 24h        backtest a day of recorded data as fast as possible
+  CASINO_API_KEY=… CASINO_API_SECRET=… python main.py run --mode testnet --duration 1h
+  python main.py preflight --mode testnet     check the venue before trading (exit 3 on failure)
+  python main.py status --state-dir sessions/<id>/state
   python main.py config                       show the effective configuration
   python main.py config --config my.toml      validate a config file (exit 2 if invalid)
   python main.py data                         list recorded candles and check them
@@ -249,6 +261,372 @@ def cmd_sensors(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------- run
+
+
+DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smh])$")
+LIVE_ACK = "I_UNDERSTAND"
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '2h' → seconds; a unit is required so nobody runs 2 s thinking 2 h."""
+    m = DURATION_RE.match(text.strip())
+    if not m:
+        raise UsageError(f"--duration {text!r}: give a number with a unit, e.g. 90s, 5m or 2h")
+    return float(m[1]) * {"s": 1, "m": 60, "h": 3600}[m[2]]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """A timed trading session (paper by default)."""
+    import asyncio
+
+    from config.secrets import load_secrets
+
+    replay = args.command == "replay"
+    overrides: dict[str, Any] = {
+        "session.mode": "replay" if replay else getattr(args, "mode", None),
+        "session.symbols": [s.strip().upper() for s in args.symbols.split(",")] if args.symbols else None,
+        "session.duration_s": parse_duration(args.duration) if args.duration else None,
+        "session.on_exit": args.on_exit,
+        "session.speed": getattr(args, "speed", None),
+        "session.state_dir": args.state_dir,
+        "session.dataset": args.dataset,
+        "metrics.addr": args.metrics_addr,
+        "exchange.rest_url": getattr(args, "exchange_url", None),
+        "exchange.stream_url": getattr(args, "stream_url", None),
+    }
+    settings = settings_from(args, **overrides)
+    mode = settings.session.mode
+    if mode == "live" and (not getattr(args, "live", False) or os.environ.get("CASINO_LIVE_ACK") != LIVE_ACK):
+        raise UsageError(f"live trading needs --live and CASINO_LIVE_ACK={LIVE_ACK} in the environment")
+    secrets = load_secrets()
+    if mode in ("testnet", "live") and not secrets.present:
+        raise ConfigError(f"mode {mode!r} needs API credentials: set CASINO_API_KEY and CASINO_API_SECRET "
+                          "(or CASINO_ED25519_KEY_FILE)", key="CASINO_API_KEY")
+    if getattr(args, "exchange_url", None) and not secrets.present:
+        raise ConfigError("--exchange-url needs the endpoint's credentials in CASINO_API_KEY / CASINO_API_SECRET "
+                          "(for `python main.py sim`, the API_KEY= and API_SECRET= it printed)", key="CASINO_API_KEY")
+    duration_s = parse_duration(args.duration) if args.duration else (None if replay else settings.session.duration_s)
+    return asyncio.run(compose_and_run(settings, secrets, duration_s=duration_s,
+                                       progress=replay and sys.stderr.isatty()))
+
+
+def _run_arguments(p: argparse.ArgumentParser, *, replay: bool) -> None:
+    p.add_argument("--symbols", help="comma-separated, e.g. BTCUSDT,ETHUSDT (default: session.symbols)")
+    p.add_argument("--duration", help="how long to trade, with a unit: 90s, 5m, 2h (replay: simulated time; "
+                   "default: session.duration_s, replay: until the data ends)")
+    p.add_argument("--on-exit", choices=["flatten", "keep"], help="at the end: close everything, or keep "
+                   "positions with their exchange-side TP/SL (default: session.on_exit)")
+    p.add_argument("--state-dir", type=Path, help="snapshots + journal (default: per session for paper/replay)")
+    p.add_argument("--dataset", help="recorded data sub-folder (default: session.dataset)")
+    p.add_argument("--metrics-addr", help="HOST:PORT for /metrics /health /ready /status (default 127.0.0.1:9108)")
+    if replay:
+        return
+    p.add_argument("--mode", choices=["paper", "replay", "testnet", "live"], help="default: session.mode (paper)")
+    p.add_argument("--speed", type=float, help="paper on recorded data: simulated seconds per real second")
+    p.add_argument("--exchange-url", help="trade against any Binance-compatible REST base URL")
+    p.add_argument("--stream-url", help="its websocket base URL (ws:// or wss://)")
+    p.add_argument("--live", action="store_true", help="required (with CASINO_LIVE_ACK) for --mode live")
+
+
+
+async def compose_and_run(settings: Settings, secrets: Secrets, *, duration_s: float | None, progress: bool) -> int:
+    """Build every component of a session once, hand them to the engine, run, clean up."""
+    import hashlib
+    import secrets as pysecrets
+    from datetime import UTC, datetime
+
+    from core.clock import LiveClock
+    from core.engine import Engine, EngineParts
+    from core.logs import setup_logging
+    from core.market_data import MarketData
+    from core.observability import ObservabilityServer
+    from core.player import Player, PlayerParams
+    from core.report import SessionRecord
+    from core.risk import RiskGate, RiskParams
+    from core.sensor_pool import SensorPool
+    from core.sensor_tracker import SensorTracker, TrackerParams
+    from core.session import SessionRun, run_session, write_status
+    from core.session_control import SessionControl
+    from core.sizing import SizingParams
+    from core.types import Timeframe
+    from croupier.croupier import Croupier
+
+    s = settings.session
+    session_id = f"{datetime.now(tz=UTC):%Y%m%d-%H%M%S}-{s.mode}-{pysecrets.token_hex(2)}"
+    session_dir = s.sessions_dir / session_id
+    session_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(level=s.log_level, fmt=s.log_format, file=str(session_dir / "casino.log"))
+    state_dir = s.state_dir / s.mode if s.mode in ("testnet", "live") else session_dir / "state"
+    if s.mode in ("paper", "replay") and s.state_dir != Path("state-data"):
+        state_dir = s.state_dir  # an explicit --state-dir wins (resuming a paper session's state)
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+    venue = await build_venue(settings, secrets, cleanups)
+    try:
+        exchange, clock = venue.exchange, venue.clock
+        start_balance = await _wallet_balance(exchange)
+        timeframes = [Timeframe(t) for t in settings.sensors.timeframes]
+        market = MarketData(s.symbols, timeframes, settings.sensors.window_bars + settings.sensors.ring_slack_bars)
+        cleanups.append(_async(market.close))
+        pool = SensorPool(market, settings.sensors)
+        await pool.start()
+        cleanups.append(pool.stop)
+        tracker = SensorTracker(TrackerParams.from_settings(settings.tracker, settings.player))
+        player = Player(PlayerParams.from_settings(settings.player), s.symbols, clock=clock)
+        risk = RiskGate(RiskParams.from_settings(settings.risk), clock, allowlist=settings.allowlist,
+                        start_equity=start_balance)
+        config_hash = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+        record = SessionRecord(session_id, s.mode, config_hash, list(s.symbols), clock.now_ms(), start_balance,
+                               on_exit=s.on_exit)
+        holder: dict[str, Engine] = {}
+        control = SessionControl(on_status_request=lambda: write_status(holder["engine"], session_dir))
+        croupier = Croupier(
+            exchange, clock, settings.croupier, state_dir=state_dir, session_id=session_id, symbols=s.symbols,
+            on_trade_closed=lambda trade: holder["engine"].on_trade_closed(trade),
+            extra_state=lambda: holder["engine"].extra_state(),
+        )
+        parts = EngineParts(
+            settings=settings, exchange=exchange, clock=clock, croupier=croupier, market=market, pool=pool,
+            player=player, tracker=tracker, risk=risk, sizing=SizingParams.from_settings(settings.sizing),
+            record=record, control=control, session_dir=session_dir, preflight=venue.preflight,
+            breakers=venue.breakers, banned_until_ms=venue.banned_until_ms,
+        )
+        engine = holder["engine"] = Engine(parts)
+        engine.settle_user_events = venue.settle_user_events
+        if os.environ.get("CASINO_CRASH_AFTER_BARS", "").isdigit():
+            engine.crash_after_bars = int(os.environ["CASINO_CRASH_AFTER_BARS"])
+        metrics = None
+        if settings.metrics.enabled:
+            host, _, port = settings.metrics.addr.rpartition(":")
+            metrics = ObservabilityServer(host.strip("[]"), int(port), status=engine.status, ready=lambda: engine.ready)
+        run = SessionRun(
+            engine, duration_s if duration_s is not None else float("inf"),
+            clock if s.mode == "replay" else LiveClock(), metrics, cleanups,
+            on_progress=_progress_printer(engine, venue) if progress else None,
+        )
+        print(f"session {session_id}: {s.mode} on {','.join(s.symbols)}; exit policy {s.on_exit}; "
+              f"reports in {session_dir}", file=sys.stderr)
+        code = await run_session(run)
+        print(f"session {session_id} ended ({record.exit_reason}); report: {session_dir / 'report.html'}",
+              file=sys.stderr)
+        return code
+    except BaseException:
+        for cleanup in reversed(cleanups):
+            try:
+                await cleanup()
+            except Exception:  # noqa: BLE001 - best effort while already failing
+                pass
+        raise
+
+
+@dataclass
+class ExchangeSetup:
+    """The venue a session trades on, and what the engine needs to know about it."""
+
+    exchange: Any
+    clock: Any
+    preflight: Callable[[], Awaitable[tuple[bool, dict[str, Any]]]] | None = None
+    breakers: Callable[[], dict[str, str]] | None = None
+    banned_until_ms: Callable[[], int] | None = None
+    settle_user_events: Callable[[], Awaitable[None]] | None = None
+    total_bars: int | None = None
+
+
+async def build_venue(settings: Settings, secrets: Secrets, cleanups: list[Callable[[], Awaitable[None]]]) -> ExchangeSetup:
+    """replay → in-process simulator; paper → simulator on loopback through the real connector;
+    testnet/live or --exchange-url → the connector against that endpoint."""
+    import asyncio
+
+    from config.secrets import Secrets as SecretsType
+    from core.history import find_data_dir
+    from exchanges.binance.client import BinanceFutures
+    from exchanges.binance.preflight import preflight
+    from exchanges.binance.urls import DEMO, LIVE, BinanceUrls
+    from exchanges.sim.local import LocalExchange
+    from exchanges.sim.standalone import StandaloneOptions, build_server
+
+    s = settings.session
+    if s.mode == "replay":
+        folder = find_data_dir(s.data_dir) / s.dataset
+        local = LocalExchange.from_folder(folder, s.symbols, settings.sim, warmup_bars=settings.sim.warmup_bars)
+        cleanups.append(local.close)
+
+        async def settle() -> None:
+            # the croupier reacts to this bar's fills (placing stops …) before the data plays on
+            quiet = 0
+            for _ in range(10_000):
+                quiet = quiet + 1 if not local.pending_user_events else 0
+                if quiet >= 5:
+                    break
+                await asyncio.sleep(0)
+
+        total = (local.venue.end_ms - local.venue.start_ms) // 60_000 * len(s.symbols)
+        return ExchangeSetup(local, local.clock, settle_user_events=settle, total_bars=total)
+    if s.mode == "paper" and settings.exchange.rest_url is None:
+        server = build_server(settings, StandaloneOptions(symbols=list(s.symbols), speed=s.speed))
+        await server.start()
+        cleanups.append(server.stop)
+        urls = BinanceUrls(rest=server.rest_url, ws=server.ws_url)
+        clock: Any = server.clock  # the connector signs and syncs on the simulator's scaled time
+        client = BinanceFutures(urls, clock=clock, settings=settings.exchange,
+                                secrets=SecretsType(api_key=server.api_key, api_secret=server.api_secret))
+    else:
+        default = DEMO if s.mode == "testnet" else LIVE
+        clock = await venue_clock(settings.exchange.rest_url or default.rest)
+        client = BinanceFutures.from_settings(settings.exchange, secrets, clock, default_urls=default)
+    await client.start()
+    cleanups.append(client.close)
+
+    async def run_preflight() -> tuple[bool, dict[str, Any]]:
+        result = await preflight(client, list(s.symbols))
+        return result.ok, result.as_dict()
+
+    return ExchangeSetup(
+        client, clock, preflight=run_preflight,
+        breakers=lambda: {g: st.value for g, st in client.breaker_states().items()},
+        banned_until_ms=lambda: client.limiter.banned_until_ms,
+    )
+
+
+async def venue_clock(rest_url: str) -> Any:
+    """The venue's own pace: wall time for Binance, a scaled clock for a simulator that runs
+    N× faster (e.g. ``python main.py sim --speed 60``), measured from two /time samples."""
+    import asyncio
+
+    import aiohttp
+
+    from core.clock import LiveClock, ScaledClock
+
+    live = LiveClock()
+
+    async def sample(http: aiohttp.ClientSession) -> tuple[float, int]:
+        before = live.monotonic()
+        async with http.get(f"{rest_url}/fapi/v1/time") as response:
+            server_ms = int((await response.json())["serverTime"])
+        return (before + live.monotonic()) / 2, server_ms
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+            t1, s1 = await sample(http)
+            await asyncio.sleep(1.0)
+            t2, s2 = await sample(http)
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+        raise ConfigError(f"cannot read the venue's time at {rest_url}/fapi/v1/time: {exc!r}", key="exchange.rest_url") from None
+    rate = (s2 - s1) / max((t2 - t1) * 1000, 1e-9)
+    if abs(rate - 1) < 0.05 and abs(s2 - live.now_ms()) < 3_600_000:
+        return live  # a venue on wall time (Binance): the connector tracks the small offset
+    return ScaledClock(s2 + round((live.monotonic() - t2) * 1000 * rate), max(rate, 1e-6))
+
+
+async def _wallet_balance(exchange: Any) -> Decimal:
+    for balance in await exchange.balances():
+        if balance.asset == "USDT":
+            return balance.wallet_balance
+    return Decimal(0)
+
+
+def _async(fn: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        fn()
+
+    return run
+
+
+def _progress_printer(engine: Any, venue: ExchangeSetup) -> Callable[[], None]:
+    """A one-line progress bar for replays on a terminal: bars done, bars/s, ETA."""
+    import time
+
+    started = time.monotonic()
+    total = venue.total_bars or 0
+
+    def show() -> None:
+        done = engine.bars_processed
+        elapsed = max(time.monotonic() - started, 1e-9)
+        rate = done / elapsed
+        eta = (total - done) / rate if rate > 0 and total else float("nan")
+        pct = 100.0 * done / total if total else 0.0
+        width = 30
+        filled = int(width * min(1.0, pct / 100))
+        sys.stderr.write(f"\\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} bars "
+                         f"{pct:5.1f} %  {rate:,.0f} bars/s  ETA {eta:,.0f} s ")
+        sys.stderr.flush()
+
+    return show
+
+
+# -------------------------------------------------------------------------- preflight
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    """Run the pre-trade checks against the configured venue; exit 3 when any fails."""
+    import asyncio
+
+    from config.secrets import load_secrets
+
+    settings = settings_from(args, **{
+        "session.mode": args.mode, "exchange.rest_url": args.exchange_url, "exchange.stream_url": args.stream_url,
+        "session.symbols": [x.strip().upper() for x in args.symbols.split(",")] if args.symbols else None,
+    })
+    if settings.session.mode == "replay":
+        raise UsageError("preflight checks a venue over the network; replay has none")
+    secrets = load_secrets()
+    if settings.session.mode in ("testnet", "live") and not secrets.present:
+        raise ConfigError("preflight against Binance needs CASINO_API_KEY and CASINO_API_SECRET", key="CASINO_API_KEY")
+
+    async def check() -> int:
+        cleanups: list[Callable[[], Awaitable[None]]] = []
+        try:
+            venue = await build_venue(settings, secrets, cleanups)
+            assert venue.preflight is not None
+            ok, result = await venue.preflight()
+        finally:
+            for cleanup in reversed(cleanups):
+                await cleanup()
+        for c in result["checks"]:
+            print(f"{c['status']:5} {c['name']:28} {c['detail']}")
+        print("preflight passed" if ok else "preflight FAILED: do not trade")
+        return EXIT_OK if ok else EXIT_PREFLIGHT
+
+    return asyncio.run(check())
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print the newest snapshot in a state directory: positions, brackets, PnL, risk state."""
+    from state.snapshot import FileSnapshotStore
+
+    settings = settings_from(args)
+    state_dir: Path = args.state_dir or (settings.session.state_dir / settings.session.mode)
+    if not state_dir.is_dir():
+        raise UsageError(f"no state directory {state_dir} (give --state-dir, e.g. sessions/<id>/state)")
+    loaded = FileSnapshotStore(state_dir).load_latest()
+    if loaded is None:
+        print(f"{state_dir}: no snapshot yet")
+        return EXIT_OK
+    doc, path = loaded
+    print(f"snapshot {path}")
+    brackets = doc.get("brackets") or {}
+    items = brackets.get("brackets", brackets) if isinstance(brackets, dict) else brackets
+    rows = items.values() if isinstance(items, dict) else items
+    print("brackets:")
+    for b in rows:
+        if isinstance(b, dict):
+            print(f"  {b.get('id', b.get('bracket_id', '?'))}: {b.get('symbol')} {b.get('side')} "
+                  f"{b.get('state')} qty {b.get('filled_qty', b.get('quantity'))}")
+    tracker = doc.get("tracker") or {}
+    books = tracker.get("books", {})
+    print("positions:")
+    for symbol, book in books.items():
+        print(f"  {symbol}: qty {book.get('quantity')} realized {book.get('realized')} funding {book.get('funding')}")
+    engine = doc.get("engine") or doc.get("extra") or {}
+    risk = engine.get("risk") if isinstance(engine, dict) else None
+    if risk:
+        print(f"risk: {risk}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------- main
 
 
@@ -267,6 +645,17 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         return p
 
+    p = add("run", cmd_run, "run a timed trading session (default: paper on the simulated exchange)")
+    _run_arguments(p, replay=False)
+    p = add("replay", cmd_run, "backtest over recorded data through the same engine, as fast as possible")
+    _run_arguments(p, replay=True)
+    p = add("preflight", cmd_preflight, "check connectivity, clock, account mode, algo endpoints and streams; exit 3 on failure")
+    p.add_argument("--mode", choices=["paper", "testnet", "live"], help="default: session.mode")
+    p.add_argument("--symbols", help="comma-separated (default: session.symbols)")
+    p.add_argument("--exchange-url", help="any Binance-compatible REST base URL")
+    p.add_argument("--stream-url", help="its websocket base URL")
+    p = add("status", cmd_status, "show the newest state snapshot: positions, brackets, PnL, risk state")
+    p.add_argument("--state-dir", type=Path, help="state directory (default: session.state_dir/<mode>)")
     add("config", cmd_config, "validate the configuration and print the effective settings")
     p = add("report", cmd_report, "re-render a session's report.html from its report.json")
     p.add_argument("session_dir", type=Path, metavar="SESSION_DIR", help="a session directory")
@@ -294,13 +683,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps subparsers only here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            return list(action.choices)
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = set(_subcommands(parser))
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
+        argv = ["run", *argv]  # `python main.py [--duration 60s …]` is `run` with those flags
     try:
         args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            parser.print_help()
-            return EXIT_OK
         return int(args.func(args))
     except UsageError as exc:
         print(f"main.py: error: {exc}", file=sys.stderr)

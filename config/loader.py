@@ -33,7 +33,10 @@ ENV_ALIASES = {
     "CASINO_STATE_DIR": "session.state_dir",
 }
 # CASINO_* names that are not settings (read elsewhere, on purpose).
-ENV_NOT_SETTINGS = set(SECRET_ENV_NAMES) | {"CASINO_LIVE_ACK", "CASINO_CONFIG"}
+ENV_NOT_SETTINGS = set(SECRET_ENV_NAMES) | {
+    "CASINO_LIVE_ACK", "CASINO_CONFIG", "CASINO_CRASH_AFTER_BARS", "CASINO_SHARED_DIR",
+    "CASINO_SIM_API_KEY", "CASINO_SIM_API_SECRET",
+}
 
 
 def load_settings(

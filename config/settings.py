@@ -123,7 +123,7 @@ class SimSettings(Section):
     default_leverage: int = Field(default=20, ge=1, le=125)
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
-    warmup_bars: int = Field(default=1500, ge=0, le=100_000)
+    warmup_bars: int = Field(default=7200, ge=0, le=100_000)
     admin: bool = False
     ws_ping_interval_s: float = Field(default=180.0, gt=0, le=3600)
 

@@ -241,6 +241,36 @@ class MarketData:
         self._seen.add(symbol)
         return tuple(closed)
 
+    def seed(self, symbol: str, timeframe: Timeframe, candles: Sequence[Candle]) -> int:
+        """Write warm-up history of a HIGHER timeframe straight into its ring.
+
+        Only before the symbol's first base candle (later, higher bars come from base closes);
+        each bar must close before the first base candle that will follow. Bad or
+        out-of-order bars are rejected and counted like live ones. Returns bars written.
+        """
+        if timeframe not in self.higher:
+            raise ValueError(f"seed() is for higher timeframes, not {timeframe.value}")
+        if symbol in self._seen:
+            raise RuntimeError(f"{symbol}: seed {timeframe.value} history before the first base candle")
+        ring = self._rings[(symbol, timeframe)]
+        written = 0
+        for c in candles:
+            values = (float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
+            o, h, low, cl, v = values
+            last = ring.open_time(ring.count - 1) if ring.count else None
+            if c.timeframe is not timeframe or not c.closed:
+                self._reject("timeframe", symbol, c.open_time_ms, f"seed of {timeframe.value} got {c.timeframe.value}")
+                continue
+            if not all(math.isfinite(x) for x in values) or h < max(o, cl) or low > min(o, cl) or low <= 0 or v < 0:
+                self._reject("inconsistent", symbol, c.open_time_ms, f"o={o} h={h} l={low} c={cl} v={v}")
+                continue
+            if c.open_time_ms % timeframe.ms or (last is not None and c.open_time_ms <= last):
+                self._reject("non_monotonic", symbol, c.open_time_ms, "seed bars must be aligned and increasing")
+                continue
+            ring.append(c.open_time_ms, o, h, low, cl, v)
+            written += 1
+        return written
+
     def _emit(self, key: tuple[str, Timeframe], p: _Pending, closed: list[Timeframe], tf: Timeframe) -> None:
         del self._pending[key]
         if p.valid:

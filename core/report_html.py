@@ -243,7 +243,11 @@ def render_html(doc: Mapping[str, Any]) -> str:
         for name, p in doc["latency_s"].items()
     ]
     skip_rows = list(doc["skip_reasons"].items())
-    open_rows = [(p.get("symbol"), p.get("quantity"), p.get("entry_price"), p.get("protection", "")) for p in doc["open_positions_at_exit"]]
+    open_rows = [
+        (p.get("symbol"), p.get("side", ""), p.get("quantity"), p.get("entry_price"), p.get("stop_loss", ""),
+         p.get("take_profit", ""))
+        for p in doc["open_positions_at_exit"]
+    ]
     error_rows = [(_ts(e.get("time_ms")), e.get("kind", ""), e.get("message", "")) for e in doc["errors"][-50:]]
     sections = [
         f"<h1>Casino session {_e(doc['session_id'])} {status}</h1>",
@@ -265,7 +269,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
         "<h2>Latency (seconds)</h2>", _table(["what", "count", "p50", "p90", "p99", "max"], latency_rows),
     ]
     if open_rows:
-        sections += ["<h2>Positions left open (exit policy keep)</h2>", _table(["symbol", "quantity", "entry", "protection"], open_rows)]
+        sections += ["<h2>Positions left open (exit policy keep)</h2>", _table(["symbol", "side", "quantity", "entry", "stop-loss", "take-profit"], open_rows)]
     if error_rows:
         sections += ["<h2>Errors</h2>", _table(["time", "kind", "message"], error_rows)]
     if doc.get("notes"):

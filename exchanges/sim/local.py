@@ -93,6 +93,11 @@ class LocalExchange:
         return cls(venue)
 
     @property
+    def pending_user_events(self) -> int:
+        """User events produced but not yet taken by ``user_stream`` (a replay waits for 0)."""
+        return len(self._user)
+
+    @property
     def engine(self) -> MatchingEngine:
         """The matching engine (tests and fault injection: e.g. ``engine.split_fills = 3``)."""
         return self.venue.engine
