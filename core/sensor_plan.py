@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,7 +18,14 @@ from config.settings import SensorSettings
 from core.errors import ConfigError
 from core.market_data import RingBuffer
 from core.types import Timeframe
+from sensors import ta
 from sensors.base import Bars, Family, ParamValue, SensorSpec
+
+# Windows up to this many bars (non-recursive sensors, patterns) are evaluated over one shared
+# window, the longest of them; longer ones (recursive indicators settling) over another. A
+# longer window never breaks parity (it only settles further), and sensors reading the same
+# window share their TA-Lib calls (``sensors.ta``), whose fixed cost dominates a live bar.
+SHORT_WINDOW = 128
 
 _PARAMS: dict[tuple[tuple[str, ParamValue], ...], dict[str, ParamValue]] = {}
 
@@ -116,7 +123,14 @@ def build_plan(settings: SensorSettings, specs: Mapping[str, SensorSpec]) -> Sen
                 spec.warmup_bars(params), spec.context, tp, sl,
             ))
             max_window = max(max_window, by_tf[tf][-1].window)
-    return SensorPlan({tf: tuple(v) for tf, v in by_tf.items() if v}, max_window)
+    return SensorPlan({tf: _shared_windows(v) for tf, v in by_tf.items() if v}, max_window)
+
+
+def _shared_windows(sensors: list[PlannedSensor]) -> tuple[PlannedSensor, ...]:
+    """Each sensor's window raised to the longest one of its class (short or long, see SHORT_WINDOW)."""
+    short = max((s.window for s in sensors if s.window <= SHORT_WINDOW), default=0)
+    long = max((s.window for s in sensors if s.window > SHORT_WINDOW), default=0)
+    return tuple(replace(s, window=short if s.window <= SHORT_WINDOW else long) for s in sensors)
 
 
 def batch_signals(plan: SensorPlan, specs: Mapping[str, SensorSpec], timeframe: Timeframe,
@@ -125,7 +139,8 @@ def batch_signals(plan: SensorPlan, specs: Mapping[str, SensorSpec], timeframe: 
 
     Equal (within 1e-9, after each warm-up) to what the pool returns bar by bar live.
     """
-    return {s.name: specs[s.name].compute(bars, _params(s)) for s in plan.sensors_for(timeframe)}
+    with ta.shared():
+        return {s.name: specs[s.name].compute(bars, _params(s)) for s in plan.sensors_for(timeframe)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +170,11 @@ def evaluate_bar(
         if planned.window not in windows:
             sl = ring.span(index, planned.window)
             windows[planned.window] = Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl])
-    for k, planned in enumerate(sensors):
-        try:
-            signals[k] = specs[planned.name].last(windows[planned.window], _params(planned))
-        except Exception as exc:  # isolate: one broken sensor must not silence the others
-            errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
+    with ta.shared():  # sensors reading the same window share their indicators
+        for k, planned in enumerate(sensors):
+            try:
+                signals[k] = specs[planned.name].last(windows[planned.window], _params(planned))
+            except Exception as exc:  # isolate: one broken sensor must not silence the others
+                errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
     stale = ring.overwritten(index, max((s.window for s in sensors), default=1))
     return BarResult(timeframe, index, ring.open_time(index), signals, tuple(errors), stale)

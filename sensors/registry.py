@@ -21,6 +21,11 @@ def all_sensors() -> dict[str, SensorSpec]:
     return {s.name: s for s in sorted(specs.values(), key=lambda s: FAMILY_ORDER.index(s.family))}
 
 
+def builtin_sensors() -> dict[str, SensorSpec]:
+    """The sensors Casino ships (``all_sensors`` without plugins loaded into this process)."""
+    return {n: s for n, s in all_sensors().items() if s.fn.__module__.startswith("sensors.")}
+
+
 def get(name: str) -> SensorSpec:
     """The sensor called ``name`` (KeyError listing nothing but the name when unknown)."""
     specs = defined()

@@ -8,9 +8,9 @@ are forgotten: that bounds how far back a live window must reach (the window rul
 from __future__ import annotations
 
 import numpy as np
-import talib
+from sensors import ta
 
-from sensors.base import Bars, Family, sensor
+from sensors.base import Bars, Family, live, sensor
 from sensors.shape import nan_if, prev, safe_div
 
 
@@ -18,9 +18,9 @@ from sensors.shape import nan_if, prev, safe_div
 def nr7(b: Bars, period: int) -> np.ndarray:
     """Breakout of a bar that had the narrowest range of the last ``period`` bars."""
     rng = b.high - b.low
-    narrow = prev((rng == talib.MIN(rng, period)).astype(np.float64)) > 0.5
+    narrow = prev((rng == ta.MIN(rng, period)).astype(np.float64)) > 0.5
     out = np.where(narrow & (b.close > prev(b.high)), 1.0, np.where(narrow & (b.close < prev(b.low)), -1.0, 0.0))
-    return nan_if(out, prev(talib.MIN(rng, period)))
+    return nan_if(out, prev(ta.MIN(rng, period)))
 
 
 @sensor("inside_bar", Family.STRUCTURE, warmup=lambda p: 2)
@@ -38,12 +38,12 @@ def higher_highs(b: Bars, period: int) -> np.ndarray:
     ph, pl = prev(b.high), prev(b.low)
     up = np.where(np.isnan(ph), np.nan, ((b.high > ph) & (b.low > pl)).astype(np.float64))
     down = np.where(np.isnan(ph), np.nan, ((b.high < ph) & (b.low < pl)).astype(np.float64))
-    return (talib.SUM(up, period) - talib.SUM(down, period)) / period
+    return (ta.SUM(up, period) - ta.SUM(down, period)) / period
 
 
 def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
     """Per bar: True where a pivot of ``values`` is confirmed (the pivot itself is k bars earlier)."""
-    extreme = talib.MAX(values, 2 * k + 1) if highs else talib.MIN(values, 2 * k + 1)
+    extreme = ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1)
     confirmed = np.zeros(values.shape[0], dtype=bool)
     confirmed[2 * k:] = values[: values.shape[0] - 2 * k] == extreme[2 * k:]
     return confirmed
@@ -119,4 +119,38 @@ def double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> n
         indicators=("SMA",))
 def close_location(b: Bars, period: int) -> np.ndarray:
     """Where closes sit in their bars' ranges (top = buyers in control), averaged."""
-    return talib.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)
+    return ta.SMA(safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low), period)
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+@live("nr7")
+def _nr7(b: Bars, period: int) -> float:
+    rng = b.high[-period - 1:-1] - b.low[-period - 1:-1]  # the previous bar and the ones before it
+    if rng[-1] != rng.min():
+        return 0.0
+    close = b.close[-1]
+    return 1.0 if close > b.high[-2] else -1.0 if close < b.low[-2] else 0.0
+
+
+@live("inside_bar")
+def _inside_bar(b: Bars) -> float:
+    high, low, close = b.high, b.low, b.close
+    if not (high[-2] < high[-3] and low[-2] > low[-3]):
+        return 0.0
+    return 1.0 if close[-1] > high[-3] else -1.0 if close[-1] < low[-3] else 0.0
+
+
+@live("higher_highs")
+def _higher_highs(b: Bars, period: int) -> float:
+    h, lo = b.high[-period - 1:], b.low[-period - 1:]
+    up = int(np.count_nonzero((h[1:] > h[:-1]) & (lo[1:] > lo[:-1])))
+    down = int(np.count_nonzero((h[1:] < h[:-1]) & (lo[1:] < lo[:-1])))
+    return (up - down) / period
+
+
+@live("close_location")
+def _close_location(b: Bars, period: int) -> float:
+    t = b.tail(period)
+    return float(np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low))) / period
