@@ -89,3 +89,16 @@ def _adx_regime(b: Bars, period: int) -> float:
 def _efficiency_ratio(b: Bars, period: int) -> float:
     c = b.close[-period - 1:]
     return safe_div1(c[-1] - c[0], float(np.sum(np.abs(np.diff(c)))))
+
+
+@live("hurst")
+def _hurst(b: Bars, period: int, lag: int) -> float:
+    log_close = np.log(b.close[-(period + lag):])  # the last ``period`` returns of each kind
+    var1 = ta.VAR(log_close[lag:] - log_close[lag - 1:-1], period)[-1]
+    var_k = ta.VAR(log_close[lag:] - log_close[:-lag], period)[-1]
+    if var1 != var1 or var_k != var_k:
+        return math.nan
+    ratio = safe_div1(var_k, lag * var1)
+    if not ratio > 0:
+        return 0.0
+    return (0.5 + 0.5 * math.log(ratio) / math.log(lag) - 0.5) * 4.0

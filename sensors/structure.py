@@ -7,6 +7,8 @@ are forgotten: that bounds how far back a live window must reach (the window rul
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from sensors import ta
 
@@ -154,3 +156,45 @@ def _higher_highs(b: Bars, period: int) -> float:
 def _close_location(b: Bars, period: int) -> float:
     t = b.tail(period)
     return float(np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low))) / period
+
+
+def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray:
+    """Positions of the pivots ``_pivots`` confirms at bars ≤ n - 2 that are at most ``lookback``
+    bars old at the last bar n - 1 (older ones are forgotten by both sensors below), oldest first."""
+    i = values.shape[0] - 1
+    lo = max(2 * k, i - lookback + k)  # first confirmation bar whose pivot (k bars earlier) is fresh
+    if lo > i - 1:
+        return np.empty(0, dtype=np.int64)
+    extreme = (ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1))[lo:i]
+    return np.flatnonzero(values[lo - 2 * k: i - 2 * k] == extreme) + (lo - k)
+
+
+@live("sr_break")
+def _sr_break(b: Bars, pivot: int, lookback: int) -> float:
+    highs, lows = _recent_pivots(b.high, pivot, lookback, True), _recent_pivots(b.low, pivot, lookback, False)
+    res = b.high[highs[-1]] if highs.size else math.nan
+    sup = b.low[lows[-1]] if lows.size else math.nan
+    close, pc = b.close[-1], b.close[-2]
+    return float(close > res and pc <= res) - float(close < sup and pc >= sup)
+
+
+def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float:
+    """``_double`` at the last bar."""
+    values, opposite = (b.high, b.low) if highs else (b.low, b.high)
+    pos = _recent_pivots(values, k, lookback, highs)
+    if pos.size < 2:  # the pair's first pivot would be older than ``lookback``: no pattern
+        return 0.0
+    p1, p2 = int(pos[-2]), int(pos[-1])
+    if not abs(values[p1] - values[p2]) <= tolerance * values[p2]:
+        return 0.0
+    close, pc = b.close[-1], b.close[-2]
+    if highs:
+        level = opposite[p1:p2].min()
+        return -1.0 if close < level and pc >= level else 0.0
+    level = opposite[p1:p2].max()
+    return 1.0 if close > level and pc <= level else 0.0
+
+
+@live("double_top_bottom")
+def _double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> float:
+    return _double1(b, pivot, lookback, tolerance, True) + _double1(b, pivot, lookback, tolerance, False)

@@ -26,8 +26,8 @@ from sensors.registry import builtin_sensors
 from _sensor_data import SLICES, bars
 
 BUILTIN = builtin_sensors()
-# pivot bookkeeping (swing levels, double tops) and the Hurst variance ratio keep the array path
-ARRAY_ONLY = {"sr_break", "double_top_bottom", "hurst"}
+# every sensor has a last-bar twin (a sensor without one would run its array function)
+ARRAY_ONLY: set[str] = set()
 
 
 def test_every_other_sensor_has_a_live_twin() -> None:
@@ -84,8 +84,9 @@ def test_batch_with_shared_indicators_equals_each_sensor_alone(data_dir: Path) -
 def test_plan_windows_are_shared_and_never_shorter_than_a_sensors_own() -> None:
     settings = SensorSettings(timeframes=["1m"])
     planned = build_plan(settings, BUILTIN).sensors_for(Timeframe.M1)
-    windows = {p.window for p in planned}
+    windows = {p.window for p in planned if not p.own_window}
     assert len(windows) == 2 and min(windows) <= SHORT_WINDOW < max(windows)
+    assert {p.name for p in planned if p.own_window} == {n for n in BUILTIN if n.startswith("cdl_")}
     for p in planned:
         assert p.window >= BUILTIN[p.name].window_bars(dict(p.params)), p.name
 
