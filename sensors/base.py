@@ -150,10 +150,17 @@ class SensorSpec:
         warm = int(self.warmup(p))
         if len(bars) <= warm:  # nothing can be warmed up: skip the math
             return np.full(len(bars), np.nan)
-        out = np.asarray(self.fn(bars, **p), dtype=np.float64)
+        raw = self.fn(bars, **p)
+        out = np.asarray(raw, dtype=np.float64)
         if out.shape != bars.close.shape:
             raise ValueError(f"sensor {self.name} returned shape {out.shape} for {len(bars)} bars")
-        out = np.clip(out, -1.0, 1.0)
+        # Clip in place when the sensor handed back a fresh array of its own (saves a 1M-bar
+        # copy per sensor in batch mode); never into an input column or a shared (read-only,
+        # see sensors.ta) indicator. maximum/minimum keep NaN, as np.clip does.
+        if out is raw and (not out.flags.writeable or any(np.may_share_memory(out, col) for col in bars)):
+            out = out.copy()
+        np.maximum(out, -1.0, out=out)
+        np.minimum(out, 1.0, out=out)
         out[:warm] = np.nan
         return out
 
