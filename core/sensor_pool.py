@@ -1,10 +1,11 @@
 """Persistent sensor worker processes fed through pipes and shared memory.
 
 Each worker owns a fixed subset of symbols (every symbol is served by exactly one worker at a
-time). For a closed bar the engine sends ``(task id, symbol, ((timeframe, bar index), …))`` —
+time). For the bars that just closed the engine sends each worker one task
+``(task id, ((symbol, ((timeframe, bar index), …)), …))`` covering all its symbols of the burst —
 never arrays: the worker reads the bars from the shared-memory rings (``core.market_data``),
 computes every planned sensor (``core.sensor_plan.evaluate_bar``) and answers with the
-compact signals. A pipe per worker, not an executor: ARCHITECTURE.md measured ≈ 28 µs per
+compact signals, from which the engine builds the readings in bulk. A pipe per worker, not an executor: ARCHITECTURE.md measured ≈ 28 µs per
 pipe round trip against ≈ 200 µs through ProcessPoolExecutor.
 
 Failure handling (the player must see "missing", never "neutral"):

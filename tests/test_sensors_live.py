@@ -102,3 +102,19 @@ def test_live_over_the_longest_window_equals_batch(name: str, data_dir: Path) ->
     for i in range(spec.warmup_bars(), len(b), 17):
         live = live_value(spec, spec.defaults, b, i, window)
         assert abs(live - batch[i]) <= 1e-9, f"{name} bar {i}: live {live} batch {batch[i]}"
+
+
+def test_compute_clips_a_fresh_array_in_place_but_never_an_input_or_a_shared_indicator(data_dir: Path) -> None:
+    from sensors.base import Family, SensorSpec
+
+    b = bars(data_dir, *SLICES[0])
+    close = b.close.copy()
+    echo = SensorSpec("echo", Family.TREND, lambda bars: bars.close, {}, lambda p: 3)
+    out = echo.compute(b)
+    assert np.isnan(out[:3]).all() and np.all(out[3:] == 1.0)  # BTC prices clipped to 1
+    np.testing.assert_array_equal(b.close, close)  # the input column is untouched
+    with ta.shared():
+        sma = ta.SMA(b.close, 5)
+        shared = SensorSpec("shared", Family.TREND, lambda bars: ta.SMA(bars.close, 5), {}, lambda p: 4)
+        assert np.all(shared.compute(b)[4:] == 1.0)
+        np.testing.assert_array_equal(sma, talib.SMA(b.close, 5))  # the shared indicator is untouched
