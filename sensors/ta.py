@@ -11,6 +11,10 @@ Inputs are keyed by identity (``id``), so sharing happens only when sensors read
 arrays (the same window); each entry keeps its inputs alive so an id cannot be reused for a
 different array while the scope lasts. Stored outputs are made read-only: a sensor writing
 into an indicator it shares with others would raise instead of corrupting them.
+
+Memory stays bounded: once the stored outputs exceed ``MEMO_BYTES`` (batch mode over millions
+of bars: ~8 MB per indicator per million bars) the memo is emptied and starts again — later
+calls recompute, nothing else changes. A live window never comes close (~0.5 MB per bar).
 """
 
 from __future__ import annotations
@@ -22,29 +26,23 @@ from typing import Any
 import numpy as np
 import talib
 
+MEMO_BYTES = 256 * 1024 * 1024
 _memo: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] | None = None
+_memo_bytes = 0
 
 
 @contextmanager
 def shared() -> Iterator[None]:
     """Memoise TA-Lib calls until the scope ends (nested scopes share the outer memo)."""
-    global _memo
+    global _memo, _memo_bytes
     outer = _memo
     if outer is None:
-        _memo = {}
+        _memo, _memo_bytes = {}, 0
     try:
         yield
     finally:
-        _memo = outer
-
-
-def _freeze(out: Any) -> Any:
-    if isinstance(out, tuple):
-        for x in out:
-            x.flags.writeable = False
-    else:
-        out.flags.writeable = False
-    return out
+        if outer is None:
+            _memo, _memo_bytes = None, 0
 
 
 def unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,14 +57,29 @@ def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
     ndarray = np.ndarray
 
     def call(*args: Any, **kwargs: Any) -> Any:
+        global _memo_bytes
         memo = _memo
         if memo is None:
             return fn(*args, **kwargs)
         key = (name, *[id(a) if a.__class__ is ndarray else a for a in args], *kwargs.items())
         hit = memo.get(key)
-        if hit is None:
-            hit = memo[key] = (_freeze(fn(*args, **kwargs)), args)
-        return hit[0]
+        if hit is not None:
+            return hit[0]
+        out = fn(*args, **kwargs)
+        if out.__class__ is ndarray:
+            out.flags.writeable = False
+            size = out.nbytes
+        else:  # several outputs (MACD, BBANDS, STOCH…)
+            size = 0
+            for x in out:
+                x.flags.writeable = False
+                size += x.nbytes
+        _memo_bytes += size
+        if _memo_bytes > MEMO_BYTES:  # start afresh: forgotten entries are recomputed when asked again
+            memo.clear()
+            _memo_bytes = size
+        memo[key] = (out, args)
+        return out
 
     call.__name__ = call.__qualname__ = name
     call.__doc__ = fn.__doc__

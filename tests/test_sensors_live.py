@@ -118,3 +118,19 @@ def test_compute_clips_a_fresh_array_in_place_but_never_an_input_or_a_shared_ind
         shared = SensorSpec("shared", Family.TREND, lambda bars: ta.SMA(bars.close, 5), {}, lambda p: 4)
         assert np.all(shared.compute(b)[4:] == 1.0)
         np.testing.assert_array_equal(sma, talib.SMA(b.close, 5))  # the shared indicator is untouched
+
+
+def test_the_memo_stays_within_its_byte_budget(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = bars(data_dir, *SLICES[0])
+    monkeypatch.setattr(ta, "MEMO_BYTES", 3 * b.close.nbytes)  # room for three indicators
+    with ta.shared():
+        first = ta.EMA(b.close, 5)
+        assert ta.EMA(b.close, 5) is first
+        for period in (6, 7, 8):
+            ta.EMA(b.close, period)
+        assert ta.EMA(b.close, 5) is not first  # forgotten, recomputed, same values
+        np.testing.assert_array_equal(ta.EMA(b.close, 5), first)
+        assert ta._memo_bytes <= 3 * b.close.nbytes
+    together = run_batch(b, {n: (s, s.defaults) for n, s in BUILTIN.items()})
+    for name in ("ema_trend", "macd_hist", "bb_touch"):
+        np.testing.assert_array_equal(together[name], BUILTIN[name].compute(b), err_msg=name)
