@@ -44,10 +44,11 @@ def higher_highs(b: Bars, period: int) -> np.ndarray:
 
 
 def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
-    """Per bar: True where a pivot of ``values`` is confirmed (the pivot itself is k bars earlier)."""
+    """Per bar j: True where the bar k bars earlier is confirmed as a pivot — the extreme of the
+    2k + 1 bars centred on it (``extreme[j]`` covers bars j - 2k … j)."""
     extreme = ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1)
     confirmed = np.zeros(values.shape[0], dtype=bool)
-    confirmed[2 * k:] = values[: values.shape[0] - 2 * k] == extreme[2 * k:]
+    confirmed[2 * k:] = values[k: values.shape[0] - k] == extreme[2 * k:]
     return confirmed
 
 
@@ -166,7 +167,7 @@ def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np
     if lo > i - 1:
         return np.empty(0, dtype=np.int64)
     extreme = (ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1))[lo:i]
-    return np.flatnonzero(values[lo - 2 * k: i - 2 * k] == extreme) + (lo - k)
+    return np.flatnonzero(values[lo - k: i - k] == extreme) + (lo - k)
 
 
 @live("sr_break")
