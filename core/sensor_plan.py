@@ -30,12 +30,15 @@ from sensors.base import Bars, Family, ParamValue, SensorSpec
 SHORT_WINDOW = 128
 
 _PARAMS: dict[tuple[tuple[str, ParamValue], ...], dict[str, ParamValue]] = {}
+_VALUES: dict[tuple[type, ParamValue], ParamValue] = {}
 
 
 def _params(planned: PlannedSensor) -> dict[str, ParamValue]:
+    """The sensor's keyword arguments; equal values are one interned object, so TA-Lib calls that
+    ``sensors.ta`` keys by identity are shared between sensors with equal parameters."""
     found = _PARAMS.get(planned.params)
     if found is None:
-        found = _PARAMS[planned.params] = dict(planned.params)
+        found = _PARAMS[planned.params] = {k: _VALUES.setdefault((type(v), v), v) for k, v in planned.params}
     return found
 
 

@@ -7,9 +7,10 @@ and later identical calls — same function, same input arrays, same parameters 
 stored arrays: a 1m bar runs ~60 distinct TA-Lib calls instead of ~90, and TA-Lib's fixed
 per-call cost (a few µs, more than the math on a 1,000-bar window) is what a live bar spends.
 
-Inputs are keyed by identity (``id``), so sharing happens only when sensors read the very same
-arrays (the same window); each entry keeps its inputs alive so an id cannot be reused for a
-different array while the scope lasts. Stored outputs are made read-only: a sensor writing
+Arguments are keyed by identity (``id``), so sharing happens only when sensors pass the very
+same objects (the same window's arrays; parameters are interned by ``core.sensor_plan`` so equal
+values are the same object); each entry keeps its arguments alive so an id cannot be reused for
+a different object while the scope lasts. Stored outputs are made read-only: a sensor writing
 into an indicator it shares with others would raise instead of corrupting them.
 
 Memory stays bounded: once the stored outputs exceed ``MEMO_BYTES`` (batch mode over millions
@@ -19,8 +20,7 @@ calls recompute, nothing else changes. A live window never comes close (~0.5 MB 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,17 +31,22 @@ _memo: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] | None = None
 _memo_bytes = 0
 
 
-@contextmanager
-def shared() -> Iterator[None]:
-    """Memoise TA-Lib calls until the scope ends (nested scopes share the outer memo)."""
-    global _memo, _memo_bytes
-    outer = _memo
-    if outer is None:
-        _memo, _memo_bytes = {}, 0
-    try:
-        yield
-    finally:
-        if outer is None:
+class shared:  # noqa: N801 - used like a function: ``with ta.shared(): ...``
+    """Memoise TA-Lib calls until the scope ends (nested scopes share the outer memo).
+
+    A class rather than a generator context manager: it is entered once per sensor evaluation."""
+
+    __slots__ = ("_outer",)
+
+    def __enter__(self) -> None:
+        global _memo, _memo_bytes
+        self._outer = _memo
+        if self._outer is None:
+            _memo, _memo_bytes = {}, 0
+
+    def __exit__(self, *_: object) -> None:
+        global _memo, _memo_bytes
+        if self._outer is None:
             _memo, _memo_bytes = None, 0
 
 
@@ -61,7 +66,7 @@ def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
         memo = _memo
         if memo is None:
             return fn(*args, **kwargs)
-        key = (name, *[id(a) if a.__class__ is ndarray else a for a in args], *kwargs.items())
+        key = (name, *map(id, args), *kwargs.items())
         hit = memo.get(key)
         if hit is not None:
             return hit[0]
