@@ -9,8 +9,9 @@ run by the pool's workers and, in-process, by benchmarks and tests.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -18,15 +19,26 @@ from config.settings import SensorSettings
 from core.errors import ConfigError
 from core.market_data import RingBuffer
 from core.types import Timeframe
+from sensors import ta
 from sensors.base import Bars, Family, ParamValue, SensorSpec
 
+# Windows up to this many bars (non-recursive sensors) are evaluated over one shared window, the
+# longest of them; longer ones (recursive indicators settling) over another. A longer window
+# never breaks parity (it only settles further), and sensors reading the same window share
+# their TA-Lib calls (``sensors.ta``), whose fixed cost dominates a live bar. Candlestick
+# patterns share no indicator (one CDL function each) and keep their own, shorter windows.
+SHORT_WINDOW = 128
+
 _PARAMS: dict[tuple[tuple[str, ParamValue], ...], dict[str, ParamValue]] = {}
+_VALUES: dict[tuple[type, ParamValue], ParamValue] = {}
 
 
 def _params(planned: PlannedSensor) -> dict[str, ParamValue]:
+    """The sensor's keyword arguments; equal values are one interned object, so TA-Lib calls that
+    ``sensors.ta`` keys by identity are shared between sensors with equal parameters."""
     found = _PARAMS.get(planned.params)
     if found is None:
-        found = _PARAMS[planned.params] = dict(planned.params)
+        found = _PARAMS[planned.params] = {k: _VALUES.setdefault((type(v), v), v) for k, v in planned.params}
     return found
 
 
@@ -41,6 +53,7 @@ class PlannedSensor:
     context: bool
     tp_fraction: float
     sl_fraction: float
+    own_window: bool = False  # True: shares no indicator, so its window is not raised (patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +127,18 @@ def build_plan(settings: SensorSettings, specs: Mapping[str, SensorSpec]) -> Sen
             by_tf[tf].append(PlannedSensor(
                 name, tuple(sorted(params.items())), window,
                 spec.warmup_bars(params), spec.context, tp, sl,
+                own_window=bool(spec.indicators) and all(i.startswith("CDL") for i in spec.indicators),
             ))
             max_window = max(max_window, by_tf[tf][-1].window)
-    return SensorPlan({tf: tuple(v) for tf, v in by_tf.items() if v}, max_window)
+    return SensorPlan({tf: _shared_windows(v) for tf, v in by_tf.items() if v}, max_window)
+
+
+def _shared_windows(sensors: list[PlannedSensor]) -> tuple[PlannedSensor, ...]:
+    """Each sensor's window raised to the longest one of its class (short or long, see SHORT_WINDOW)."""
+    short = max((s.window for s in sensors if s.window <= SHORT_WINDOW and not s.own_window), default=0)
+    long = max((s.window for s in sensors if s.window > SHORT_WINDOW and not s.own_window), default=0)
+    return tuple(s if s.own_window else replace(s, window=short if s.window <= SHORT_WINDOW else long)
+                 for s in sensors)
 
 
 def batch_signals(plan: SensorPlan, specs: Mapping[str, SensorSpec], timeframe: Timeframe,
@@ -125,7 +147,8 @@ def batch_signals(plan: SensorPlan, specs: Mapping[str, SensorSpec], timeframe: 
 
     Equal (within 1e-9, after each warm-up) to what the pool returns bar by bar live.
     """
-    return {s.name: specs[s.name].compute(bars, _params(s)) for s in plan.sensors_for(timeframe)}
+    with ta.shared():
+        return {s.name: specs[s.name].compute(bars, _params(s)) for s in plan.sensors_for(timeframe)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,25 +163,55 @@ class BarResult:
     stale: bool
 
 
+_Step = tuple[Callable[..., Any], bool, dict[str, ParamValue], int, int]  # fn, is live twin, params, warm-up, window
+_STEPS: dict[tuple[int, int], tuple[tuple[PlannedSensor, ...], Mapping[str, SensorSpec], tuple[_Step, ...]]] = {}
+
+
+def _steps(sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec]) -> tuple[_Step, ...]:
+    """What evaluating each planned sensor takes, resolved once per (plan, registry)."""
+    key = (id(sensors), id(specs))
+    hit = _STEPS.get(key)
+    if hit is None or hit[0] is not sensors or hit[1] is not specs:
+        steps = []
+        for planned in sensors:
+            spec = specs[planned.name]
+            fn, is_live = (spec.live, True) if spec.live is not None else (spec.fn, False)
+            steps.append((fn, is_live, _params(planned), planned.warmup, planned.window))
+        if len(_STEPS) >= 64:  # one plan per process in practice; tests build many
+            _STEPS.clear()
+        hit = _STEPS[key] = (sensors, specs, tuple(steps))
+    return hit[2]
+
+
 def evaluate_bar(
     sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec], ring: RingBuffer,
     timeframe: Timeframe, index: int,
 ) -> BarResult:
-    """Every planned sensor over its own window ending at bar ``index`` of ``ring``.
+    """Every planned sensor over its (shared) window ending at bar ``index`` of ``ring``.
 
-    A sensor that raises gives NaN and an error entry; it never stops the others.
+    Each value is ``SensorSpec.last`` of that window (NaN until warmed up, clipped to [-1, 1]),
+    with the spec lookups resolved once per plan. A sensor that raises gives NaN and an error
+    entry; it never stops the others.
     """
     signals = np.full(len(sensors), math.nan)
     errors: list[tuple[int, str]] = []
-    windows: dict[int, Bars] = {}
-    for planned in sensors:
-        if planned.window not in windows:
-            sl = ring.span(index, planned.window)
-            windows[planned.window] = Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl])
-    for k, planned in enumerate(sensors):
-        try:
-            signals[k] = specs[planned.name].last(windows[planned.window], _params(planned))
-        except Exception as exc:  # isolate: one broken sensor must not silence the others
-            errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
+    windows: dict[int, tuple[Bars, int]] = {}
+    steps = _steps(sensors, specs)
+    for step in steps:
+        if step[4] not in windows:
+            sl = ring.span(index, step[4])
+            windows[step[4]] = (Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl]),
+                                sl.stop - sl.start)
+    with ta.shared():  # sensors reading the same window share their indicators
+        for k, (fn, is_live, params, warm, window) in enumerate(steps):
+            bars, n = windows[window]
+            if n <= warm:
+                continue  # not warmed up: stays NaN (missing)
+            try:
+                value = float(fn(bars, **params) if is_live else fn(bars, **params)[-1])
+            except Exception as exc:  # isolate: one broken sensor must not silence the others
+                errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
+                continue
+            signals[k] = value if value != value else min(1.0, max(-1.0, value))
     stale = ring.overwritten(index, max((s.window for s in sensors), default=1))
     return BarResult(timeframe, index, ring.open_time(index), signals, tuple(errors), stale)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import NamedTuple
 
@@ -75,6 +75,7 @@ class Bars(NamedTuple):
 
 
 SensorFn = Callable[..., np.ndarray]
+LiveFn = Callable[..., float]
 BarsFn = Callable[[Params], int]
 
 
@@ -106,6 +107,9 @@ class SensorSpec:
     context: bool = False  # context sensors feed the player's filter instead of voting
     description: str = ""
     indicators: tuple[str, ...] = field(default=())  # TA-Lib functions it is built on
+    # The signal at the last bar only (same params as ``fn``): what a live worker needs, without
+    # shaping the whole window with numpy. Must equal ``fn(bars)[-1]`` (tested for every sensor).
+    live: LiveFn | None = None
 
     def resolve(self, overrides: Mapping[str, ParamValue] | None = None) -> dict[str, ParamValue]:
         """Defaults updated with ``overrides``; unknown names or wrong types raise ValueError."""
@@ -146,10 +150,17 @@ class SensorSpec:
         warm = int(self.warmup(p))
         if len(bars) <= warm:  # nothing can be warmed up: skip the math
             return np.full(len(bars), np.nan)
-        out = np.asarray(self.fn(bars, **p), dtype=np.float64)
+        raw = self.fn(bars, **p)
+        out = np.asarray(raw, dtype=np.float64)
         if out.shape != bars.close.shape:
             raise ValueError(f"sensor {self.name} returned shape {out.shape} for {len(bars)} bars")
-        out = np.clip(out, -1.0, 1.0)
+        # Clip in place when the sensor handed back a fresh array of its own (saves a 1M-bar
+        # copy per sensor in batch mode); never into an input column or a shared (read-only,
+        # see sensors.ta) indicator. maximum/minimum keep NaN, as np.clip does.
+        if out is raw and (not out.flags.writeable or any(np.may_share_memory(out, col) for col in bars)):
+            out = out.copy()
+        np.maximum(out, -1.0, out=out)
+        np.minimum(out, 1.0, out=out)
         out[:warm] = np.nan
         return out
 
@@ -159,7 +170,7 @@ class SensorSpec:
         if len(bars) <= int(self.warmup(p)):
             return math.nan
         # Same value as compute(...)[-1] without clipping the whole window (live hot path).
-        value = float(self.fn(bars, **p)[-1])
+        value = float(self.live(bars, **p) if self.live is not None else self.fn(bars, **p)[-1])
         return value if math.isnan(value) else min(1.0, max(-1.0, value))
 
 
@@ -195,6 +206,22 @@ def sensor(
             description=doc[0] if doc else "",
             indicators=indicators,
         )
+        return fn
+
+    return wrap
+
+
+def live(name: str) -> Callable[[LiveFn], LiveFn]:
+    """Decorator registering the last-bar twin of sensor ``name`` (see ``SensorSpec.live``).
+
+    Called with the same ``Bars`` and params as the sensor, more than ``warmup`` bars long.
+    """
+
+    def wrap(fn: LiveFn) -> LiveFn:
+        spec = _DEFINED[name]
+        if spec.live is not None:
+            raise ValueError(f"sensor {name!r} has two live twins")
+        _DEFINED[name] = replace(spec, live=fn)
         return fn
 
     return wrap

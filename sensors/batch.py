@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from sensors import ta
 from sensors.base import Bars, Params, SensorSpec
 
 
@@ -18,12 +19,14 @@ def run_batch(
     bars: Bars, sensors: Mapping[str, tuple[SensorSpec, Params]]
 ) -> dict[str, np.ndarray]:
     """Signals of every sensor (name → (spec, params)) for every bar of ``bars``."""
-    return {name: spec.compute(bars, params) for name, (spec, params) in sensors.items()}
+    with ta.shared():  # sensors built on the same indicator compute it once
+        return {name: spec.compute(bars, params) for name, (spec, params) in sensors.items()}
 
 
-def live_value(spec: SensorSpec, params: Params, bars: Bars, i: int) -> float:
-    """What a live worker computes at bar ``i``: the sensor over its window ending at i."""
+def live_value(spec: SensorSpec, params: Params, bars: Bars, i: int, window: int | None = None) -> float:
+    """What a live worker computes at bar ``i``: the sensor over its window ending at i
+    (``window_bars`` unless a longer ``window`` is given, as a plan's shared windows are)."""
     end = i + 1
-    start = max(0, end - spec.window_bars(params))
+    start = max(0, end - max(window or 0, spec.window_bars(params)))
     window = Bars(*(col[start:end] for col in bars))
     return spec.last(window, params)

@@ -5,31 +5,31 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import talib
+from sensors import ta
 
-from sensors.base import Bars, Family, Params, sensor, wilder_settle
-from sensors.shape import band, cross, diff, nan_if, squash
+from sensors.base import Bars, Family, Params, live, sensor, wilder_settle
+from sensors.shape import band, band1, cross, cross1, diff, diff1, nan_if, squash
 
 
 @sensor("rsi2_extreme", Family.MOMENTUM, params={"period": 2, "low": 10.0, "high": 90.0},
         warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
 def rsi2_extreme(b: Bars, period: int, low: float, high: float) -> np.ndarray:
     """Connors RSI(2): buy below 10, sell above 90."""
-    return band(talib.RSI(b.close, period), low, high, 10.0)
+    return band(ta.RSI(b.close, period), low, high, 10.0)
 
 
 @sensor("rsi14", Family.MOMENTUM, params={"period": 14, "low": 30.0, "high": 70.0},
         warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
 def rsi14(b: Bars, period: int, low: float, high: float) -> np.ndarray:
     """Classic RSI(14) oversold (< 30, buy) / overbought (> 70, sell)."""
-    return band(talib.RSI(b.close, period), low, high, 30.0)
+    return band(ta.RSI(b.close, period), low, high, 30.0)
 
 
 @sensor("rsi_momentum", Family.MOMENTUM, params={"period": 14},
         warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
 def rsi_momentum(b: Bars, period: int) -> np.ndarray:
     """RSI above 50 as bullish momentum, below 50 as bearish."""
-    return squash((talib.RSI(b.close, period) - 50.0) / 15.0)
+    return squash((ta.RSI(b.close, period) - 50.0) / 15.0)
 
 
 def _stoch_warmup(p: Params) -> int:
@@ -40,7 +40,7 @@ def _stoch_warmup(p: Params) -> int:
         warmup=_stoch_warmup, indicators=("STOCH",))
 def stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) -> np.ndarray:
     """Stochastic %K crossing %D inside the oversold (buy) or overbought (sell) zone."""
-    k, d = talib.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
+    k, d = ta.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
     c = cross(k, d)
     out = np.where((c > 0) & (diff(d, low) < 0), 1.0, np.where((c < 0) & (diff(d, high) > 0), -1.0, 0.0))
     return nan_if(out, c)
@@ -51,28 +51,28 @@ def stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) 
         settle=lambda p: wilder_settle(p["period"]), indicators=("STOCHRSI",))
 def stochrsi(b: Bars, period: int, fastk: int, fastd: int, low: float, high: float) -> np.ndarray:
     """Stochastic RSI %D below 20 (buy) or above 80 (sell)."""
-    _, d = talib.STOCHRSI(b.close, period, fastk, fastd, 0)
+    _, d = ta.STOCHRSI(b.close, period, fastk, fastd, 0)
     return band(d, low, high, 20.0)
 
 
 @sensor("cci", Family.MOMENTUM, params={"period": 20}, warmup=lambda p: p["period"] - 1, indicators=("CCI",))
 def cci(b: Bars, period: int) -> np.ndarray:
     """CCI beyond ±100, fading the extreme."""
-    return band(talib.CCI(b.high, b.low, b.close, period), -100.0, 100.0, 100.0)
+    return band(ta.CCI(b.high, b.low, b.close, period), -100.0, 100.0, 100.0)
 
 
 @sensor("williams_r", Family.MOMENTUM, params={"period": 14}, warmup=lambda p: p["period"] - 1,
         indicators=("WILLR",))
 def williams_r(b: Bars, period: int) -> np.ndarray:
     """Williams %R below -80 (buy) or above -20 (sell)."""
-    return band(talib.WILLR(b.high, b.low, b.close, period), -80.0, -20.0, 20.0)
+    return band(ta.WILLR(b.high, b.low, b.close, period), -80.0, -20.0, 20.0)
 
 
 @sensor("mfi", Family.MOMENTUM, params={"period": 14, "low": 20.0, "high": 80.0},
         warmup=lambda p: p["period"], indicators=("MFI",))
 def mfi(b: Bars, period: int, low: float, high: float) -> np.ndarray:
     """Money Flow Index (volume-weighted RSI) below 20 / above 80."""
-    return band(talib.MFI(b.high, b.low, b.close, b.volume, period), low, high, 20.0)
+    return band(ta.MFI(b.high, b.low, b.close, b.volume, period), low, high, 20.0)
 
 
 @sensor("roc", Family.MOMENTUM, params={"period": 10, "atr": 14},
@@ -80,29 +80,29 @@ def mfi(b: Bars, period: int, low: float, high: float) -> np.ndarray:
         indicators=("ROC", "NATR"))
 def roc(b: Bars, period: int, atr: int) -> np.ndarray:
     """Rate of change scaled by the volatility expected over the same number of bars."""
-    expected = talib.NATR(b.high, b.low, b.close, atr) * math.sqrt(period)
-    return squash(talib.ROC(b.close, period) / expected)
+    expected = ta.NATR(b.high, b.low, b.close, atr) * math.sqrt(period)
+    return squash(ta.ROC(b.close, period) / expected)
 
 
 @sensor("cmo", Family.MOMENTUM, params={"period": 14},
         warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("CMO",))
 def cmo(b: Bars, period: int) -> np.ndarray:
     """Chande momentum oscillator / 100."""
-    return talib.CMO(b.close, period) / 100.0
+    return ta.CMO(b.close, period) / 100.0
 
 
 @sensor("ultimate", Family.MOMENTUM, params={"short": 7, "mid": 14, "long": 28},
         warmup=lambda p: max(p["short"], p["mid"], p["long"]), indicators=("ULTOSC",))
 def ultimate(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
     """Ultimate oscillator below 30 (buy) or above 70 (sell)."""
-    return band(talib.ULTOSC(b.high, b.low, b.close, short, mid, long), 30.0, 70.0, 20.0)
+    return band(ta.ULTOSC(b.high, b.low, b.close, short, mid, long), 30.0, 70.0, 20.0)
 
 
 @sensor("balance_of_power", Family.MOMENTUM, params={"period": 14}, warmup=lambda p: p["period"] - 1,
         indicators=("BOP", "SMA"))
 def balance_of_power(b: Bars, period: int) -> np.ndarray:
     """Smoothed balance of power: where closes sit within their bars' ranges."""
-    return talib.SMA(talib.BOP(b.open, b.high, b.low, b.close), period)
+    return ta.SMA(ta.BOP(b.open, b.high, b.low, b.close), period)
 
 
 @sensor("awesome", Family.MOMENTUM, params={"fast": 5, "slow": 34, "atr": 14},
@@ -110,6 +110,81 @@ def balance_of_power(b: Bars, period: int) -> np.ndarray:
         indicators=("MEDPRICE", "SMA", "ATR"))
 def awesome(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Awesome oscillator (SMA5 - SMA34 of the median price) in ATRs."""
-    median = talib.MEDPRICE(b.high, b.low)
-    ao = talib.SMA(median, fast) - talib.SMA(median, slow)
-    return squash(ao / talib.ATR(b.high, b.low, b.close, atr))
+    median = ta.MEDPRICE(b.high, b.low)
+    ao = ta.SMA(median, fast) - ta.SMA(median, slow)
+    return squash(ao / ta.ATR(b.high, b.low, b.close, atr))
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+@live("rsi2_extreme")
+def _rsi2_extreme(b: Bars, period: int, low: float, high: float) -> float:
+    return band1(ta.RSI(b.close, period)[-1], low, high, 10.0)
+
+
+@live("rsi14")
+def _rsi14(b: Bars, period: int, low: float, high: float) -> float:
+    return band1(ta.RSI(b.close, period)[-1], low, high, 30.0)
+
+
+@live("rsi_momentum")
+def _rsi_momentum(b: Bars, period: int) -> float:
+    return math.tanh((ta.RSI(b.close, period)[-1] - 50.0) / 15.0)
+
+
+@live("stoch")
+def _stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) -> float:
+    k, d = ta.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
+    c = cross1(k[-1], d[-1], k[-2], d[-2])
+    if c != c:
+        return math.nan
+    return 1.0 if c > 0 and diff1(d[-1], low) < 0 else -1.0 if c < 0 and diff1(d[-1], high) > 0 else 0.0
+
+
+@live("stochrsi")
+def _stochrsi(b: Bars, period: int, fastk: int, fastd: int, low: float, high: float) -> float:
+    return band1(ta.STOCHRSI(b.close, period, fastk, fastd, 0)[1][-1], low, high, 20.0)
+
+
+@live("cci")
+def _cci(b: Bars, period: int) -> float:
+    return band1(ta.CCI(b.high, b.low, b.close, period)[-1], -100.0, 100.0, 100.0)
+
+
+@live("williams_r")
+def _williams_r(b: Bars, period: int) -> float:
+    return band1(ta.WILLR(b.high, b.low, b.close, period)[-1], -80.0, -20.0, 20.0)
+
+
+@live("mfi")
+def _mfi(b: Bars, period: int, low: float, high: float) -> float:
+    return band1(ta.MFI(b.high, b.low, b.close, b.volume, period)[-1], low, high, 20.0)
+
+
+@live("roc")
+def _roc(b: Bars, period: int, atr: int) -> float:
+    expected = ta.NATR(b.high, b.low, b.close, atr)[-1] * math.sqrt(period)
+    return math.tanh(ta.ROC(b.close, period)[-1] / expected)
+
+
+@live("cmo")
+def _cmo(b: Bars, period: int) -> float:
+    return ta.CMO(b.close, period)[-1] / 100.0
+
+
+@live("ultimate")
+def _ultimate(b: Bars, short: int, mid: int, long: int) -> float:
+    return band1(ta.ULTOSC(b.high, b.low, b.close, short, mid, long)[-1], 30.0, 70.0, 20.0)
+
+
+@live("balance_of_power")
+def _balance_of_power(b: Bars, period: int) -> float:
+    return ta.SMA(ta.BOP(b.open, b.high, b.low, b.close), period)[-1]
+
+
+@live("awesome")
+def _awesome(b: Bars, fast: int, slow: int, atr: int) -> float:
+    median = ta.MEDPRICE(b.high, b.low)
+    ao = ta.SMA(median, fast)[-1] - ta.SMA(median, slow)[-1]
+    return math.tanh(ao / ta.ATR(b.high, b.low, b.close, atr)[-1])

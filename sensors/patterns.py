@@ -14,7 +14,8 @@ import numpy as np
 import talib
 import talib.abstract
 
-from sensors.base import Bars, Family, sensor
+from sensors.base import Bars, Family, live, sensor
+from sensors.ta import unwrapped
 
 # name → (TA-Lib function, side: 0 = TA-Lib's sign, +1/-1 = fixed side, extra parameters)
 PATTERNS: dict[str, tuple[str, int, dict[str, float]]] = {
@@ -56,8 +57,19 @@ def _make(function: str, side: int) -> Callable[..., np.ndarray]:
     return pattern
 
 
+def _make_live(function: str, side: int) -> Callable[..., float]:
+    call = unwrapped(getattr(talib, function))
+
+    def pattern_last(b: Bars, **extra: float) -> float:
+        raw = float(call(b.open, b.high, b.low, b.close, **extra)[-1]) / 100.0
+        return raw if side == 0 else side * abs(raw)
+
+    return pattern_last
+
+
 for _name, (_function, _side, _extra) in PATTERNS.items():
     _warm = _lookback(_function)
     sensor(_name, Family.PATTERNS, params=_extra, warmup=lambda p, w=_warm: w, indicators=(_function,))(
         _make(_function, _side)
     )
+    live(_name)(_make_live(_function, _side))

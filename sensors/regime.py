@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import talib
+from sensors import ta
 
-from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
-from sensors.shape import nan_if, prev, safe_div, squash
+from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
+from sensors.shape import nan_if, prev, safe_div, safe_div1, squash
 
 
 @sensor("htf_trend", Family.REGIME, params={"fast": 20, "slow": 50, "atr": 14}, context=True,
@@ -20,8 +20,8 @@ from sensors.shape import nan_if, prev, safe_div, squash
         settle=lambda p: max(ema_settle(p["slow"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
 def htf_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Higher-timeframe trend: fast vs slow EMA in ATRs."""
-    gap = talib.EMA(b.close, fast) - talib.EMA(b.close, slow)
-    return squash(gap / talib.ATR(b.high, b.low, b.close, atr))
+    gap = ta.EMA(b.close, fast) - ta.EMA(b.close, slow)
+    return squash(gap / ta.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("hurst", Family.REGIME, params={"period": 100, "lag": 4}, context=True,
@@ -29,8 +29,8 @@ def htf_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
 def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
     """Hurst exponent from the variance ratio of lag-k and 1-bar log returns; (H - 0.5) × 4."""
     log_close = np.log(b.close)
-    var1 = talib.VAR(log_close - prev(log_close), period)
-    var_k = talib.VAR(log_close - prev(log_close, lag), period)
+    var1 = ta.VAR(log_close - prev(log_close), period)
+    var_k = ta.VAR(log_close - prev(log_close, lag), period)
     ratio = safe_div(var_k, lag * var1)
     h = 0.5 + 0.5 * np.log(np.where(ratio > 0, ratio, 1.0)) / math.log(lag)
     return nan_if(np.where(ratio > 0, (h - 0.5) * 4.0, 0.0), var_k, var1)
@@ -41,9 +41,9 @@ def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
         indicators=("NATR", "SMA", "STDDEV"))
 def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
     """Log NATR's z-score against its own recent history (+ = unusually volatile)."""
-    natr = talib.NATR(b.high, b.low, b.close, atr)
+    natr = ta.NATR(b.high, b.low, b.close, atr)
     level = np.log(np.maximum(natr, 1e-6))  # a flat market (ATR 0) is simply very quiet; NaN stays NaN
-    z = safe_div(level - talib.SMA(level, period), talib.STDDEV(level, period, 1.0))
+    z = safe_div(level - ta.SMA(level, period), ta.STDDEV(level, period, 1.0))
     return squash(z / 2.0)
 
 
@@ -52,12 +52,53 @@ def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
         indicators=("ADX",))
 def adx_regime(b: Bars, period: int) -> np.ndarray:
     """ADX above ~25 trending (+), below ~20 ranging (-)."""
-    return squash((talib.ADX(b.high, b.low, b.close, period) - 22.5) / 7.5)
+    return squash((ta.ADX(b.high, b.low, b.close, period) - 22.5) / 7.5)
 
 
 @sensor("efficiency_ratio", Family.REGIME, params={"period": 20}, context=True,
         warmup=lambda p: p["period"], indicators=("SUM",))
 def efficiency_ratio(b: Bars, period: int) -> np.ndarray:
     """Kaufman efficiency ratio, signed: net move / path length over the period."""
-    path = talib.SUM(np.abs(b.close - prev(b.close)), period)
+    path = ta.SUM(np.abs(b.close - prev(b.close)), period)
     return safe_div(b.close - prev(b.close, period), path)
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+@live("htf_trend")
+def _htf_trend(b: Bars, fast: int, slow: int, atr: int) -> float:
+    gap = ta.EMA(b.close, fast)[-1] - ta.EMA(b.close, slow)[-1]
+    return math.tanh(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
+
+
+@live("vol_regime")
+def _vol_regime(b: Bars, atr: int, period: int) -> float:
+    # the z-score reads only the last ``period`` levels: TA-Lib's SMA/STDDEV over exactly those
+    level = np.log(np.maximum(ta.NATR(b.high, b.low, b.close, atr)[-period:], 1e-6))
+    z = safe_div1(level[-1] - ta.SMA(level, period)[-1], ta.STDDEV(level, period, 1.0)[-1])
+    return math.tanh(z / 2.0)
+
+
+@live("adx_regime")
+def _adx_regime(b: Bars, period: int) -> float:
+    return math.tanh((ta.ADX(b.high, b.low, b.close, period)[-1] - 22.5) / 7.5)
+
+
+@live("efficiency_ratio")
+def _efficiency_ratio(b: Bars, period: int) -> float:
+    c = b.close[-period - 1:]
+    return safe_div1(c[-1] - c[0], float(np.sum(np.abs(np.diff(c)))))
+
+
+@live("hurst")
+def _hurst(b: Bars, period: int, lag: int) -> float:
+    log_close = np.log(b.close[-(period + lag):])  # the last ``period`` returns of each kind
+    var1 = ta.VAR(log_close[lag:] - log_close[lag - 1:-1], period)[-1]
+    var_k = ta.VAR(log_close[lag:] - log_close[:-lag], period)[-1]
+    if var1 != var1 or var_k != var_k:
+        return math.nan
+    ratio = safe_div1(var_k, lag * var1)
+    if not ratio > 0:
+        return 0.0
+    return (0.5 + 0.5 * math.log(ratio) / math.log(lag) - 0.5) * 4.0

@@ -22,7 +22,7 @@ def all_sensors() -> dict[str, SensorSpec]:
 
 
 def builtin_sensors() -> dict[str, SensorSpec]:
-    """The sensors shipped in the ``sensors`` package (plugins loaded by this process excluded)."""
+    """The sensors Casino ships (``all_sensors`` without plugins loaded into this process)."""
     return {n: s for n, s in all_sensors().items() if s.fn.__module__.startswith("sensors.")}
 
 

@@ -85,3 +85,53 @@ def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
 def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept."""
     return nan_if(np.sign(diff(a, b)), a, b)
+
+
+# ---------------------------------------------------------------- scalar twins
+# Live evaluation needs only the last bar: these give, for plain floats (numpy scalars keep
+# numpy's division semantics), exactly what the array helpers above give at one bar — the
+# same operations in the same order, NaN propagated the same way.
+
+
+def nan1(*values: float) -> bool:
+    """True if any value is NaN (x != x is the NaN test)."""
+    for v in values:
+        if v != v:
+            return True
+    return False
+
+
+def sign1(x: float) -> float:
+    """np.sign for one value (NaN stays NaN)."""
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else NAN
+
+
+def diff1(a: float, b: float) -> float:
+    """``diff`` for one pair of values."""
+    d = a - b
+    return 0.0 if abs(d) <= (abs(a) + abs(b)) * TIE + TIE_ABS else d
+
+
+def sign_of1(a: float, b: float) -> float:
+    """``sign_of`` for one pair of values."""
+    return sign1(diff1(a, b))
+
+
+def cross1(a: float, b: float, a_prev: float, b_prev: float) -> float:
+    """``cross`` at one bar, from this bar's and the previous bar's values."""
+    s = sign1(diff1(a, b))
+    ps = sign1(diff1(a_prev, b_prev))
+    return (s if s != ps else 0.0) + ps * 0.0
+
+
+def safe_div1(num: float, den: float) -> float:
+    """``safe_div`` for one pair of values."""
+    return num / den if den != 0 else num * 0.0
+
+
+def band1(x: float, low: float, high: float, span: float) -> float:
+    """``band`` for one value."""
+    if x != x:
+        return NAN
+    v = (max(low - x, 0.0) - max(x - high, 0.0)) / span
+    return min(max(v, -1.0), 1.0)

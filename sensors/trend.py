@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import talib
+import math
+from functools import lru_cache
 
-from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
-from sensors.shape import cross, nan_if, prev, sign_of, squash
+import numpy as np
+from sensors import ta
+
+from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
+from sensors.shape import cross, cross1, nan1, nan_if, prev, sign1, sign_of, sign_of1, squash
 
 # SAR has no smoothing constant: its start-dependence ends at a reversal that both runs share
 # (the SAR re-anchors on the prior extreme). 500 bars always contained enough reversals on
@@ -18,7 +21,7 @@ SAR_SETTLE = 500
         warmup=lambda p: p["slow"], settle=lambda p: ema_settle(p["slow"]), indicators=("EMA",))
 def ema_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Fast EMA crossing the slow EMA: +1 up-cross, -1 down-cross."""
-    return cross(talib.EMA(b.close, fast), talib.EMA(b.close, slow))
+    return cross(ta.EMA(b.close, fast), ta.EMA(b.close, slow))
 
 
 @sensor("ema_trend", Family.TREND, params={"fast": 12, "slow": 26, "atr": 14},
@@ -26,8 +29,8 @@ def ema_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["slow"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
 def ema_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Gap between a fast and a slow EMA, in ATRs."""
-    gap = talib.EMA(b.close, fast) - talib.EMA(b.close, slow)
-    return squash(gap / talib.ATR(b.high, b.low, b.close, atr))
+    gap = ta.EMA(b.close, fast) - ta.EMA(b.close, slow)
+    return squash(gap / ta.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("macd_cross", Family.TREND, params={"fast": 12, "slow": 26, "signal": 9},
@@ -35,7 +38,7 @@ def ema_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
         settle=lambda p: ema_settle(p["slow"]) + ema_settle(p["signal"]), indicators=("MACD",))
 def macd_cross(b: Bars, fast: int, slow: int, signal: int) -> np.ndarray:
     """MACD line crossing its signal line."""
-    macd, sig, _ = talib.MACD(b.close, fast, slow, signal)
+    macd, sig, _ = ta.MACD(b.close, fast, slow, signal)
     return cross(macd, sig)
 
 
@@ -45,8 +48,8 @@ def macd_cross(b: Bars, fast: int, slow: int, signal: int) -> np.ndarray:
         indicators=("MACD", "ATR"))
 def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarray:
     """MACD histogram in ATRs (momentum of the trend)."""
-    _, _, hist = talib.MACD(b.close, fast, slow, signal)
-    return squash(2.0 * hist / talib.ATR(b.high, b.low, b.close, atr))
+    _, _, hist = ta.MACD(b.close, fast, slow, signal)
+    return squash(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("psar", Family.TREND, params={"acceleration": 0.02, "maximum": 0.2, "atr": 14},
@@ -54,8 +57,8 @@ def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarra
         indicators=("SAR", "ATR"))
 def psar(b: Bars, acceleration: float, maximum: float, atr: int) -> np.ndarray:
     """Close above (long) or below (short) the parabolic SAR, strength by distance in ATRs."""
-    sar = talib.SAR(b.high, b.low, acceleration, maximum)
-    return squash((b.close - sar) / talib.ATR(b.high, b.low, b.close, atr))
+    sar = ta.SAR(b.high, b.low, acceleration, maximum)
+    return squash((b.close - sar) / ta.ATR(b.high, b.low, b.close, atr))
 
 
 @sensor("adx_di", Family.TREND, params={"period": 14, "threshold": 20.0},
@@ -63,8 +66,8 @@ def psar(b: Bars, acceleration: float, maximum: float, atr: int) -> np.ndarray:
         indicators=("ADX", "PLUS_DI", "MINUS_DI"))
 def adx_di(b: Bars, period: int, threshold: float) -> np.ndarray:
     """+DI vs -DI direction while ADX says a trend exists; strength ADX/50."""
-    adx = talib.ADX(b.high, b.low, b.close, period)
-    di = talib.PLUS_DI(b.high, b.low, b.close, period) - talib.MINUS_DI(b.high, b.low, b.close, period)
+    adx = ta.ADX(b.high, b.low, b.close, period)
+    di = ta.PLUS_DI(b.high, b.low, b.close, period) - ta.MINUS_DI(b.high, b.low, b.close, period)
     out = np.where(adx > threshold, np.sign(di) * np.minimum(1.0, adx / 50.0), 0.0)
     return nan_if(out, adx, di)
 
@@ -74,26 +77,33 @@ def adx_di(b: Bars, period: int, threshold: float) -> np.ndarray:
         indicators=("PLUS_DI", "MINUS_DI"))
 def di_cross(b: Bars, period: int) -> np.ndarray:
     """+DI crossing -DI."""
-    return cross(talib.PLUS_DI(b.high, b.low, b.close, period), talib.MINUS_DI(b.high, b.low, b.close, period))
+    return cross(ta.PLUS_DI(b.high, b.low, b.close, period), ta.MINUS_DI(b.high, b.low, b.close, period))
 
 
 @sensor("aroon", Family.TREND, params={"period": 25}, warmup=lambda p: p["period"], indicators=("AROONOSC",))
 def aroon(b: Bars, period: int) -> np.ndarray:
     """Aroon oscillator / 100: recent highs (+) or recent lows (-)."""
-    return talib.AROONOSC(b.high, b.low, period) / 100.0
+    return ta.AROONOSC(b.high, b.low, period) / 100.0
 
 
 @sensor("ichimoku", Family.TREND, params={"tenkan": 9, "kijun": 26, "senkou": 52},
         warmup=lambda p: max(p["senkou"], p["kijun"]) - 1 + p["kijun"], indicators=("MAX", "MIN"))
 def ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> np.ndarray:
     """Close vs the cloud (spans displaced ``kijun`` bars) plus the tenkan/kijun cross state."""
-    t = (talib.MAX(b.high, tenkan) + talib.MIN(b.low, tenkan)) / 2.0
-    k = (talib.MAX(b.high, kijun) + talib.MIN(b.low, kijun)) / 2.0
+    t = (ta.MAX(b.high, tenkan) + ta.MIN(b.low, tenkan)) / 2.0
+    k = (ta.MAX(b.high, kijun) + ta.MIN(b.low, kijun)) / 2.0
     span_a = prev((t + k) / 2.0, kijun)
-    span_b = prev((talib.MAX(b.high, senkou) + talib.MIN(b.low, senkou)) / 2.0, kijun)
+    span_b = prev((ta.MAX(b.high, senkou) + ta.MIN(b.low, senkou)) / 2.0, kijun)
     top, bottom = np.maximum(span_a, span_b), np.minimum(span_a, span_b)
     cloud = (b.close > top).astype(np.float64) - (b.close < bottom)
     return nan_if(0.5 * cloud + 0.5 * np.sign(t - k), span_a, span_b, t, k)
+
+
+@lru_cache(maxsize=32)
+def _slope_weights(n: int) -> np.ndarray:
+    """Weight of each first difference in the least-squares slope of ``n`` values (see below)."""
+    j = np.arange(1, n)
+    return 6.0 * j * (n - j) / (n * (n * n - 1.0))
 
 
 def regression_slope(x: np.ndarray, period: int) -> np.ndarray:
@@ -105,8 +115,7 @@ def regression_slope(x: np.ndarray, period: int) -> np.ndarray:
     starts (~1e-10 relative after 20k bars), which would break live/batch parity.
     """
     n = period
-    j = np.arange(1, n)
-    weights = 6.0 * j * (n - j) / (n * (n * n - 1.0))
+    weights = _slope_weights(n)
     d = np.diff(x, prepend=np.nan)
     out = np.full(x.shape[0], np.nan)
     if x.shape[0] >= n:
@@ -121,19 +130,105 @@ def regression_slope(x: np.ndarray, period: int) -> np.ndarray:
 def linreg_slope(b: Bars, period: int, atr: int) -> np.ndarray:
     """Least-squares slope over the period, as ATRs travelled across it."""
     slope = regression_slope(b.close, period)
-    return squash(slope * period / (3.0 * talib.ATR(b.high, b.low, b.close, atr)))
+    return squash(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)))
 
 
 @sensor("sma_cross", Family.TREND, params={"fast": 20, "slow": 50}, warmup=lambda p: p["slow"],
         indicators=("SMA",))
 def sma_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Fast SMA crossing the slow SMA."""
-    return cross(talib.SMA(b.close, fast), talib.SMA(b.close, slow))
+    return cross(ta.SMA(b.close, fast), ta.SMA(b.close, slow))
 
 
 @sensor("ma_ribbon", Family.TREND, params={"short": 10, "mid": 20, "long": 50},
         warmup=lambda p: p["long"] - 1, indicators=("SMA",))
 def ma_ribbon(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
     """How well close > SMA short > SMA mid > SMA long (or the reverse) are stacked."""
-    s, m, lg = talib.SMA(b.close, short), talib.SMA(b.close, mid), talib.SMA(b.close, long)
+    s, m, lg = ta.SMA(b.close, short), ta.SMA(b.close, mid), ta.SMA(b.close, long)
     return (sign_of(b.close, s) + sign_of(s, m) + sign_of(m, lg)) / 3.0
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+@live("ema_cross")
+def _ema_cross(b: Bars, fast: int, slow: int) -> float:
+    f, s = ta.EMA(b.close, fast), ta.EMA(b.close, slow)
+    return cross1(f[-1], s[-1], f[-2], s[-2])
+
+
+@live("ema_trend")
+def _ema_trend(b: Bars, fast: int, slow: int, atr: int) -> float:
+    gap = ta.EMA(b.close, fast)[-1] - ta.EMA(b.close, slow)[-1]
+    return math.tanh(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
+
+
+@live("macd_cross")
+def _macd_cross(b: Bars, fast: int, slow: int, signal: int) -> float:
+    macd, sig, _ = ta.MACD(b.close, fast, slow, signal)
+    return cross1(macd[-1], sig[-1], macd[-2], sig[-2])
+
+
+@live("macd_hist")
+def _macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> float:
+    hist = ta.MACD(b.close, fast, slow, signal)[2][-1]
+    return math.tanh(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr)[-1])
+
+
+@live("psar")
+def _psar(b: Bars, acceleration: float, maximum: float, atr: int) -> float:
+    sar = ta.SAR(b.high, b.low, acceleration, maximum)[-1]
+    return math.tanh((b.close[-1] - sar) / ta.ATR(b.high, b.low, b.close, atr)[-1])
+
+
+@live("adx_di")
+def _adx_di(b: Bars, period: int, threshold: float) -> float:
+    adx = ta.ADX(b.high, b.low, b.close, period)[-1]
+    di = ta.PLUS_DI(b.high, b.low, b.close, period)[-1] - ta.MINUS_DI(b.high, b.low, b.close, period)[-1]
+    if nan1(adx, di):
+        return math.nan
+    return sign1(di) * min(1.0, adx / 50.0) if adx > threshold else 0.0
+
+
+@live("di_cross")
+def _di_cross(b: Bars, period: int) -> float:
+    plus, minus = ta.PLUS_DI(b.high, b.low, b.close, period), ta.MINUS_DI(b.high, b.low, b.close, period)
+    return cross1(plus[-1], minus[-1], plus[-2], minus[-2])
+
+
+@live("aroon")
+def _aroon(b: Bars, period: int) -> float:
+    return ta.AROONOSC(b.high, b.low, period)[-1] / 100.0
+
+
+@live("ichimoku")
+def _ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> float:
+    hi_t, lo_t = ta.MAX(b.high, tenkan), ta.MIN(b.low, tenkan)
+    hi_k, lo_k = ta.MAX(b.high, kijun), ta.MIN(b.low, kijun)
+    j = -1 - kijun  # the cloud drawn at this bar was computed ``kijun`` bars ago
+    t, k = (hi_t[-1] + lo_t[-1]) / 2.0, (hi_k[-1] + lo_k[-1]) / 2.0
+    span_a = ((hi_t[j] + lo_t[j]) / 2.0 + (hi_k[j] + lo_k[j]) / 2.0) / 2.0
+    span_b = (ta.MAX(b.high, senkou)[j] + ta.MIN(b.low, senkou)[j]) / 2.0
+    if nan1(span_a, span_b, t, k):
+        return math.nan
+    close = b.close[-1]
+    cloud = float(close > max(span_a, span_b)) - float(close < min(span_a, span_b))
+    return 0.5 * cloud + 0.5 * sign1(t - k)
+
+
+@live("linreg_slope")
+def _linreg_slope(b: Bars, period: int, atr: int) -> float:
+    slope = float(np.dot(np.diff(b.close[-period:]), _slope_weights(period)))
+    return math.tanh(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
+
+
+@live("sma_cross")
+def _sma_cross(b: Bars, fast: int, slow: int) -> float:
+    f, s = ta.SMA(b.close, fast), ta.SMA(b.close, slow)
+    return cross1(f[-1], s[-1], f[-2], s[-2])
+
+
+@live("ma_ribbon")
+def _ma_ribbon(b: Bars, short: int, mid: int, long: int) -> float:
+    s, m, lg = ta.SMA(b.close, short)[-1], ta.SMA(b.close, mid)[-1], ta.SMA(b.close, long)[-1]
+    return (sign_of1(b.close[-1], s) + sign_of1(s, m) + sign_of1(m, lg)) / 3.0

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-import talib
+import math
 
-from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
-from sensors.shape import diff, nan_if, prev, safe_div
+import numpy as np
+from sensors import ta
+
+from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
+from sensors.shape import diff, diff1, nan1, nan_if, prev, safe_div, safe_div1, sign1
 
 
 def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.ndarray) -> np.ndarray:
@@ -21,7 +23,7 @@ def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.nd
         warmup=lambda p: p["period"] - 1, indicators=("BBANDS",))
 def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Close outside a Bollinger band, faded (mean reversion)."""
-    upper, middle, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
+    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
     return -_beyond(b.close, upper, lower, (upper - middle) / stdevs)
 
 
@@ -30,11 +32,11 @@ def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
         indicators=("BBANDS", "EMA", "ATR"))
 def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarray:
     """Squeeze release: Bollinger bands leave the Keltner channel; vote the breakout side."""
-    upper, middle, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
-    atr = talib.ATR(b.high, b.low, b.close, period)
+    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    atr = ta.ATR(b.high, b.low, b.close, period)
     squeezed = (upper - lower) < 2.0 * keltner * atr
     released = prev(squeezed.astype(np.float64)) > 0.5
-    out = np.where(released & ~squeezed, np.sign(b.close - talib.EMA(b.close, period)), 0.0)
+    out = np.where(released & ~squeezed, np.sign(b.close - ta.EMA(b.close, period)), 0.0)
     return nan_if(out, upper, atr, prev(atr))
 
 
@@ -42,7 +44,7 @@ def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarra
         warmup=lambda p: p["period"], indicators=("BBANDS",))
 def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Previous close outside a band, this close back inside it: vote the way back in."""
-    upper, _, lower = talib.BBANDS(b.close, period, stdevs, stdevs, 0)
+    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
     pc, pu, pl = prev(b.close), prev(upper), prev(lower)
     up = (pc < pl) & (b.close > lower)
     down = (pc > pu) & (b.close < upper)
@@ -54,8 +56,8 @@ def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR"))
 def keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> np.ndarray:
     """Close outside the Keltner channel, followed (breakout)."""
-    mid = talib.EMA(b.close, period)
-    a = talib.ATR(b.high, b.low, b.close, atr)
+    mid = ta.EMA(b.close, period)
+    a = ta.ATR(b.high, b.low, b.close, atr)
     return _beyond(b.close, mid + mult * a, mid - mult * a, a)
 
 
@@ -63,7 +65,7 @@ def keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> np.ndarray:
         indicators=("MAX", "MIN"))
 def donchian_breakout(b: Bars, period: int) -> np.ndarray:
     """Close beyond the previous ``period`` bars' highest high / lowest low."""
-    upper, lower = prev(talib.MAX(b.high, period)), prev(talib.MIN(b.low, period))
+    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
     out = (b.close > upper).astype(np.float64) - (b.close < lower)
     return nan_if(out, upper, lower)
 
@@ -73,8 +75,8 @@ def donchian_breakout(b: Bars, period: int) -> np.ndarray:
         indicators=("ATR", "SMA"))
 def atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> np.ndarray:
     """ATR well above its own average: follow the direction of the expanding bar."""
-    a = talib.ATR(b.high, b.low, b.close, atr)
-    ratio = safe_div(a, talib.SMA(a, baseline))
+    a = ta.ATR(b.high, b.low, b.close, atr)
+    ratio = safe_div(a, ta.SMA(a, baseline))
     strength = np.minimum(1.0, (ratio - 1.0) / threshold)
     out = np.where(ratio > threshold, np.sign(b.close - b.open) * strength, 0.0)
     return nan_if(out, ratio)
@@ -84,7 +86,7 @@ def atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> np.ndar
         indicators=("SMA", "STDDEV"))
 def zscore(b: Bars, period: int) -> np.ndarray:
     """Distance of close from its mean in standard deviations, faded (3 σ = full vote)."""
-    z = safe_div(b.close - talib.SMA(b.close, period), talib.STDDEV(b.close, period, 1.0))
+    z = safe_div(b.close - ta.SMA(b.close, period), ta.STDDEV(b.close, period, 1.0))
     return -z / 3.0
 
 
@@ -92,7 +94,88 @@ def zscore(b: Bars, period: int) -> np.ndarray:
         warmup=lambda p: p["period"], indicators=("TRANGE", "SMA"))
 def tr_spike(b: Bars, period: int, threshold: float) -> np.ndarray:
     """A true range several times its average: follow the bar's direction."""
-    tr = talib.TRANGE(b.high, b.low, b.close)
-    ratio = safe_div(tr, talib.SMA(tr, period))
+    tr = ta.TRANGE(b.high, b.low, b.close)
+    ratio = safe_div(tr, ta.SMA(tr, period))
     out = np.where(ratio > threshold, np.sign(b.close - b.open), 0.0)
     return nan_if(out, ratio)
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+def _beyond1(close: float, upper: float, lower: float, unit: float) -> float:
+    """``_beyond`` at one bar."""
+    if nan1(upper, lower, unit):
+        return math.nan
+    if diff1(close, upper) > 0:
+        return min(1.0, 0.5 + safe_div1(close - upper, unit))
+    if diff1(close, lower) < 0:
+        return -min(1.0, 0.5 + safe_div1(lower - close, unit))
+    return 0.0
+
+
+@live("bb_touch")
+def _bb_touch(b: Bars, period: int, stdevs: float) -> float:
+    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    return -_beyond1(b.close[-1], upper[-1], lower[-1], (upper[-1] - middle[-1]) / stdevs)
+
+
+@live("bb_squeeze")
+def _bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> float:
+    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    atr = ta.ATR(b.high, b.low, b.close, period)
+    if nan1(upper[-1], atr[-1], atr[-2]):
+        return math.nan
+    squeezed = (upper[-1] - lower[-1]) < 2.0 * keltner * atr[-1]
+    was_squeezed = (upper[-2] - lower[-2]) < 2.0 * keltner * atr[-2]
+    if was_squeezed and not squeezed:
+        return sign1(b.close[-1] - ta.EMA(b.close, period)[-1])
+    return 0.0
+
+
+@live("bb_rejection")
+def _bb_rejection(b: Bars, period: int, stdevs: float) -> float:
+    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    if nan1(upper[-2], lower[-2], upper[-1]):
+        return math.nan
+    pc, c = b.close[-2], b.close[-1]
+    return float(pc < lower[-2] and c > lower[-1]) - float(pc > upper[-2] and c < upper[-1])
+
+
+@live("keltner_breakout")
+def _keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> float:
+    mid = ta.EMA(b.close, period)[-1]
+    a = ta.ATR(b.high, b.low, b.close, atr)[-1]
+    return _beyond1(b.close[-1], mid + mult * a, mid - mult * a, a)
+
+
+@live("donchian_breakout")
+def _donchian_breakout(b: Bars, period: int) -> float:
+    upper, lower = ta.MAX(b.high, period)[-2], ta.MIN(b.low, period)[-2]
+    if nan1(upper, lower):
+        return math.nan
+    return float(b.close[-1] > upper) - float(b.close[-1] < lower)
+
+
+@live("atr_expansion")
+def _atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> float:
+    a = ta.ATR(b.high, b.low, b.close, atr)
+    ratio = safe_div1(a[-1], ta.SMA(a, baseline)[-1])
+    if ratio != ratio:
+        return math.nan
+    return sign1(b.close[-1] - b.open[-1]) * min(1.0, (ratio - 1.0) / threshold) if ratio > threshold else 0.0
+
+
+@live("zscore")
+def _zscore(b: Bars, period: int) -> float:
+    z = safe_div1(b.close[-1] - ta.SMA(b.close, period)[-1], ta.STDDEV(b.close, period, 1.0)[-1])
+    return -z / 3.0
+
+
+@live("tr_spike")
+def _tr_spike(b: Bars, period: int, threshold: float) -> float:
+    tr = ta.TRANGE(b.high, b.low, b.close)
+    ratio = safe_div1(tr[-1], ta.SMA(tr, period)[-1])
+    if ratio != ratio:
+        return math.nan
+    return sign1(b.close[-1] - b.open[-1]) if ratio > threshold else 0.0

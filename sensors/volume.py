@@ -7,19 +7,21 @@ do not, so a live window equals batch mode.
 
 from __future__ import annotations
 
-import numpy as np
-import talib
+import math
 
-from sensors.base import Bars, Family, ema_settle, sensor, wilder_settle
-from sensors.shape import nan_if, prev, safe_div, squash
+import numpy as np
+from sensors import ta
+
+from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
+from sensors.shape import nan1, nan_if, prev, safe_div, safe_div1, sign1, squash
 
 
 @sensor("obv_divergence", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"],
         indicators=("OBV", "SUM"))
 def obv_divergence(b: Bars, period: int) -> np.ndarray:
     """Price and OBV moving apart over the period: vote with volume (OBV up, price down → buy)."""
-    obv = talib.OBV(b.close, b.volume)
-    flow = safe_div(obv - prev(obv, period), talib.SUM(b.volume, period))
+    obv = ta.OBV(b.close, b.volume)
+    flow = safe_div(obv - prev(obv, period), ta.SUM(b.volume, period))
     move = b.close - prev(b.close, period)
     out = np.where((move < 0) & (flow > 0), flow, np.where((move > 0) & (flow < 0), flow, 0.0))
     return nan_if(out, flow, move)
@@ -29,12 +31,12 @@ def obv_divergence(b: Bars, period: int) -> np.ndarray:
         settle=lambda p: ema_settle(p["period"]), indicators=("OBV", "EMA", "SUM"))
 def obv_trend(b: Bars, period: int) -> np.ndarray:
     """OBV above (buy) or below (sell) its EMA, relative to the period's volume."""
-    obv = talib.OBV(b.close, b.volume)
-    return squash(4.0 * safe_div(obv - talib.EMA(obv, period), talib.SUM(b.volume, period)))
+    obv = ta.OBV(b.close, b.volume)
+    return squash(4.0 * safe_div(obv - ta.EMA(obv, period), ta.SUM(b.volume, period)))
 
 
 def window_sum(x: np.ndarray, period: int) -> np.ndarray:
-    """Sum of the last ``period`` values, window by window (same result as talib.SUM).
+    """Sum of the last ``period`` values, window by window (same result as ta.SUM).
 
     TA-Lib's SUM keeps a running total; on price × volume (≈1e8 per bar) its rounding
     depends on where the series starts enough to break live/batch parity at 1e-9.
@@ -51,16 +53,16 @@ def window_sum(x: np.ndarray, period: int) -> np.ndarray:
 def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
     """Close stretched away from the rolling VWAP, in ATRs, faded."""
     volume = window_sum(b.volume, period)
-    weighted = window_sum(talib.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
+    weighted = window_sum(ta.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
     vwap = np.where(volume > 0, safe_div(weighted, volume), b.close)  # no trades: no deviation
-    return nan_if(-squash((b.close - vwap) / (2.0 * talib.ATR(b.high, b.low, b.close, atr))), volume)
+    return nan_if(-squash((b.close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr))), volume)
 
 
 @sensor("volume_climax", Family.VOLUME, params={"period": 20, "threshold": 3.0},
         warmup=lambda p: p["period"] - 1, indicators=("SMA",))
 def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
     """Volume several times its average: exhaustion, vote against the bar's direction."""
-    avg = talib.SMA(b.volume, period)
+    avg = ta.SMA(b.volume, period)
     out = np.where(b.volume > threshold * avg, -np.sign(b.close - b.open), 0.0)
     return nan_if(out, avg)
 
@@ -69,23 +71,23 @@ def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
 def cmf(b: Bars, period: int) -> np.ndarray:
     """Chaikin money flow: volume-weighted close location over the period."""
     multiplier = safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low)
-    return safe_div(talib.SUM(multiplier * b.volume, period), talib.SUM(b.volume, period))
+    return safe_div(ta.SUM(multiplier * b.volume, period), ta.SUM(b.volume, period))
 
 
 @sensor("adosc", Family.VOLUME, params={"fast": 3, "slow": 10}, warmup=lambda p: p["slow"] - 1,
         settle=lambda p: ema_settle(p["slow"]), indicators=("ADOSC", "SMA"))
 def adosc(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Chaikin A/D oscillator in average bar volumes: accumulation (+) or distribution (-)."""
-    osc = talib.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
-    return squash(0.5 * safe_div(osc, talib.SMA(b.volume, slow)))
+    osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
+    return squash(0.5 * safe_div(osc, ta.SMA(b.volume, slow)))
 
 
 @sensor("volume_breakout", Family.VOLUME, params={"period": 20, "mult": 1.5}, warmup=lambda p: p["period"],
         indicators=("MAX", "MIN", "SMA"))
 def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
     """Donchian breakout confirmed by volume above ``mult`` × its previous average."""
-    upper, lower = prev(talib.MAX(b.high, period)), prev(talib.MIN(b.low, period))
-    loud = b.volume > mult * prev(talib.SMA(b.volume, period))
+    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
+    loud = b.volume > mult * prev(ta.SMA(b.volume, period))
     out = ((b.close > upper) & loud).astype(np.float64) - ((b.close < lower) & loud)
     return nan_if(out, upper, lower)
 
@@ -95,6 +97,74 @@ def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR", "SMA"))
 def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
     """Elder's force index (EMA of price change × volume) in ATR × average volume."""
-    force = talib.EMA((b.close - prev(b.close)) * b.volume, period)
-    unit = talib.ATR(b.high, b.low, b.close, atr) * talib.SMA(b.volume, period)
+    force = ta.EMA((b.close - prev(b.close)) * b.volume, period)
+    unit = ta.ATR(b.high, b.low, b.close, atr) * ta.SMA(b.volume, period)
     return squash(safe_div(force, unit))
+
+
+# ------------------------------------------------------------------ live twins (last bar only)
+
+
+@live("obv_divergence")
+def _obv_divergence(b: Bars, period: int) -> float:
+    obv = ta.OBV(b.close, b.volume)
+    j = -1 - period
+    flow = safe_div1(obv[-1] - obv[j], ta.SUM(b.volume, period)[-1])
+    move = b.close[-1] - b.close[j]
+    if nan1(flow, move):
+        return math.nan
+    return flow if (move < 0 and flow > 0) or (move > 0 and flow < 0) else 0.0
+
+
+@live("obv_trend")
+def _obv_trend(b: Bars, period: int) -> float:
+    obv = ta.OBV(b.close, b.volume)
+    return math.tanh(4.0 * safe_div1(obv[-1] - ta.EMA(obv, period)[-1], ta.SUM(b.volume, period)[-1]))
+
+
+@live("vwap_deviation")
+def _vwap_deviation(b: Bars, period: int, atr: int) -> float:
+    v = b.volume[-period:]
+    volume = window_sum(v, period)[-1]  # the same summation as batch mode's window sums
+    weighted = window_sum(ta.TYPPRICE(b.high, b.low, b.close)[-period:] * v, period)[-1]
+    close = b.close[-1]
+    vwap = safe_div1(weighted, volume) if volume > 0 else close  # no trades: no deviation
+    return -math.tanh((close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
+
+
+@live("volume_climax")
+def _volume_climax(b: Bars, period: int, threshold: float) -> float:
+    avg = ta.SMA(b.volume, period)[-1]
+    if avg != avg:
+        return math.nan
+    return -sign1(b.close[-1] - b.open[-1]) if b.volume[-1] > threshold * avg else 0.0
+
+
+@live("cmf")
+def _cmf(b: Bars, period: int) -> float:
+    t = b.tail(period)
+    flow = safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low) * t.volume
+    return safe_div1(float(np.sum(flow)), float(np.sum(t.volume)))
+
+
+@live("adosc")
+def _adosc(b: Bars, fast: int, slow: int) -> float:
+    osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)[-1]
+    return math.tanh(0.5 * safe_div1(osc, ta.SMA(b.volume, slow)[-1]))
+
+
+@live("volume_breakout")
+def _volume_breakout(b: Bars, period: int, mult: float) -> float:
+    upper, lower = ta.MAX(b.high, period)[-2], ta.MIN(b.low, period)[-2]
+    if nan1(upper, lower):
+        return math.nan
+    loud = b.volume[-1] > mult * ta.SMA(b.volume, period)[-2]
+    close = b.close[-1]
+    return float(close > upper and loud) - float(close < lower and loud)
+
+
+@live("force_index")
+def _force_index(b: Bars, period: int, atr: int) -> float:
+    force = ta.EMA((b.close - prev(b.close)) * b.volume, period)[-1]
+    unit = ta.ATR(b.high, b.low, b.close, atr)[-1] * ta.SMA(b.volume, period)[-1]
+    return math.tanh(safe_div1(force, unit))

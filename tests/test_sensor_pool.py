@@ -15,6 +15,7 @@ import sensor_faults as faults
 from config.settings import SensorSettings
 from core.history import CandleSeries, load_candles
 from core.market_data import MarketData
+from core.events import SensorReading
 from core.metrics import REGISTRY
 from core.sensor_pool import SensorPool
 from core.types import Timeframe
@@ -192,3 +193,33 @@ async def test_workers_that_cannot_start_fail_start_and_leave_nothing(series, mo
     finally:
         await pool.stop()
         md.close()
+
+
+async def test_a_burst_is_one_task_per_worker_and_a_hung_worker_loses_only_its_symbols(pool_factory, series) -> None:
+    md, pool = await pool_factory(task_timeout_ms=1_000)
+    assert pool._slot_of["BTCUSDT"] == pool._slot_of["SOLUSDT"] != pool._slot_of["ETHUSDT"]
+    closes = {s: _append(md, series[s], 1_100) for s in SYMBOLS}
+    burst = await pool.evaluate_many(closes)
+    assert set(burst) == set(SYMBOLS)
+    for s in SYMBOLS:
+        src = series[s]
+        bars = Bars(*(col[:1_101] for col in (src.open, src.high, src.low, src.close, src.volume)))
+        one_minute = [r for r in burst[s] if r.timeframe is T.M1]
+        assert len(one_minute) == len(pool.plan.sensors_for(T.M1))
+        for r in one_minute:
+            # built in bulk, yet the very object the constructor makes
+            assert r == SensorReading(r.sensor, s, T.M1, int(src.open_time[1_100]), r.signal, 0.015, 0.010, r.context)
+            if not r.sensor.startswith("fault"):
+                assert r.signal is not None and abs(r.signal - get(r.sensor).compute(bars)[-1]) <= 1e-9, r.sensor
+    hung_pid = pool.worker_pids[pool._slot_of["BTCUSDT"]]
+    before = _restarts("hung")
+    closes = {"BTCUSDT": _append(md, series["BTCUSDT"], 1_101, volume=faults.HANG_VOLUME),
+              "SOLUSDT": _append(md, series["SOLUSDT"], 1_101), "ETHUSDT": _append(md, series["ETHUSDT"], 1_101)}
+    burst = await pool.evaluate_many(closes)
+    assert all(r.signal is None for s in ("BTCUSDT", "SOLUSDT") for r in burst[s])  # missing, never neutral
+    assert sum(r.signal is not None for r in burst["ETHUSDT"]) >= 50  # the other worker's answer is kept
+    assert _restarts("hung") == before + 1 and not _alive(hung_pid)
+    closes = {s: _append(md, series[s], 1_102) for s in SYMBOLS}
+    burst = await pool.evaluate_many(closes)
+    assert all(sum(r.signal is not None for r in burst[s]) >= 50 for s in SYMBOLS)
+    assert await pool.evaluate_many({}) == {}

@@ -14,11 +14,11 @@ import pytest
 
 from sensors.base import Bars
 from sensors.batch import live_value, run_batch
-from sensors.registry import builtin_sensors as all_sensors
+from sensors.registry import builtin_sensors
 
 from _sensor_data import SLICES, bars
 
-BUILTIN = all_sensors()
+BUILTIN = builtin_sensors()
 TOLERANCE = 1e-9
 
 

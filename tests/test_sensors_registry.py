@@ -11,9 +11,9 @@ from core.errors import ConfigError
 from core.sensor_plan import build_plan, enabled_names
 from core.types import Timeframe
 from sensors.base import Family
-from sensors.registry import builtin_sensors as all_sensors
+from sensors.registry import builtin_sensors
 
-BUILTIN = all_sensors()
+BUILTIN = builtin_sensors()
 
 
 def test_at_least_fifty_sensors_across_every_family() -> None:

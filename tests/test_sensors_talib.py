@@ -11,13 +11,13 @@ import talib
 
 from sensors.base import Bars
 from sensors.patterns import PATTERNS
-from sensors.registry import builtin_sensors as all_sensors
+from sensors.registry import builtin_sensors
 from sensors.trend import regression_slope
 from sensors.volume import window_sum
 
 from _sensor_data import SLICES, bars
 
-BUILTIN = all_sensors()
+BUILTIN = builtin_sensors()
 
 
 def _b(data_dir: Path) -> Bars:
