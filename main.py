@@ -164,6 +164,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"session {doc['session_id']} ({doc['mode']}): {stats['trades']} trades, "
           f"net PnL {doc['pnl']['net']} USDT, max drawdown {stats['max_drawdown'] * 100:.2f} %")
     print(f"report: {out}")
+    return EXIT_OK
+
 
 # -------------------------------------------------------------------------------- sim
 
@@ -595,37 +597,37 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print the newest snapshot in a state directory: positions, brackets, PnL, risk state."""
+    from state.recovery import BRACKETS_KEY, SNAPSHOT_DIR
     from state.snapshot import FileSnapshotStore
 
     settings = settings_from(args)
     state_dir: Path = args.state_dir or (settings.session.state_dir / settings.session.mode)
-    if not state_dir.is_dir():
-        raise UsageError(f"no state directory {state_dir} (give --state-dir, e.g. sessions/<id>/state)")
-    loaded = FileSnapshotStore(state_dir).load_latest()
+    if not (state_dir / SNAPSHOT_DIR).is_dir():
+        raise UsageError(f"no snapshots in {state_dir} (give --state-dir, e.g. sessions/<id>/state)")
+    loaded = FileSnapshotStore(state_dir / SNAPSHOT_DIR).load_latest()
     if loaded is None:
-        print(f"{state_dir}: no snapshot yet")
+        print(f"{state_dir}: no valid snapshot")
         return EXIT_OK
     doc, path = loaded
-    print(f"snapshot {path}")
-    brackets = doc.get("brackets") or {}
-    items = brackets.get("brackets", brackets) if isinstance(brackets, dict) else brackets
-    rows = items.values() if isinstance(items, dict) else items
-    print("brackets:")
-    for b in rows:
-        if isinstance(b, dict):
-            print(f"  {b.get('id', b.get('bracket_id', '?'))}: {b.get('symbol')} {b.get('side')} "
-                  f"{b.get('state')} qty {b.get('filled_qty', b.get('quantity'))}")
-    tracker = doc.get("tracker") or {}
-    books = tracker.get("books", {})
-    print("positions:")
-    for symbol, book in books.items():
-        print(f"  {symbol}: qty {book.get('quantity')} realized {book.get('realized')} funding {book.get('funding')}")
-    engine = doc.get("engine") or doc.get("extra") or {}
-    risk = engine.get("risk") if isinstance(engine, dict) else None
+    print(f"snapshot: {path}")
+    brackets = doc.get(BRACKETS_KEY) or {}
+    live = {k: b for k, b in brackets.items() if b.get("state") not in ("CLOSED", "CANCELLED", "FAILED")}
+    print(f"brackets: {len(live)} open, {len(brackets) - len(live)} finished")
+    for bid, b in brackets.items():
+        print(f"  {bid:24} {b.get('symbol', ''):10} {b.get('side', ''):4} {b.get('state', ''):12} "
+              f"filled {b.get('entry_filled_qty', '0')} exited {b.get('exit_filled_qty', '0')} "
+              f"{b.get('close_reason') or b.get('failure_reason') or ''}")
+    books = (doc.get("tracker") or {}).get("books", {})
+    print("positions and PnL (realized, before fees):")
+    for symbol, book in sorted(books.items()):
+        fees = ", ".join(f"{v} {k}" for k, v in (book.get("commissions") or {}).items()) or "0"
+        print(f"  {symbol:10} qty {book.get('quantity')} realized {book.get('realized')} fees {fees} "
+              f"funding {book.get('funding')} mark {book.get('mark')}")
+    risk = (doc.get("engine") or {}).get("risk") or {}
     if risk:
-        print(f"risk: {risk}")
+        print(f"risk: equity {risk.get('equity')} (start {risk.get('start_equity')}), realized {risk.get('realized')}, "
+              f"consecutive losses {risk.get('consecutive_losses')}, latched {risk.get('latched') or 'none'}")
     return EXIT_OK
-
 
 # ------------------------------------------------------------------------------- main
 

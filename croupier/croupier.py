@@ -117,6 +117,7 @@ class Croupier:
         self.journal: Journal | None = None
         self.oco: OCOManager | None = None
         self.writer: SnapshotWriter | None = None
+        self._save_scheduled = False
         self.reconciler: Reconciler | None = None
 
     # -- start -------------------------------------------------------------------------------
@@ -449,8 +450,27 @@ class Croupier:
         }
 
     def _changed(self) -> None:
-        if self.writer is not None:
-            self.writer.mark_dirty()
+        """A bracket transitioned: snapshot on the next loop turn.
+
+        Deferred with call_soon so the save (a few ms with fsync) runs while the next order
+        request is already on the wire, never before it; the journal holds the transition
+        durably in the meantime.
+        """
+        if self.writer is None:
+            return
+        self.writer.mark_dirty()
+        if not self._save_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop (a synchronous caller): save right away
+                self._save()
+                return
+            self._save_scheduled = True
+            loop.call_soon(self._scheduled_save)
+
+    def _scheduled_save(self) -> None:
+        self._save_scheduled = False
+        self._save()
 
     def _save(self) -> None:
         if self.writer is not None:

@@ -184,3 +184,14 @@ def test_replay_on_real_data(tmp_path: Path) -> None:
     assert doc["stats"]["trades"] >= 1
     assert doc["end_ms"] - doc["start_ms"] >= 6 * 3600 * 1000 - 60_000
     assert Decimal(doc["pnl"]["net"]) == Decimal(doc["final_balance"]) - Decimal(doc["starting_balance"])
+    # the offline commands read what the session left behind
+    sdir = session_dir(tmp_path)
+    status_out = subprocess.run([sys.executable, str(REPO / "main.py"), "status", "--state-dir", str(sdir / "state")],
+                                cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
+    assert status_out.returncode == 0, status_out.stderr
+    closed = [t["bracket_id"] for t in doc["trades"]]
+    assert all(bid in status_out.stdout for bid in closed)
+    (sdir / "report.html").unlink()
+    rerender = subprocess.run([sys.executable, str(REPO / "main.py"), "report", str(sdir)],
+                              cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60)
+    assert rerender.returncode == 0 and (sdir / "report.html").stat().st_size > 5000
