@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 from pathlib import Path
 
+import pytest
+
 from config.secrets import Secrets
 from config.settings import BreakerSettings, ExchangeSettings, RetrySettings
 from core.ports import Clock
@@ -135,3 +137,27 @@ class SkewedClock:
 
     async def sleep(self, seconds: float) -> None:
         await self._base.sleep(seconds)
+
+
+# -- shared fixtures (import them into a test module: `from tests.binance_sim import client, recorded, server`)
+
+
+@pytest.fixture(scope="module")
+def recorded(data_dir: Path) -> dict[str, SymbolData]:
+    return load_recorded(data_dir)
+
+
+@pytest.fixture
+async def server(recorded: dict[str, SymbolData]) -> AsyncIterator[SimServer]:
+    srv = sim_server(recorded)
+    await srv.start()
+    yield srv
+    await srv.stop()
+
+
+@pytest.fixture
+async def client(server: SimServer) -> AsyncIterator[BinanceFutures]:
+    c = connector(server)
+    await c.start()
+    yield c
+    await c.close()

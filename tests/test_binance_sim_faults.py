@@ -41,29 +41,9 @@ from exchanges.sim.feed import SymbolData
 from exchanges.sim.limits import RateLimiter as SimRateLimiter
 from exchanges.sim.server import SimServer
 from tests.binance_sim import KEY, SECRET, SETTINGS, SkewedClock, connector, load_recorded, running, sim_server
+from tests.binance_sim import client, recorded, server  # noqa: F401 - shared fixtures
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="module")
-def recorded(data_dir: Path) -> dict[str, SymbolData]:
-    return load_recorded(data_dir)
-
-
-@pytest.fixture
-async def server(recorded: dict[str, SymbolData]):
-    srv = sim_server(recorded)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def client(server: SimServer):
-    c = connector(server)
-    await c.start()
-    yield c
-    await c.close()
 
 
 async def nudged(server: SimServer, call: Awaitable[T], step_s: float = 0.1) -> T:

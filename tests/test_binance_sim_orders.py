@@ -28,27 +28,7 @@ from exchanges.binance.limits import Lane
 from exchanges.sim.feed import SymbolData
 from exchanges.sim.server import SimServer
 from tests.binance_sim import Collector, connected, connector, load_recorded, sim_server
-
-
-@pytest.fixture(scope="module")
-def recorded(data_dir: Path) -> dict[str, SymbolData]:
-    return load_recorded(data_dir)
-
-
-@pytest.fixture
-async def server(recorded: dict[str, SymbolData]):
-    srv = sim_server(recorded)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def client(server: SimServer):
-    c = connector(server)
-    await c.start()
-    yield c
-    await c.close()
+from tests.binance_sim import client, recorded, server  # noqa: F401 - shared fixtures
 
 
 def _market(cid: str, side: Side, qty: str, **kw: object) -> OrderRequest:

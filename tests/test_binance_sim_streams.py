@@ -32,6 +32,7 @@ from core.types import (
 )
 from exchanges.sim.feed import SymbolData
 from exchanges.sim.server import SimServer
+from tests.binance_sim import client, recorded, server  # noqa: F401 - shared fixtures
 from tests.binance_sim import (
     MIN,
     Collector,
@@ -45,27 +46,6 @@ from tests.binance_sim import (
 )
 
 EIGHT_HOURS = 8 * 3600_000
-
-
-@pytest.fixture(scope="module")
-def recorded(data_dir: Path) -> dict[str, SymbolData]:
-    return load_recorded(data_dir)
-
-
-@pytest.fixture
-async def server(recorded: dict[str, SymbolData]):
-    srv = sim_server(recorded)
-    await srv.start()
-    yield srv
-    await srv.stop()
-
-
-@pytest.fixture
-async def client(server: SimServer):
-    c = connector(server)
-    await c.start()
-    yield c
-    await c.close()
 
 
 def _assert_recorded(candle: CandleClosed, recorded: dict[str, SymbolData]) -> None:
