@@ -148,7 +148,17 @@ class SimServer:
     async def _pump_loop(self) -> None:
         while True:
             self.sync()
-            await asyncio.sleep(PUMP_INTERVAL_S)
+            await asyncio.sleep(self._pump_delay_s())
+
+    def _pump_delay_s(self) -> float:
+        """Wake at the next path point (at most PUMP_INTERVAL_S away): at a high speed a fixed
+        period would publish a closed bar late by up to the period times the speed — long
+        enough, at 300×, for the next bar's path to move on before the client can react."""
+        clock = self.clock
+        nxt = self.venue.next_point_ms()
+        if nxt is None or not isinstance(clock, ScaledClock) or clock.held:
+            return PUMP_INTERVAL_S
+        return min(PUMP_INTERVAL_S, max(0.0, (nxt - clock.now_ms()) / 1000 / clock.speed) + 0.0005)
 
     def now_ms(self) -> int:
         """The simulated time clients see (with any injected skew)."""
