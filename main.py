@@ -395,6 +395,7 @@ async def compose_and_run(settings: Settings, secrets: Secrets, *, duration_s: f
         )
         engine = holder["engine"] = Engine(parts)
         engine.settle_user_events = venue.settle_user_events
+        engine.on_ready = venue.on_engine_ready
         if os.environ.get("CASINO_CRASH_AFTER_BARS", "").isdigit():
             engine.crash_after_bars = int(os.environ["CASINO_CRASH_AFTER_BARS"])
         metrics = None
@@ -431,6 +432,7 @@ class ExchangeSetup:
     breakers: Callable[[], dict[str, str]] | None = None
     banned_until_ms: Callable[[], int] | None = None
     settle_user_events: Callable[[], Awaitable[None]] | None = None
+    on_engine_ready: Callable[[], None] | None = None  # warm-up done, streams about to open
     total_bars: int | None = None
 
 
@@ -464,8 +466,11 @@ async def build_venue(settings: Settings, secrets: Secrets, cleanups: list[Calla
 
         total = (local.venue.end_ms - local.venue.start_ms) // 60_000 * len(s.symbols)
         return ExchangeSetup(local, local.clock, settle_user_events=settle, total_bars=total)
+    server = None
     if s.mode == "paper" and settings.exchange.rest_url is None:
-        server = build_server(settings, StandaloneOptions(symbols=list(s.symbols), speed=s.speed))
+        # Simulated time waits for the engine's kline stream: preflight and warm-up (real seconds)
+        # play no bar unseen, so the session decides on the same bars as a replay of the same data.
+        server = build_server(settings, StandaloneOptions(symbols=list(s.symbols), speed=s.speed, hold_clock=True))
         await server.start()
         cleanups.append(server.stop)
         urls = BinanceUrls(rest=server.rest_url, ws=server.ws_url)
@@ -485,6 +490,7 @@ async def build_venue(settings: Settings, secrets: Secrets, cleanups: list[Calla
 
     return ExchangeSetup(
         client, clock, preflight=run_preflight,
+        on_engine_ready=server.start_clock_on_next_kline_subscriber if server is not None else None,
         breakers=lambda: {g: st.value for g, st in client.breaker_states().items()},
         banned_until_ms=lambda: client.limiter.banned_until_ms,
     )

@@ -32,18 +32,33 @@ class LiveClock:
 class ScaledClock:
     """Simulated time that runs ``speed`` times faster than real time from ``start_ms``."""
 
-    def __init__(self, start_ms: int, speed: float) -> None:
+    def __init__(self, start_ms: int, speed: float, *, held: bool = False) -> None:
+        """``held``: time stands at ``start_ms`` until ``release()`` (a simulator waiting for its
+        client to be ready, so no recorded data plays unseen)."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self._start_ms = start_ms
         self._speed = speed
         self._real_start = time.monotonic()
+        self._held = held
 
     @property
     def speed(self) -> float:
         return self._speed
 
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def release(self) -> None:
+        """Start running from ``start_ms`` now (no effect unless held)."""
+        if self._held:
+            self._held = False
+            self._real_start = time.monotonic()
+
     def now_ms(self) -> int:
+        if self._held:
+            return self._start_ms
         elapsed = time.monotonic() - self._real_start
         return self._start_ms + int(elapsed * self._speed * 1000)
 
@@ -51,6 +66,8 @@ class ScaledClock:
         return self.now_ms() / 1000
 
     def monotonic(self) -> float:
+        if self._held:
+            return 0.0
         return (time.monotonic() - self._real_start) * self._speed
 
     async def sleep(self, seconds: float) -> None:

@@ -118,6 +118,8 @@ class Engine:
         self._feeds = {s: _SymbolFeed() for s in self.symbols}
         # replay: wait until the user events of this bar reached the croupier (set by main.py)
         self.settle_user_events: Callable[[], Awaitable[None]] | None = None
+        # paper on an in-process simulator: its held clock starts with our streams (set by main.py)
+        self.on_ready: Callable[[], None] | None = None
         self._live = LiveClock()  # decision latency is real time whatever the session clock
         self._received: dict[tuple[str, int], float] = {}
         self._peak_equity: Decimal | None = None
@@ -147,6 +149,8 @@ class Engine:
             p.record.notes.append(f"reconciliation: {d}")
         await self._warm_up()
         self.ready = True
+        if self.on_ready is not None:
+            self.on_ready()
         log.info("engine ready: %s, %d symbols, exit policy %s", self.s.session.mode, len(self.symbols),
                  self.s.session.on_exit)
 

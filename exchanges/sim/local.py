@@ -316,8 +316,12 @@ class LocalExchange:
                     continue
                 if self.venue.now_ms >= self.venue.end_ms:
                     return
-                bar_end = (self.venue.now_ms + 1) // MINUTE_MS * MINUTE_MS + MINUTE_MS - 1
-                self._step(min(bar_end, self.venue.end_ms))
+                # Up to the next bar's first path point (its open), not just this bar's close: a
+                # bar's close is known at the next bar's open, so an order decided on it trades
+                # there, as in a paper or live session (where the venue has moved on by the time
+                # the order arrives) — and the next bar's path was drawn before that order.
+                next_open = (self.venue.now_ms + 1) // MINUTE_MS * MINUTE_MS + MINUTE_MS
+                self._step(min(next_open, self.venue.end_ms))
                 await asyncio.sleep(0)  # let user-stream consumers run between bars
         finally:
             self._subs = None

@@ -35,6 +35,7 @@ from core.types import Candle, Timeframe
 from exchanges.sim import render
 from exchanges.sim.auth import ApiKey, KeyRing, check_timestamp, ed25519_key, verify_signature
 from exchanges.sim.errors import MESSAGES, SimError
+from exchanges.sim.feed import kline_rows
 from exchanges.sim.faults import UNKNOWN_503_MSG, Faults
 from exchanges.sim.limits import RateLimiter
 from exchanges.sim.records import AccountEvent, AlgoEvent, ConfigEvent, MarginCallEvent, OrderEvent, SimEvent
@@ -56,9 +57,16 @@ class SimServer:
         self, venue: Venue, *, api_key: str | None = None, api_secret: str | None = None,
         ed25519_keys: dict[str, bytes] | None = None, speed: float | None = None,
         host: str = "127.0.0.1", port: int = 0, admin: bool = False, limiter: RateLimiter | None = None,
-        ping_interval_s: float = 180.0,
+        ping_interval_s: float = 180.0, hold_clock: bool = False,
     ) -> None:
+        """``hold_clock``: with a ``speed``, simulated time stands still at the start until
+        ``start_clock_on_next_kline_subscriber()`` was called and then a websocket asking for 1m
+        klines connects. A paper session on recorded data uses it: its preflight and warm-up take
+        real seconds that must not play bars nobody watches, so it decides on the same bars as
+        a replay of the same data."""
         self.venue = venue
+        self.hold_clock = hold_clock
+        self._release_armed = False
         self.api_key = api_key or secrets.token_hex(32)
         self.api_secret = api_secret or secrets.token_hex(32)
         self.keys = KeyRing()
@@ -105,7 +113,7 @@ class SimServer:
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         if self.speed:
             # Simulated time starts running now, not when the object was built.
-            self.clock = ScaledClock(self.venue.now_ms, self.speed)
+            self.clock = ScaledClock(self.venue.now_ms, self.speed, held=self.hold_clock)
             self._pump = asyncio.create_task(self._pump_loop(), name="sim-clock-pump")
 
     async def stop(self) -> None:
@@ -123,6 +131,12 @@ class SimServer:
             await self._runner.cleanup()
             self._runner = None
 
+    def start_clock_on_next_kline_subscriber(self) -> None:
+        """A held clock starts when the next websocket subscribing 1m klines connects (a
+        preflight's test connection came earlier and must not start it)."""
+        if isinstance(self.clock, ScaledClock) and self.clock.held:
+            self._release_armed = True
+
     async def advance(self, seconds: float) -> None:
         """Manual clock only: move simulated time forward and publish what happened."""
         if not isinstance(self.clock, FakeClock):
@@ -134,7 +148,17 @@ class SimServer:
     async def _pump_loop(self) -> None:
         while True:
             self.sync()
-            await asyncio.sleep(PUMP_INTERVAL_S)
+            await asyncio.sleep(self._pump_delay_s())
+
+    def _pump_delay_s(self) -> float:
+        """Wake at the next path point (at most PUMP_INTERVAL_S away): at a high speed a fixed
+        period would publish a closed bar late by up to the period times the speed — long
+        enough, at 300×, for the next bar's path to move on before the client can react."""
+        clock = self.clock
+        nxt = self.venue.next_point_ms()
+        if nxt is None or not isinstance(clock, ScaledClock) or clock.held:
+            return PUMP_INTERVAL_S
+        return min(PUMP_INTERVAL_S, max(0.0, (nxt - clock.now_ms()) / 1000 / clock.speed) + 0.0005)
 
     def now_ms(self) -> int:
         """The simulated time clients see (with any injected skew)."""
@@ -219,6 +243,17 @@ class SimServer:
             elif isinstance(t, TradeTick):
                 hub.publish_market(f"{t.symbol.lower()}@aggtrade", render.agg_trade_event(
                     t.symbol, t.agg_id, t.price, t.qty, t.buyer_maker, t.time_ms))
+
+    def _publish_latest_klines(self, streams: list[str]) -> None:
+        for stream in streams:
+            symbol = stream.partition("@")[0].upper()
+            if symbol not in self.venue.data:
+                continue
+            rows = kline_rows(self.venue.data[symbol], Timeframe.M1, now_ms=self.venue.now_ms + 1,
+                              start_ms=None, end_ms=None, limit=1)
+            for candle in rows:
+                self.hub.publish_market(stream, render.kline_event(
+                    self.venue.specs[symbol], candle, self.venue.now_ms, self._book_id, self._book_id))
 
     def _tf_candle(self, t: KlineTick, tf: Timeframe) -> Candle | None:
         """The ``tf`` kline as of this 1m tick: in progress, or closed when the tick closes the bucket."""
@@ -317,7 +352,18 @@ class SimServer:
             names = {s.lower() for s in streams.split("/") if s}
 
             def factory(ws: web.WebSocketResponse) -> Connection:
-                return Connection(route, combined, self.venue.now_ms, ws, streams=names)
+                conn = Connection(route, combined, self.venue.now_ms, ws, streams=names)
+                klines = [n for n in names if n.endswith("@kline_1m")]
+                if klines and isinstance(self.clock, ScaledClock) and self.clock.held:
+                    if self._release_armed:
+                        self._release_armed = False
+                        self.clock.release()  # the subscriber is registered: no closed bar is missed
+                    else:
+                        # A frozen market still answers a subscriber (a preflight waiting for any
+                        # kline) with its latest bar, as Binance pushes klines with no new trade;
+                        # sent once the hub has registered this connection.
+                        asyncio.get_running_loop().call_soon(self._publish_latest_klines, klines)
+                return conn
             return await self.hub.serve(request, factory)
         return handler
 

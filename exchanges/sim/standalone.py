@@ -41,6 +41,7 @@ class StandaloneOptions:
     dataset: str | None = None
     start_ms: int | None = None
     admin: bool = False
+    hold_clock: bool = False  # paper session in-process: time waits for the engine (SimServer)
 
 
 def build_server(settings: Settings, opts: StandaloneOptions) -> SimServer:
@@ -59,6 +60,7 @@ def build_server(settings: Settings, opts: StandaloneOptions) -> SimServer:
         api_secret=opts.api_secret or os.environ.get("CASINO_SIM_API_SECRET"),
         ed25519_keys=ed_keys, speed=opts.speed or None, host=sim.host, port=sim.port,
         admin=opts.admin or sim.admin, ping_interval_s=sim.ws_ping_interval_s,
+        hold_clock=opts.hold_clock,
     )
 
 

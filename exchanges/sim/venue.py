@@ -76,7 +76,7 @@ MarketTick = KlineTick | MarkTick | TradeTick
 class VenueConfig:
     path_steps: int = 4
     default_funding_rate: Decimal = Decimal("0.0001")
-    intrabar_events: bool = True  # False: only closed klines and one mark per bar (replays)
+    intrabar_events: bool = True  # False: only closed klines and the marks (replays)
 
 
 class Venue:
@@ -138,6 +138,13 @@ class Venue:
 
     def partial_candle(self, symbol: str) -> Candle | None:
         return self._partial.get(symbol)
+
+    def next_point_ms(self) -> int | None:
+        """Simulated time of the next path point to play (None once the data has ended)."""
+        if self._bar is None:
+            return self._next_bar_ms if self._next_bar_ms <= self.end_ms else None
+        bar_open, paths, _bars = self._bar
+        return next(iter(paths.values()))[self._k].time_ms if paths else bar_open
 
     def advance_to(self, t_ms: int) -> tuple[list[SimEvent], list[MarketTick]]:
         """Process every path point with time ≤ ``t_ms``; returns (user events, market ticks)."""
@@ -216,7 +223,12 @@ class Venue:
             prev = self.engine.last_price(sym)
             self.engine.set_price(sym, point.price, point.time_ms)
             if not (intrabar or closed):
-                continue  # replays need only the closed bar: skip building in-progress candles
+                # Replays need only the closed bar: no in-progress candles. The mark still moves
+                # at every point, as a paper session sees it (markPrice@1s): the equity that sizes
+                # an entry marks the other open positions at the same prices in both modes.
+                market.append(MarkTick(sym, point.price, self.current_funding_estimate(sym),
+                                       next_funding_time(point.time_ms), point.time_ms))
+                continue
             o, _h, _l, _c, v = bars[sym]
             part = self._partial.get(sym)
             if closed:
