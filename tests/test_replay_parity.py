@@ -1,4 +1,4 @@
-"""Replay parity: `python main.py replay` and a paper session at speed 120 on the same recorded data
+"""Replay parity: `python main.py replay` and a paper session at speed 60 on the same recorded data
 and the same config make the same trades.
 
 Both run the real CLI in subprocesses: the replay on the in-process simulator (FakeClock moved by
@@ -37,8 +37,8 @@ from session_helpers import FAST_CONFIG, report, start_session
 
 pytestmark = pytest.mark.slow
 
-SPEED = 120  # simulated seconds per real second: bars close every 0.5 s
-PAPER_S = 40  # real seconds of paper trading → 80 simulated minutes
+SPEED = 60  # simulated seconds per real second: bars close every second; a path point every ~0.3 s real, far above a loaded machine's decision latency
+PAPER_S = 70  # real seconds of paper trading → 70 simulated minutes
 CONFIG = (
     FAST_CONFIG.replace('symbols = ["BTCUSDT", "ETHUSDT"]', 'symbols = ["DOGEUSDT", "SOLUSDT"]')
     # 8,400 bars after the data's first common minute: 2023-07-24 07:14 UTC (DOGE's busiest day)
