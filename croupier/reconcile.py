@@ -236,31 +236,20 @@ class Reconciler:
                        report: ReconcileReport) -> None:
         owned = {r.client_id for b in self.oco.book.active() for r in b.legs if r.status.is_live}
         owned |= {b.entry_leg.client_id for b in self.oco.book.active() if b.entry_leg and b.entry_open}
-        for order in orders:
-            if order.client_order_id in owned:
+        # regular orders first, then algo orders: (client id, symbol, type, protective, how to cancel)
+        candidates = [(o.client_order_id, o.symbol, o.type, o.reduce_only or o.close_position, self.executor.cancel_order)
+                      for o in orders]
+        candidates += [(a.client_algo_id, a.symbol, a.type, a.reduce_only or a.close_position, self.executor.cancel_algo)
+                       for a in algos]
+        for client_id, symbol, kind, protective, cancel in candidates:
+            if client_id in owned:
                 continue
-            ours = ids.is_casino_id(order.client_order_id, self.tag)
-            protective = order.reduce_only or order.close_position
-            if ours or (protective and order.symbol not in positions and order.symbol in self.symbols):
+            ours = ids.is_casino_id(client_id, self.tag)
+            if ours or (protective and symbol not in positions and symbol in self.symbols):
                 try:
-                    await self.executor.cancel_order(order.symbol, order.client_order_id)
-                    report.add("orphan_order", order.symbol, f"{order.client_order_id} ({order.type.value})",
-                               "cancelled")
+                    await cancel(symbol, client_id)
+                    report.add("orphan_order", symbol, f"{client_id} ({kind.value})", "cancelled")
                 except ExchangeError as exc:
-                    report.errors.append(f"cancel {order.client_order_id}: {exc}")
+                    report.errors.append(f"cancel {client_id}: {exc}")
             else:
-                report.add("foreign_order", order.symbol, order.client_order_id, "left alone")
-        for algo in algos:
-            if algo.client_algo_id in owned:
-                continue
-            ours = ids.is_casino_id(algo.client_algo_id, self.tag)
-            protective = algo.reduce_only or algo.close_position
-            if ours or (protective and algo.symbol not in positions and algo.symbol in self.symbols):
-                try:
-                    await self.executor.cancel_algo(algo.symbol, algo.client_algo_id)
-                    report.add("orphan_order", algo.symbol, f"{algo.client_algo_id} ({algo.type.value})",
-                               "cancelled")
-                except ExchangeError as exc:
-                    report.errors.append(f"cancel {algo.client_algo_id}: {exc}")
-            else:
-                report.add("foreign_order", algo.symbol, algo.client_algo_id, "left alone")
+                report.add("foreign_order", symbol, client_id, "left alone")
