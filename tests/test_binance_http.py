@@ -161,7 +161,8 @@ async def test_418_bans_the_client_and_nothing_more_is_sent() -> None:
         for _ in range(2):
             with pytest.raises(Banned) as info:
                 await http.request(TIME)
-            assert info.value.until_ms == 4102444800000
+            # the stated end, moved onto our clock by the measured server-time offset (a few ms here)
+            assert abs(info.value.until_ms - 4102444800000) <= 50
         await http.close()
     assert hits == 1
 
