@@ -121,7 +121,6 @@ class Engine:
         # paper on an in-process simulator: its held clock starts with our streams (set by main.py)
         self.on_ready: Callable[[], None] | None = None
         self._live = LiveClock()  # decision latency is real time whatever the session clock
-        self._received: dict[tuple[str, int], float] = {}
         self._peak_equity: Decimal | None = None
         self._realized_seen = Decimal(0)
         self._base = Timeframe.M1
@@ -242,9 +241,7 @@ class Engine:
             if self.p.control.stop_requested.is_set():
                 return  # a replay must not play on while it shuts down; live data is no longer used
             if isinstance(event, CandleClosed):
-                if event.candle.timeframe is self._base:
-                    self._received[(event.candle.symbol, event.candle.open_time_ms)] = self._live.monotonic()
-                await self._on_candle(event.candle)
+                await self._on_candle(event.candle, self._live.monotonic())
                 if self.settle_user_events is not None:
                     await self.settle_user_events()
             elif isinstance(event, MarkPriceUpdate):
@@ -262,7 +259,7 @@ class Engine:
             self.p.control.request_stop("data_end")
         await asyncio.Event().wait()  # stay until the shutdown cancels every worker
 
-    async def _on_candle(self, candle: Candle) -> None:
+    async def _on_candle(self, candle: Candle, received: float | None = None) -> None:
         feed = self._feeds.get(candle.symbol)
         if feed is None or not candle.closed or candle.timeframe is not self._base:
             return
@@ -271,7 +268,7 @@ class Engine:
         closed = self._append(candle)
         if not closed:
             return
-        await self.process_bar(candle, closed)
+        await self.process_bar(candle, closed, received=received)
 
     async def _backfill(self, symbol: str, start_ms: int, end_ms: int) -> None:
         """The first live candle came after a hole in the warm-up: fill it over REST first."""
@@ -281,7 +278,9 @@ class Engine:
             if closed:
                 await self.process_bar(bar, closed, decide=False)
 
-    async def process_bar(self, candle: Candle, closed: Sequence[Timeframe], *, decide: bool = True) -> None:
+    async def process_bar(
+        self, candle: Candle, closed: Sequence[Timeframe], *, decide: bool = True, received: float | None = None
+    ) -> None:
         """Sensors → tracker → player → (sizing → risk → croupier) for one closed base bar."""
         p = self.p
         symbol = candle.symbol
@@ -303,7 +302,6 @@ class Engine:
         close_ms = candle.open_time_ms + self._base.ms
         for tf, readings in by_tf.items():
             p.tracker.record(readings, price=candle.close, at_ms=close_ms)
-        received = self._received.pop((symbol, candle.open_time_ms), None)
         if not decide:
             return
         p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))

@@ -23,6 +23,7 @@ belongs to ``MarketData`` and is unlinked by its ``close()``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -210,10 +211,8 @@ class SensorPool:
             self._fail_outstanding(w, "stopped")
             self._detach(w)
             if w.process.is_alive():
-                try:
+                with contextlib.suppress(OSError):  # it died meanwhile: reaped below
                     w.conn.send(("stop",))
-                except OSError:
-                    pass  # already gone
         deadline = time.monotonic() + 5.0
         while any(w.process.is_alive() for w in workers) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
@@ -394,10 +393,8 @@ class SensorPool:
 
     def _finish_retirement(self, worker: _Worker) -> None:
         self._detach(worker)
-        try:
+        with contextlib.suppress(OSError):  # it exited already; reaping below handles it
             worker.conn.send(("stop",))
-        except OSError:
-            pass  # it exited already; reaping below handles it
         worker.conn.close()
         self._reap_retired(block=False)
 
