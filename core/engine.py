@@ -70,6 +70,8 @@ log = logging.getLogger(__name__)
 QUOTE = "USDT"
 EQUITY_SAMPLE_S = 60.0
 PRICE_SAMPLE_MS = 60_000
+SETTLE_POLL_S = 0.05  # real seconds between looks at the brackets while a stop settles
+SETTLING_STATES = ("PLANNED", "ENTRY_SENT", "PROTECTING", "RESIZING")  # in flight: a stop waits for these
 
 
 class PreflightFailed(Exception):
@@ -171,25 +173,51 @@ class Engine:
         return p.control.stop_reason or "stopped"
 
     async def _shutdown(self) -> None:
-        """Entries are already blocked; settle, apply the exit policy, final snapshot."""
+        """Entries are already blocked; settle, apply the exit policy, final snapshot.
+
+        A second stop request (``control.urgent``) ends the settle wait at once and turns the
+        exit policy into flatten, whichever policy was configured; one that arrives while a
+        ``keep`` exit is being applied still flattens afterwards.
+        """
         p = self.p
-        if not p.control.urgent.is_set():
+        control = p.control
+        began = self._live.monotonic()
+        if not control.urgent.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.s.session.shutdown_wait_s):
-                    await self._settle(p.control.urgent)
-        policy = "flatten" if p.control.urgent.is_set() else self.s.session.on_exit
-        result = await p.croupier.shutdown(policy, urgent=p.control.urgent.is_set())
+                    await self._settle(control.urgent)
+        waited = self._live.monotonic() - began
+        urgent = control.urgent.is_set()
+        policy = "flatten" if urgent else self.s.session.on_exit
+        result = await p.croupier.shutdown(policy, urgent=urgent)
+        if policy == "keep" and control.urgent.is_set():
+            policy, urgent = "flatten", True
+            result = await p.croupier.shutdown(policy, urgent=True)
+        p.record.shutdown = {
+            "policy": policy, "urgent": urgent, "second_request": control.urgent_reason or None,
+            "settle_wait_s": round(waited, 3), "settle_wait_limit_s": self.s.session.shutdown_wait_s,
+        }
+        if urgent:
+            p.record.notes.append(
+                f"second stop request ({control.urgent_reason}) during shutdown: settling skipped after "
+                f"{waited:.1f} s, everything flattened at once")
         p.record.open_positions = list(getattr(result, "open_positions", []) or [])
         self.update_account_metrics()
 
     async def _settle(self, urgent: asyncio.Event) -> None:
-        """Wait until no entry is still pending (a bracket in flight gets its protection)."""
+        """Wait until no entry is still pending (a bracket in flight gets its protection).
+
+        Polled in real time, not on the session clock: a replay's FakeClock no longer moves
+        once its data stopped, and a second stop request must end the wait at once.
+        """
         while not urgent.is_set():
             status = self.p.croupier.status()
-            pending = [b for b in status.get("brackets", []) if b.get("state") in ("PLANNED", "ENTRY_SENT", "PROTECTING", "RESIZING")]
+            pending = [b for b in status.get("brackets", []) if b.get("state") in SETTLING_STATES]
             if not pending:
                 return
-            await self.p.clock.sleep(0.05)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SETTLE_POLL_S):
+                    await urgent.wait()
 
     # ------------------------------------------------------------------ warm-up
 

@@ -87,6 +87,8 @@ class SessionRecord:
     latencies_s: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     open_positions: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # how the stop went: policy applied, urgent (second signal), settle wait used and allowed
+    shutdown: dict[str, Any] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- build
@@ -209,6 +211,7 @@ def build_report(record: SessionRecord) -> dict[str, Any]:
         "latency_s": {name: percentiles(samples) for name, samples in sorted(record.latencies_s.items())},
         "unprotected_s": percentiles(record.latencies_s.get("unprotected", [])),
         "open_positions_at_exit": record.open_positions,
+        "shutdown": record.shutdown,
         "notes": record.notes,
         "series": {
             "equity": _thin(equity),

@@ -253,7 +253,8 @@ def render_html(doc: Mapping[str, Any]) -> str:
         f"<h1>Casino session {_e(doc['session_id'])} {status}</h1>",
         f'<div class="sub">mode <b>{_e(doc["mode"])}</b> · symbols {_e(", ".join(doc["symbols"]))} · '
         f"{_e(_ts(doc['start_ms']))} → {_e(_ts(doc['end_ms']))} UTC ({_num(doc['duration_s'], 0)} s) · "
-        f"exit: {_e(doc['exit_reason'] or '—')} · on exit: {_e(doc['on_exit'])} · config {_e(doc['config_hash'][:12])}</div>",
+        f"exit: {_e(doc['exit_reason'] or '—')} · on exit: {_e(doc['on_exit'])}{_urgent(doc)} · "
+        f"config {_e(doc['config_hash'][:12])}</div>",
         f'<div class="cards">{"".join(cards)}</div>',
         "<h2>Equity</h2>", _line_chart(series["equity"], title="Equity (USDT)"),
         "<h2>Drawdown</h2>",
@@ -280,3 +281,11 @@ def render_html(doc: Mapping[str, Any]) -> str:
         f"<title>Casino report {_e(doc['session_id'])}</title><style>{CSS}</style></head>"
         f"<body><main>{''.join(sections)}</main></body></html>"
     )
+
+
+def _urgent(doc: Mapping[str, Any]) -> str:
+    """' (flattened at once: second SIGTERM)' when a second stop request cut the shutdown short."""
+    shutdown = doc.get("shutdown") or {}  # reports written before this field existed lack it
+    if not shutdown.get("urgent"):
+        return ""
+    return f" (flattened at once: second {_e(shutdown.get('second_request') or 'stop request')})"

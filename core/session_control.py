@@ -26,6 +26,7 @@ class SessionControl:
         self.stop_requested = asyncio.Event()
         self.urgent = asyncio.Event()  # second stop: flatten now, skip waiting
         self.stop_reason = ""
+        self.urgent_reason = ""  # what asked a second time (SIGTERM, SIGINT); empty until then
         self.draining = False
         self._on_status_request = on_status_request
         self._installed: list[int] = []
@@ -52,6 +53,7 @@ class SessionControl:
         if self.stop_requested.is_set():
             if not self.urgent.is_set():
                 log.warning("second stop request (%s): flattening now without waiting", reason)
+                self.urgent_reason = reason
                 self.urgent.set()
             return
         log.warning("stop requested (%s): no new entries; settling, then the exit policy", reason)
