@@ -135,6 +135,10 @@ class BracketEvent:
     final: bool = False  # EXIT_FILL: this fill completes the leg's order
     failed: bool = False  # FLATTEN_SUBMITTED: flattening because protection failed
     reason: str = ""
+    # fills: the exchange's own time of the trade (ORDER_TRADE_UPDATE ``T``, a userTrade's
+    # ``time``, an order's ``updateTime``); None when the venue did not say. ``time_ms`` is
+    # when we learned of it, on our clock.
+    fill_time_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +164,10 @@ class Bracket:
     sl_acked_ms: int | None = None
     unprotected_since_ms: int | None = None
     closed_ms: int | None = None
+    # the exchange's times of the first entry fill and of the latest exit fill (what a trade
+    # report shows); None when no fill carried one (then first_fill_ms / closed_ms, our clock)
+    entry_fill_time_ms: int | None = None
+    exit_fill_time_ms: int | None = None
     close_reason: str = ""
     failure_reason: str = ""
     version: int = 0
@@ -474,8 +482,10 @@ def _effect(b: Bracket, e: BracketEvent) -> Bracket:
         unprotected = b.unprotected_since_ms
         if unprotected is None and b.active_stop is None:
             unprotected = e.time_ms
+        venue_first = b.entry_fill_time_ms if b.entry_fill_time_ms is not None else e.fill_time_ms
         return replace(b, legs=legs, entry_filled_qty=filled, entry_notional=b.entry_notional + e.quantity * e.price,
-                       entry_open=k is not K.ENTRY_FILLED, first_fill_ms=first, unprotected_since_ms=unprotected)
+                       entry_open=k is not K.ENTRY_FILLED, first_fill_ms=first, unprotected_since_ms=unprotected,
+                       entry_fill_time_ms=venue_first)
     if k is K.ENTRY_ENDED:
         legs = _set_leg(b, e.client_id, status=LegStatus.CANCELLED, reason=e.reason) if b.legs else b.legs
         reason = b.close_reason or (e.reason if b.entry_filled_qty == 0 else "")
@@ -506,7 +516,8 @@ def _effect(b: Bracket, e: BracketEvent) -> Bracket:
     if k is K.EXIT_FILL:
         assert e.quantity is not None and e.price is not None
         out = replace(b, exit_filled_qty=b.exit_filled_qty + e.quantity,
-                      exit_notional=b.exit_notional + e.quantity * e.price)
+                      exit_notional=b.exit_notional + e.quantity * e.price,
+                      exit_fill_time_ms=_latest(b.exit_fill_time_ms, e.fill_time_ms))
         record = b.leg_by_client_id(e.client_id)
         if record is not None:
             filled = record.filled_qty + e.quantity
@@ -527,6 +538,13 @@ def _effect(b: Bracket, e: BracketEvent) -> Bracket:
         return replace(b, closed_ms=e.time_ms, failure_reason=b.failure_reason or e.reason,
                        unprotected_since_ms=None)
     raise IllegalTransition(f"no effect defined for {k.value}")
+
+
+def _latest(known: int | None, new: int | None) -> int | None:
+    """The later of two optional exchange times (fills may be learned out of order)."""
+    if known is None:
+        return new
+    return known if new is None else max(known, new)
 
 
 def check_invariants(b: Bracket) -> list[str]:

@@ -157,6 +157,7 @@ class Croupier:
                     self._tracker.open_balance(balance.asset, balance.wallet_balance, time_ms=self.clock.now_ms())
         report = await self.reconcile("start")
         await self._backfill_fills()  # after reconciliation: unknown entries now have their ids
+        self._emit_closed()  # brackets that closed while we were away, now that their fills are booked
         self._save()
         self._started = True
         engine = state.get("engine")
@@ -198,22 +199,27 @@ class Croupier:
                           symbol, exc)
                 continue
             # userTrades carries no clientOrderId on Binance: our trades are those of orders our
-            # brackets know by exchange id (other sessions' and hand trades are not ours)
+            # brackets know by exchange id, and of the triggered children of their algo orders
+            # (other sessions' and hand trades are not ours)
             known = {r.exchange_id for b in self.oco.book.all() for r in b.legs if r.exchange_id and not r.algo}
+            known |= set(self.oco.algo_children)
             for fill in trades:
                 if fill.order_id in known or is_casino_id(fill.client_order_id, self.tag):
                     self._on_fill(fill)
 
-    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> None:
-        """A bracket's position shrank outside Casino: book those trades (the newest reducing ones)."""
+    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> int | None:
+        """A bracket's position shrank outside Casino: book those trades (the newest reducing ones).
+
+        Returns the exchange's time of the latest of those trades (None when none was found)."""
         try:
             # the most recent trades (no start time: the bracket's times are on our clock, not the venue's)
             trades = await self.exchange.user_trades(bracket.symbol)
         except ExchangeError as exc:
             log.error("userTrades %s unavailable (%s): the outside exit is not in the tracker", bracket.symbol, exc)
-            return
+            return None
         known = {r.exchange_id for r in bracket.legs if r.exchange_id}
         left = quantity
+        latest: int | None = None
         for fill in sorted(trades, key=lambda f: f.time_ms, reverse=True):
             if left <= 0:
                 break
@@ -221,7 +227,9 @@ class Croupier:
                 if self._tracker.apply_fill(fill):
                     assert self.journal is not None
                     self.journal.record_fill(fill)
+                latest = fill.time_ms if latest is None else max(latest, fill.time_ms)
                 left -= fill.quantity
+        return latest
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -293,7 +301,8 @@ class Croupier:
                 self._on_fill(event.fill)
             fill = event.fill
             await self.oco.apply_order(event.order, fill_price=fill.price if fill else None,
-                                       fill_qty=fill.quantity if fill else None)
+                                       fill_qty=fill.quantity if fill else None,
+                                       fill_time_ms=fill.time_ms if fill else None)
         elif isinstance(event, FillUpdate):
             # TRADE_LITE carries no commission or realized PnL: booking it would make the
             # ORDER_TRADE_UPDATE of the same trade a "duplicate" and lose its fee. The order
@@ -317,12 +326,25 @@ class Croupier:
         if not self._tracker.apply_fill(fill):
             return
         self.journal.record_fill(fill)
-        bracket = self.oco.book.find_by_client_id(fill.client_order_id)
+        bracket = self._bracket_of(fill)
         if bracket is not None:
             meta = self.oco.meta_of(bracket)
             meta.fees += fill.commission
             meta.fills_seen += fill.quantity
         self._changed()
+
+    def _bracket_of(self, fill: Fill) -> Bracket | None:
+        """The bracket a fill belongs to: by client id, else (a userTrade) by exchange order id."""
+        assert self.oco is not None
+        if fill.client_order_id:
+            return self.oco.book.find_by_client_id(fill.client_order_id)
+        child_of = self.oco.algo_children.get(fill.order_id)
+        if child_of is not None:
+            return self.oco.book.find_by_client_id(child_of)
+        for b in self.oco.book.all():
+            if any(r.exchange_id == fill.order_id and not r.algo for r in b.legs):
+                return b
+        return None
 
     def on_mark_price(self, symbol: str, mark: Decimal) -> None:
         if mark > 0:
@@ -397,8 +419,9 @@ class Croupier:
         funding = self._tracker.position(b.symbol).funding - meta.funding_start
         return ClosedTrade(
             bracket_id=b.id, symbol=b.symbol, side=b.side, quantity=qty,
-            entry_time_ms=b.first_fill_ms or b.created_ms, entry_price=entry,
-            exit_time_ms=b.closed_ms or self.clock.now_ms(), exit_price=exit_,
+            # the exchange's fill times; our clock only when no fill record carried one
+            entry_time_ms=_first_known(b.entry_fill_time_ms, b.first_fill_ms, b.created_ms), entry_price=entry,
+            exit_time_ms=_first_known(b.exit_fill_time_ms, b.closed_ms, self.clock.now_ms()), exit_price=exit_,
             exit_reason=reason, gross_pnl=(exit_ - entry) * b.exit_filled_qty * b.side.sign,
             fees=meta.fees, funding=funding, confidence=meta.confidence, votes=meta.votes,
         )
@@ -480,6 +503,11 @@ class Croupier:
         """Close the journal (after shutdown)."""
         if self.journal is not None:
             self.journal.close()
+
+
+def _first_known(*times: int | None) -> int:
+    """The first time that is known (not None, not 0)."""
+    return next((t for t in times if t), 0)
 
 
 def _last_price(b: Bracket, leg: Leg) -> Decimal | None:

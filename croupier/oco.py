@@ -88,6 +88,9 @@ class OCOManager(OrderStates):
         self._rerun: set[str] = set()
         self._reported: set[str] = set()
         self.reconcile_requested = False  # an outcome stayed unknown: reconcile soon, not at the next period
+        # triggered child order id → client id of its algo leg, learned when a query reads the
+        # child: userTrades name only the child's orderId (no clientOrderId on Binance)
+        self.algo_children: dict[int, str] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -6,7 +6,9 @@ same fill reported by the REST reply, the stream and a later query is applied ex
 only the part above what the leg already holds becomes a fill event. Its price is the trade's
 own price when the record is exactly that trade, else it is derived from the cumulative
 average. The triggered child of an algo order carries the algo's client id, so its fills are
-the leg's fills.
+the leg's fills. Each fill event also carries the exchange's time of the trade (the stream
+fill's ``T``, else the record's ``updateTime``), so a trade learned late — a query during
+reconciliation after a restart — still reports when it really happened.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class OrderStates:
     if TYPE_CHECKING:  # provided by OCOManager
         book: BracketBook
         executor: OrderExecutor
+        algo_children: dict[int, str]
 
         def meta_of(self, bracket: Bracket) -> BracketMeta: ...
         def apply(self, bracket_id: str, event: BracketEvent) -> Bracket | None: ...
@@ -43,16 +46,22 @@ class OrderStates:
         async def drive(self, bracket_id: str) -> None: ...
 
     async def apply_order(self, order: Order, *, fill_price: Decimal | None = None, fill_qty: Decimal | None = None,
-                          reason: str = "") -> None:
-        """A regular order's state (REST reply, stream, query): acks, fill deltas, its end; then drive."""
+                          fill_time_ms: int | None = None, reason: str = "") -> None:
+        """A regular order's state (REST reply, stream, query): acks, fill deltas, its end; then drive.
+
+        ``fill_price``/``fill_qty``/``fill_time_ms`` describe the trade that came with the record
+        (an ORDER_TRADE_UPDATE), when there was one.
+        """
         bracket = self.book.find_by_client_id(order.client_order_id)
         if bracket is None:
             return
-        self.apply_order_state(bracket.id, order, fill_price, fill_qty, reason)
+        self.apply_order_state(bracket.id, order, fill_price, fill_qty, reason, fill_time_ms)
         await self.drive(bracket.id)
 
     def apply_order_state(self, bid: str, order: Order, fill_price: Decimal | None, fill_qty: Decimal | None,
-                           reason: str) -> None:
+                           reason: str, fill_time_ms: int | None = None) -> None:
+        # the trade's own time, else the order's last update (a filled order's updateTime is its last fill)
+        when = fill_time_ms or order.update_time_ms or None
         b = self.book.get(bid)
         leg = b.leg_by_client_id(order.client_order_id)
         if leg is None:
@@ -67,7 +76,8 @@ class OrderStates:
                 price = _delta_price(order, delta, b.entry_notional, b.entry_filled_qty, fill_price, fill_qty)
                 if price is not None:
                     kind = K.ENTRY_FILLED if order.executed_qty == b.requested_qty else K.ENTRY_PARTIAL_FILL
-                    self.apply(bid, self._event(kind, client_id=cid, quantity=delta, price=price))
+                    self.apply(bid, self._event(kind, client_id=cid, quantity=delta, price=price,
+                                                fill_time_ms=when))
             b = self.book.get(bid)
             if order.status.is_final and b.entry_open and order.executed_qty <= b.entry_filled_qty:
                 why = reason or f"entry {order.status.value.lower()}"
@@ -78,20 +88,20 @@ class OrderStates:
             # the leg's fills; its end is reported by the ALGO_UPDATE that follows.
             if order.executed_qty > leg.filled_qty:
                 self._exit_fill(bid, leg, order.executed_qty, order.avg_price, order.status is OrderStatus.FILLED,
-                                fill_price, fill_qty)
+                                fill_price, fill_qty, when)
             return
         if order.order_id and leg.status is LegStatus.SENT and leg.leg is Leg.TAKE_PROFIT and order.status.is_open:
             self.apply(bid, self._event(K.TP_ACKED, client_id=cid, exchange_id=order.order_id))
         if order.executed_qty > leg.filled_qty:
             self._exit_fill(bid, leg, order.executed_qty, order.avg_price, order.status.is_final,
-                            fill_price, fill_qty)
+                            fill_price, fill_qty, when)
         leg = self.book.get(bid).leg_by_client_id(cid)
         if leg is not None and leg.status.is_live and order.status.is_final:
             self.apply(bid, self._event(K.LEG_CANCELLED, client_id=cid,
                                         reason=reason or f"order {order.status.value.lower()}"))
 
     def _exit_fill(self, bid: str, leg: LegRecord, cumulative: Decimal, avg: Decimal, final: bool,
-                   fill_price: Decimal | None, fill_qty: Decimal | None) -> None:
+                   fill_price: Decimal | None, fill_qty: Decimal | None, fill_time_ms: int | None) -> None:
         meta = self.meta_of(self.book.get(bid))
         delta = cumulative - leg.filled_qty
         known = meta.leg_notional.get(leg.client_id, ZERO)
@@ -101,7 +111,7 @@ class OrderStates:
         if price is None:
             return
         if self.apply(bid, self._event(K.EXIT_FILL, client_id=leg.client_id, quantity=delta, price=price,
-                                       final=final)) is not None:
+                                       final=final, fill_time_ms=fill_time_ms)) is not None:
             meta.leg_notional[leg.client_id] = known + delta * price
 
     async def apply_algo(self, algo: AlgoOrder, *, reason: str = "") -> None:
@@ -124,7 +134,9 @@ class OrderStates:
         if algo.status.is_open:
             return
         if algo.executed_qty > leg.filled_qty and algo.avg_price > 0:
-            self._exit_fill(bid, leg, algo.executed_qty, algo.avg_price, True, None, None)
+            # the algo record's updateTime is when it finished, i.e. when its child order filled
+            self._exit_fill(bid, leg, algo.executed_qty, algo.avg_price, True, None, None,
+                            algo.update_time_ms or None)
         b = self.book.get(bid)
         leg = b.leg_by_client_id(cid)
         if leg is None or not leg.status.is_live:
@@ -149,6 +161,7 @@ class OrderStates:
                 self.apply_algo_state(bid, algo, "")
                 if algo.actual_order_id:
                     child = await self.executor.exchange.query_order(b.symbol, order_id=algo.actual_order_id)
+                    self.algo_children[child.order_id] = record.client_id
                     self.apply_order_state(bid, child, None, None, "")
                     self.apply_algo_state(bid, algo, "")
             else:

@@ -78,7 +78,7 @@ class Reconciler:
 
     def __init__(self, exchange: ExchangePort, oco: OCOManager, executor: OrderExecutor, journal: Journal, *,
                  symbols: Sequence[str], tag: str, adoption_policy: str,
-                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[None]] | None = None) -> None:
+                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[int | None]] | None = None) -> None:
         self.exchange = exchange
         self.oco = oco
         self.executor = executor
@@ -202,10 +202,13 @@ class Reconciler:
                 report.add("position_gone" if exchange_qty == 0 else "position_reduced", symbol,
                            f"bracket {bracket.id} holds {abs(ours)}, the exchange {exchange_qty}",
                            f"outside exit of {gone} at {price} booked")
+                traded_ms = None
                 if self.on_outside_exit is not None:
-                    await self.on_outside_exit(bracket, gone)  # the tracker books the real trades
+                    # the tracker books the real trades; their latest time is the exit's time
+                    traded_ms = await self.on_outside_exit(bracket, gone)
                 self.oco.apply(bracket.id, BracketEvent(K.EXIT_FILL, self.oco.clock.now_ms(), quantity=gone,
-                                                        price=price, reason="closed outside Casino"))
+                                                        price=price, reason="closed outside Casino",
+                                                        fill_time_ms=traded_ms))
             else:
                 report.add("position_mismatch", symbol,
                            f"brackets hold {ours}, the exchange {exchange_qty}", "left for the operator")

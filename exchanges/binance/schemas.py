@@ -494,6 +494,9 @@ def algo_update(event: Wire) -> AlgoUpdate:
             actual_order_id=int(actual) if actual not in (None, "") else None,
             executed_qty=dec_opt(o, "aq") or ZERO, avg_price=dec_opt(o, "ap") or ZERO,
             reason=str(o.get("rm") or ""),
+            # when the algo order changed (a FINISHED one: when its child filled); T and E are
+            # both given and documented inconsistently (BINANCE.md), either is the venue's time
+            update_time_ms=int_opt(event, "T") or int(req(event, "E")),
         ),
         event_time_ms=int(req(event, "E")),
     )
