@@ -157,7 +157,6 @@ class Croupier:
                     self._tracker.open_balance(balance.asset, balance.wallet_balance, time_ms=self.clock.now_ms())
         report = await self.reconcile("start")
         await self._backfill_fills()  # after reconciliation: unknown entries now have their ids
-        self._emit_closed()  # brackets that closed while we were away, now that their fills are booked
         self._save()
         self._started = True
         engine = state.get("engine")
@@ -370,6 +369,9 @@ class Croupier:
     async def _loop(self) -> None:
         assert self.oco is not None
         last_reconcile = self.clock.monotonic()
+        # brackets that closed while we were away (found by start) are reported now, once the
+        # engine restored its own state: a report from inside start() would be overwritten
+        self._emit_closed()
         while True:
             await self.clock.sleep(TICK_S)
             for bid in self.oco.expired_entries():

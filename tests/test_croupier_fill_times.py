@@ -8,6 +8,7 @@ show the chunk's end, the exchange's userTrades show the real trade time.
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -70,8 +71,11 @@ async def test_exit_learned_by_reconciliation_after_a_restart_keeps_the_fill_tim
         assert not rig.server.venue.engine.open_algos("BTCUSDT"), "the take-profit never triggered"
         restarted_ms = rig.server.clock.now_ms()
         croupier = await rig.connect()  # recovery + reconciliation find the bracket closed on the exchange
-        # reported by start() itself: its exit fill was found in userTrades by the child order's id
-        assert croupier.book.get(bid).state.value == "CLOSED" and len(rig.closed) == 1
+        assert croupier.book.get(bid).state.value == "CLOSED"
+        async with asyncio.TaskGroup() as tg:  # the croupier's loop reports it on its first turn:
+            runner = tg.create_task(croupier.run())  # no grace period, its exit fill was found in userTrades
+            await rig.wait_for(lambda: bool(rig.closed), what="trade report")
+            runner.cancel()
         trade = rig.closed[0]
         assert trade.bracket_id == bid and trade.exit_reason == "take_profit"
         entry, exits = await _fills(rig, trade)
