@@ -40,7 +40,7 @@ from croupier.bracket_book import BracketBook, journal_sink
 from croupier.executor import OrderExecutor
 from croupier.ids import Leg, is_casino_id, session_tag
 from croupier.oco import OCOManager
-from croupier.reconcile import Discrepancy, Reconciler, ReconcileReport
+from croupier.reconcile import Discrepancy, OutsideTrades, Reconciler, ReconcileReport
 from croupier.sweep import sweep
 from croupier.tracker import PositionTracker
 from state.journal import Journal
@@ -206,10 +206,11 @@ class Croupier:
                 if fill.order_id in known or is_casino_id(fill.client_order_id, self.tag):
                     self._on_fill(fill)
 
-    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> int | None:
+    async def _book_outside_exit(self, bracket: Bracket, quantity: Decimal) -> OutsideTrades | None:
         """A bracket's position shrank outside Casino: book those trades (the newest reducing ones).
 
-        Returns the exchange's time of the latest of those trades (None when none was found)."""
+        Returns what was found (quantity, notional, latest time); None when nothing was."""
+        assert self.oco is not None
         try:
             # the most recent trades (no start time: the bracket's times are on our clock, not the venue's)
             trades = await self.exchange.user_trades(bracket.symbol)
@@ -218,17 +219,25 @@ class Croupier:
             return None
         known = {r.exchange_id for r in bracket.legs if r.exchange_id}
         left = quantity
-        latest: int | None = None
+        found: list[Fill] = []
         for fill in sorted(trades, key=lambda f: f.time_ms, reverse=True):
             if left <= 0:
                 break
             if fill.side is bracket.exit_side and fill.order_id not in known and fill.quantity <= left:
-                if self._tracker.apply_fill(fill):
+                booked_now = self._tracker.apply_fill(fill)
+                if booked_now:
                     assert self.journal is not None
                     self.journal.record_fill(fill)
-                latest = fill.time_ms if latest is None else max(latest, fill.time_ms)
+                if booked_now or self._bracket_of(fill) is None:  # nobody charged its fee to a bracket yet
+                    meta = self.oco.meta_of(bracket)
+                    meta.fees += fill.commission
+                    meta.fills_seen += fill.quantity
+                found.append(fill)
                 left -= fill.quantity
-        return latest
+        if not found:
+            return None
+        return OutsideTrades(sum((f.quantity for f in found), ZERO), sum((f.quantity * f.price for f in found), ZERO),
+                             max(f.time_ms for f in found))
 
     # -- queries -----------------------------------------------------------------------------
 

@@ -43,6 +43,22 @@ PER_SYMBOL_QUERY_LIMIT = 20
 
 
 @dataclass(frozen=True, slots=True)
+class OutsideTrades:
+    """The exchange's trades that closed (part of) a position outside Casino, as booked."""
+
+    quantity: Decimal
+    notional: Decimal  # Σ quantity × price
+    last_time_ms: int  # the exchange's time of the latest of them
+
+    @property
+    def average_price(self) -> Decimal:
+        return (self.notional / self.quantity).quantize(PRICE_QUANTUM)
+
+
+PRICE_QUANTUM = Decimal("1E-8")
+
+
+@dataclass(frozen=True, slots=True)
 class Discrepancy:
     """One difference between local state and the exchange, and what was done about it."""
 
@@ -78,7 +94,8 @@ class Reconciler:
 
     def __init__(self, exchange: ExchangePort, oco: OCOManager, executor: OrderExecutor, journal: Journal, *,
                  symbols: Sequence[str], tag: str, adoption_policy: str,
-                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[int | None]] | None = None) -> None:
+                 on_outside_exit: Callable[[Bracket, Decimal], Awaitable[OutsideTrades | None]] | None = None,
+                 ) -> None:
         self.exchange = exchange
         self.oco = oco
         self.executor = executor
@@ -198,14 +215,16 @@ class Reconciler:
             same_side = exchange_qty != 0 and (exchange_qty > 0) == (ours > 0)
             if abs(exchange_qty) < abs(ours) and (same_side or exchange_qty == 0):
                 gone = abs(ours) - abs(exchange_qty)
-                price = await self._mark(symbol, positions.get(symbol))
+                # the tracker books the real trades (userTrades); when they account for all of
+                # it, the exit is booked at their price and time, else at the mark, now
+                trades = await self.on_outside_exit(bracket, gone) if self.on_outside_exit is not None else None
+                if trades is not None and trades.quantity == gone:
+                    price, traded_ms = trades.average_price, trades.last_time_ms
+                else:
+                    price, traded_ms = await self._mark(symbol, positions.get(symbol)), None
                 report.add("position_gone" if exchange_qty == 0 else "position_reduced", symbol,
                            f"bracket {bracket.id} holds {abs(ours)}, the exchange {exchange_qty}",
                            f"outside exit of {gone} at {price} booked")
-                traded_ms = None
-                if self.on_outside_exit is not None:
-                    # the tracker books the real trades; their latest time is the exit's time
-                    traded_ms = await self.on_outside_exit(bracket, gone)
                 self.oco.apply(bracket.id, BracketEvent(K.EXIT_FILL, self.oco.clock.now_ms(), quantity=gone,
                                                         price=price, reason="closed outside Casino",
                                                         fill_time_ms=traded_ms))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import CroupierSettings
-from core.types import Fill, Side
+from core.types import Fill, OrderRequest, OrderType, Side
 from croupier.croupier import ClosedTrade
 from tests.croupier_harness import Rig, decision, recorded
 
@@ -85,3 +85,31 @@ async def test_exit_learned_by_reconciliation_after_a_restart_keeps_the_fill_tim
         assert croupier.tracker.position("BTCUSDT").quantity == 0
         assert croupier.tracker.realized_pnl() == sum(f.realized_pnl for f in entry + exits) > 0
         assert trade.fees == sum(f.commission for f in entry + exits) > 0
+
+
+async def test_exit_by_hand_while_away_is_booked_at_the_hand_trade_price_and_time(data, tmp_path: Path) -> None:
+    async with Rig(data, tmp_path, CroupierSettings()) as rig:
+        mark = await rig.mark()
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.BUY, mark, tp=0.05, sl=0.05), QTY)
+        assert bid is not None
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED", what="protected")
+        await rig.disconnect()
+        await rig.advance(STEP_S)  # later, someone closes the position by hand
+        hand = await rig.ex.place_order(OrderRequest("BTCUSDT", Side.SELL, OrderType.MARKET, QTY, "byhand",
+                                                     reduce_only=True))
+        await rig.exchange.close()
+        await rig.advance(STEP_S)
+        croupier = await rig.connect()  # reconciliation: the position is gone, booked from userTrades
+        assert croupier.book.get(bid).state.value == "CLOSED"
+        async with asyncio.TaskGroup() as tg:
+            runner = tg.create_task(croupier.run())
+            await rig.wait_for(lambda: bool(rig.closed), what="trade report")
+            runner.cancel()
+        trade = rig.closed[0]
+        assert trade.exit_reason == "external"
+        entry, exits = await _fills(rig, trade)
+        assert [f.order_id for f in exits] == [hand.order_id]
+        assert trade.exit_price == exits[0].price and trade.exit_time_ms == exits[0].time_ms
+        assert trade.exit_time_ms < rig.server.clock.now_ms() - 60_000  # not when we learned of it
+        assert trade.gross_pnl == sum(f.realized_pnl for f in entry + exits)
+        assert trade.fees == sum(f.commission for f in entry + exits)

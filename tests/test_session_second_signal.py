@@ -115,3 +115,10 @@ def test_second_sigterm_skips_the_settle_wait_and_flattens(tmp_path: Path) -> No
     # nothing left on the exchange: no position, no order, no conditional order
     assert all(Decimal(p["positionAmt"]) == 0 for p in account["positions"]), account["positions"]
     assert account["orders"] == [] and account["algos"] == []
+    # what the sweep closed is booked at the exchange's prices: the report agrees with its books
+    by_type: dict[str, Decimal] = {}
+    for row in account["income"]:
+        by_type[row["incomeType"]] = by_type.get(row["incomeType"], Decimal(0)) + Decimal(row["income"])
+    assert Decimal(doc["pnl"]["gross"]) == by_type.get("REALIZED_PNL", Decimal(0))
+    assert Decimal(doc["pnl"]["fees"]) == -by_type.get("COMMISSION", Decimal(0))
+    assert sum(Decimal(t["fees"]) for t in doc["trades"]) == Decimal(doc["pnl"]["fees"])
