@@ -40,6 +40,7 @@ from state.journal import IntentAction, Journal, OutcomeStatus
 log = logging.getLogger(__name__)
 K = EventKind
 PER_SYMBOL_QUERY_LIMIT = 20
+PRICE_QUANTUM = Decimal("1E-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +54,6 @@ class OutsideTrades:
     @property
     def average_price(self) -> Decimal:
         return (self.notional / self.quantity).quantize(PRICE_QUANTUM)
-
-
-PRICE_QUANTUM = Decimal("1E-8")
 
 
 @dataclass(frozen=True, slots=True)
