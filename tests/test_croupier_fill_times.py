@@ -113,3 +113,23 @@ async def test_exit_by_hand_while_away_is_booked_at_the_hand_trade_price_and_tim
         assert trade.exit_time_ms < rig.server.clock.now_ms() - 60_000  # not when we learned of it
         assert trade.gross_pnl == sum(f.realized_pnl for f in entry + exits)
         assert trade.fees == sum(f.commission for f in entry + exits)
+
+
+async def test_limit_entry_filled_inside_a_step_is_stamped_with_its_fill_time(data, tmp_path: Path) -> None:
+    settings = CroupierSettings(entry_type="LIMIT", entry_time_in_force="GTC", entry_timeout_s=24 * 3600)
+    async with Rig(data, tmp_path, settings) as rig:
+        mark = await rig.mark()
+        # a long resting 0.2 % under the market: it fills when the (falling) recording gets there
+        below = (mark * Decimal("0.998")).quantize(Decimal("0.1"))
+        bid = await rig.c.open_bracket(decision("BTCUSDT", Side.BUY, below, tp=0.05, sl=0.05), QTY)
+        assert bid is not None and rig.state(bid) == "ENTRY_SENT"
+        await rig.advance_until(lambda: rig.c.book.get(bid).entry_filled_qty == QTY, 3 * 3600, step=STEP_S)
+        await rig.wait_for(lambda: rig.state(bid) == "PROTECTED", what="protected")
+        await rig.c.shutdown("flatten")
+        await rig.wait_for(lambda: bool(rig.closed), what="trade report")
+        trade = rig.closed[0]
+        entry, exits = await _fills(rig, trade)
+        assert trade.entry_time_ms == min(f.time_ms for f in entry)
+        assert trade.exit_time_ms == max(f.time_ms for f in exits)
+        learned = rig.c.book.get(bid).first_fill_ms  # our clock, at the end of the step
+        assert learned is not None and trade.entry_time_ms < learned
