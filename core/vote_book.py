@@ -4,7 +4,11 @@ Judging every open vote on every candle costs O(open votes) per bar (40 sensors 
 horizons ≈ 2 400 per symbol); with the heaps below a candle costs O(log n) per vote it
 actually resolves. Four price heaps — long TP (lowest first), long SL (highest first),
 short TP (highest first), short SL (lowest first) — and one expiry heap; removal is lazy
-(a heap entry whose vote is gone is skipped).
+(a heap entry whose vote is gone is skipped). Lazily removed entries behind a live one are
+not skipped until it goes (a vote stopped out leaves its take-profit entry behind every live
+vote with a nearer target, for as long as the market stays away — and a dropped vote leaves
+all three), so the heaps are rebuilt from the live votes whenever the dead entries outnumber
+the live ones: without that they grow with every vote ever made (a leak over a long session).
 
 Rules (the tracker's module docstring has the why):
 - a candle opening at or after a vote's ``expires_ms`` (the candles of the horizon were
@@ -21,6 +25,9 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+
+COMPACT_SLACK = 1024  # dead heap entries tolerated beyond the live ones before a rebuild
+ENTRIES_PER_VOTE = 3  # a take-profit, a stop and an expiry entry
 
 
 class Outcome(str, Enum):
@@ -66,7 +73,8 @@ class Judged:
 class VoteBook:
     """One symbol's open votes (insertion order kept, so the oldest can be dropped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, compact_slack: int = COMPACT_SLACK) -> None:
+        self._compact_slack = compact_slack
         self._votes: dict[int, OpenVote] = {}
         self._seq = itertools.count()
         self._long_tp: list[tuple[float, int]] = []  # (tp, seq): hit when tp <= high
@@ -99,7 +107,25 @@ class VoteBook:
 
     def drop_oldest(self) -> OpenVote:
         seq = next(iter(self._votes))
-        return self._votes.pop(seq)
+        vote = self._votes.pop(seq)
+        self._maybe_compact()
+        return vote
+
+    @property
+    def heap_entries(self) -> int:
+        """Entries in all heaps, live and not yet removed (memory held by the book)."""
+        return (len(self._long_tp) + len(self._long_sl) + len(self._short_tp) + len(self._short_sl)
+                + len(self._expiry))
+
+    def _maybe_compact(self) -> None:
+        """Rebuild the heaps from the live votes once dead entries outnumber live ones (amortised O(1))."""
+        live = ENTRIES_PER_VOTE * len(self._votes)
+        if self.heap_entries - live <= live + self._compact_slack:
+            return
+        votes = self._votes
+        for heap in (self._long_tp, self._long_sl, self._short_tp, self._short_sl, self._expiry):
+            heap[:] = [entry for entry in heap if entry[1] in votes]
+            heapq.heapify(heap)
 
     def judge(self, open_ms: int, end_ms: int, o: float, h: float, low: float, c: float) -> list[Judged]:
         """Resolve every vote this candle decides; results in the order the votes were made."""
@@ -153,6 +179,7 @@ class VoteBook:
             vote = self._votes.pop(seq)
             outcome, r, at_ms = hits[seq]
             out.append(Judged(vote, outcome, r, at_ms))
+        self._maybe_compact()
         return out
 
 
