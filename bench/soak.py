@@ -2,6 +2,7 @@
 
     python bench/soak.py            # 2,880 bars × 50 symbols, default sensor ensemble
     python bench/soak.py --quick    # 240 bars × 50 symbols, minimal EMA-cross strategy
+    python bench/soak.py --bars 1440  # a mid-size run (24 h-equivalent) on a busy machine
 
 The replay runs as a real ``python main.py replay`` subprocess on a temporary folder of 50
 symlinks onto the recorded futures-2023 files. Every 0.5 s the resident set of the engine
@@ -69,8 +70,9 @@ def toml_value(v: object) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="240 bars × 50 symbols, minimal strategy")
+    parser.add_argument("--bars", type=int, help="1m bars per symbol (default 2880, 240 with --quick)")
     args = parser.parse_args()
-    bars = 240 if args.quick else 2880
+    bars = args.bars or (240 if args.quick else 2880)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
