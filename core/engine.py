@@ -319,7 +319,7 @@ class Engine:
         p.tracker.on_candle(candle)
         p.risk.on_candle(candle)
         if candle.open_time_ms - feed.last_price_sample_ms >= PRICE_SAMPLE_MS:
-            p.record.prices.setdefault(symbol, []).append((candle.open_time_ms + self._base.ms, float(candle.close)))
+            p.record.sample_price(symbol, candle.open_time_ms + self._base.ms, float(candle.close))
             feed.last_price_sample_ms = candle.open_time_ms
         fresh = await p.pool.evaluate(symbol, closed)
         by_tf: dict[Timeframe, list[SensorReading]] = defaultdict(list)

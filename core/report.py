@@ -89,6 +89,27 @@ class SessionRecord:
     notes: list[str] = field(default_factory=list)
     # how the stop went: policy applied, urgent (second signal), settle wait used and allowed
     shutdown: dict[str, Any] = field(default_factory=dict)
+    _price_samples: dict[str, int] = field(default_factory=dict, repr=False)  # offered per symbol
+    _price_strides: dict[str, int] = field(default_factory=dict, repr=False)  # samples per kept point
+
+    def sample_price(self, symbol: str, time_ms: int, price: float) -> None:
+        """One price sample for the symbol's chart, kept within ``2 × MAX_SERIES_POINTS`` points.
+
+        The report shows at most MAX_SERIES_POINTS per series, so keeping every sample of a
+        long session only grows memory (50 symbols × one a minute ≈ 8 MB a day). When the
+        series is full every other point is dropped and from then on only every other sample
+        is kept: the points stay evenly spaced, the first one is never lost.
+        """
+        points = self.prices.setdefault(symbol, [])
+        offered = self._price_samples.get(symbol, 0)
+        self._price_samples[symbol] = offered + 1
+        stride = self._price_strides.get(symbol, 1)
+        if offered % stride:
+            return
+        points.append((time_ms, price))
+        if len(points) >= 2 * MAX_SERIES_POINTS:
+            del points[1::2]
+            self._price_strides[symbol] = 2 * stride
 
 
 # ----------------------------------------------------------------------------- build

@@ -1,0 +1,36 @@
+"""The report's price series stay bounded and evenly spaced however long a session runs."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from core.report import MAX_SERIES_POINTS, SessionRecord, build_report
+
+MINUTE_MS = 60_000
+
+
+def _record() -> SessionRecord:
+    return SessionRecord("s", "replay", "hash", ["BTCUSDT"], 0, Decimal("1000"))
+
+
+def test_a_long_session_keeps_a_bounded_evenly_spaced_price_series() -> None:
+    record = _record()
+    samples = 23 * MAX_SERIES_POINTS + 17  # e.g. 32 days of one-minute samples
+    for i in range(samples):
+        record.sample_price("BTCUSDT", (i + 1) * MINUTE_MS, 100.0 + i)
+    points = record.prices["BTCUSDT"]
+    assert MAX_SERIES_POINTS <= len(points) < 2 * MAX_SERIES_POINTS
+    assert points[0] == (MINUTE_MS, 100.0)  # the session's first price is kept
+    gaps = {b[0] - a[0] for a, b in zip(points, points[1:], strict=False)}
+    assert len(gaps) == 1  # evenly spaced
+    gap = gaps.pop()
+    assert samples * MINUTE_MS - points[-1][0] < gap  # and up to date: the newest point is within one gap
+    assert all(price == 100.0 + t / MINUTE_MS - 1 for t, price in points)  # each point is a real sample
+    chart = build_report(record)["series"]["prices"]["BTCUSDT"]
+    assert len(chart) <= MAX_SERIES_POINTS and tuple(chart[0]) == (MINUTE_MS, 100.0)
+
+def test_a_short_session_keeps_every_sample() -> None:
+    record = _record()
+    for i in range(MAX_SERIES_POINTS):
+        record.sample_price("BTCUSDT", i * MINUTE_MS, float(i))
+    assert record.prices["BTCUSDT"] == [(i * MINUTE_MS, float(i)) for i in range(MAX_SERIES_POINTS)]
