@@ -93,12 +93,13 @@ class SessionRecord:
     _price_strides: dict[str, int] = field(default_factory=dict, repr=False)  # samples per kept point
 
     def sample_price(self, symbol: str, time_ms: int, price: float) -> None:
-        """One price sample for the symbol's chart, kept within ``2 × MAX_SERIES_POINTS`` points.
+        """One price sample for the symbol's chart, kept within ``MAX_SERIES_POINTS`` points.
 
         The report shows at most MAX_SERIES_POINTS per series, so keeping every sample of a
         long session only grows memory (50 symbols × one a minute ≈ 8 MB a day). When the
         series is full every other point is dropped and from then on only every other sample
-        is kept: the points stay evenly spaced, the first one is never lost.
+        is kept: between half and all of MAX_SERIES_POINTS points, evenly spaced, the first
+        one never lost.
         """
         points = self.prices.setdefault(symbol, [])
         offered = self._price_samples.get(symbol, 0)
@@ -107,7 +108,7 @@ class SessionRecord:
         if offered % stride:
             return
         points.append((time_ms, price))
-        if len(points) >= 2 * MAX_SERIES_POINTS:
+        if len(points) >= MAX_SERIES_POINTS:
             del points[1::2]
             self._price_strides[symbol] = 2 * stride
 
