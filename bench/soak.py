@@ -12,8 +12,9 @@ process and of every descendant (the sensor workers) is read from /proc. Reporte
   of its bars (warm-up, imports and the first allocations of every ring are behind by then), in
   percent — target ≤ 5 %.
 Progress is read from the engine's log (``bars_processed`` is not exported on a replay's
-stdout), so the warm-up mark is the first sample after the session log says "engine ready"
-plus 10 % of the expected duration.
+stdout): the trading phase runs from "engine ready" to "stop requested" (the data's end), and
+the warm-up mark is its sample at 10 %. Samples of the shutdown that follows (workers exiting,
+the final snapshot and report) are not part of the growth figure, only of the peaks.
 """
 
 from __future__ import annotations
@@ -87,16 +88,17 @@ def main() -> None:
         proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "replay", "--config", "casino.toml",
                                  "--duration", f"{bars}m"], cwd=root, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        samples: list[tuple[float, int, int, bool]] = []  # (t, engine, total, ready)
-        ready_at: float | None = None
+        samples: list[tuple[float, int, int, bool]] = []  # (t, engine, total, trading)
+        ready = stopping = False
         while proc.poll() is None:
             engine = rss_bytes(proc.pid)
             total = engine + sum(rss_bytes(k) for k in descendants(proc.pid))
-            if ready_at is None:
+            if not stopping:
                 logs = list((root / "sessions").glob("*/casino.log")) if (root / "sessions").exists() else []
-                if logs and "engine ready" in logs[0].read_text(errors="replace"):
-                    ready_at = time.monotonic()
-            samples.append((time.monotonic(), engine, total, ready_at is not None))
+                text = logs[0].read_text(errors="replace") if logs else ""
+                ready = ready or "engine ready" in text
+                stopping = "stop requested" in text
+            samples.append((time.monotonic(), engine, total, ready and not stopping))
             time.sleep(0.5)
         if proc.returncode != 0:
             raise SystemExit(f"replay exited {proc.returncode}")
