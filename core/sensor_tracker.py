@@ -40,10 +40,11 @@ with ``math.fsum`` from the stored outcomes, so a restored tracker scores identi
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -52,7 +53,7 @@ from config.settings import PlayerSettings, TrackerSettings
 from core.events import SensorReading
 from core.metrics import SENSOR_SCORE, TRACKER_VOTES
 from core.types import Candle, Timeframe
-from core.vote_book import OpenVote, Outcome, VoteBook
+from core.vote_book import OpenVote, Outcome, VoteBook, new_open_vote
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +136,71 @@ class TrackerParams:
 
 
 class _History:
-    """Resolved outcomes of one sensor key (rolling window) and its last win."""
+    """Resolved outcomes of one sensor key (rolling window) and its last win.
 
-    __slots__ = ("outcomes", "last_win_ms", "partial")
+    ``wins`` / ``losses`` hold the same window's R values split by outcome, oldest first (what
+    ``performance`` pools); ``memo`` is the last score and the market time it was computed at.
+    """
+
+    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "memo")
 
     def __init__(self, window: int) -> None:
         self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
         self.last_win_ms: int | None = None
         self.partial: float | None = None  # cached blend without recency; None = recompute
+        self.wins: deque[float] = deque()
+        self.losses: deque[float] = deque()
+        self.memo: tuple[int, float] | None = None  # (now_ms, score); None = recompute
+
+    def append(self, r: float, won: bool) -> None:
+        """Add an outcome; the window's oldest one leaves ``wins``/``losses`` with it."""
+        outcomes = self.outcomes
+        if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen:
+            (self.wins if outcomes[0][1] else self.losses).popleft()
+        outcomes.append((r, won))
+        (self.wins if won else self.losses).append(r)
+        self.partial = None
+        self.memo = None
+
+    def split(self) -> None:
+        """Rebuild ``wins``/``losses`` from ``outcomes`` (after a restore)."""
+        self.wins = deque(r for r, won in self.outcomes if won)
+        self.losses = deque(r for r, won in self.outcomes if not won)
+        self.partial = None
+        self.memo = None
+
+
+class ScoreView(Mapping[str, float]):
+    """The tracker's scores as a read-only mapping, computed on demand.
+
+    Equal to ``scores()`` key for key, without scoring every known sensor on every bar: the
+    player asks only for its voters' keys. Valid until the tracker changes (read it at once).
+    """
+
+    __slots__ = ("_tracker",)
+
+    def __init__(self, tracker: SensorTracker) -> None:
+        self._tracker = tracker
+
+    def __getitem__(self, key: str) -> float:
+        if key not in self._tracker._history:
+            raise KeyError(key)
+        return self._tracker.score(key)
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        hist = self._tracker._history.get(key)
+        if hist is None:
+            return default
+        memo = hist.memo
+        if memo is not None and memo[0] == self._tracker._now_ms:
+            return memo[1]
+        return self._tracker.score(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tracker._history)
+
+    def __len__(self) -> int:
+        return len(self._tracker._history)
 
 
 class SensorTracker:
@@ -168,19 +226,26 @@ class SensorTracker:
         if not math.isfinite(entry_price) or entry_price <= 0:
             raise ValueError(f"entry price must be positive and finite, got {price}")
         opened = 0
+        history, last_recorded, books = self._history, self._last_recorded, self._open
+        horizon = self._p.horizon_bars
         for r in readings:
-            if r.context or r.is_missing or r.signal == 0 or not _valid_distances(r):
-                continue  # context readings feed the HTF filter; they carry no weight to learn
+            signal = r.signal
+            # context readings feed the HTF filter; missing, flat and ill-formed ones teach nothing
+            if r.context or signal is None or signal != signal or signal == 0 or not _valid_distances(r):
+                continue
             key = sensor_key(r.sensor, r.timeframe)
             dedupe = (key, r.symbol)
-            if self._last_recorded.get(dedupe, -1) >= r.open_time_ms:
+            if last_recorded.get(dedupe, -1) >= r.open_time_ms:
                 continue
-            self._last_recorded[dedupe] = r.open_time_ms
-            self._history.setdefault(key, _History(self._p.window))
-            self._open.setdefault(r.symbol, VoteBook()).add(OpenVote(
-                key=key, symbol=r.symbol, direction=1 if r.signal > 0 else -1, entry_ms=at_ms,
-                entry_price=entry_price, tp_fraction=r.tp_fraction, sl_fraction=r.sl_fraction,
-                expires_ms=at_ms + self._p.horizon_bars * r.timeframe.ms,
+            last_recorded[dedupe] = r.open_time_ms
+            if key not in history:
+                history[key] = _History(self._p.window)
+            book = books.get(r.symbol)
+            if book is None:
+                book = books[r.symbol] = VoteBook()
+            book.add(new_open_vote(
+                key, r.symbol, 1 if signal > 0 else -1, at_ms, entry_price, r.tp_fraction, r.sl_fraction,
+                at_ms + horizon * r.timeframe.ms,
             ))
             opened += 1
             self._open_count += 1
@@ -213,9 +278,10 @@ class SensorTracker:
         return resolved
 
     def _apply(self, res: Resolution) -> None:
-        hist = self._history.setdefault(res.key, _History(self._p.window))
-        hist.outcomes.append((res.r, res.won))
-        hist.partial = None
+        hist = self._history.get(res.key)
+        if hist is None:
+            hist = self._history[res.key] = _History(self._p.window)
+        hist.append(res.r, res.won)
         if res.won:
             hist.last_win_ms = max(hist.last_win_ms or 0, res.resolved_ms)
         _OUTCOME_COUNTERS[res.outcome].inc()
@@ -236,7 +302,21 @@ class SensorTracker:
     def score(self, key: str) -> float:
         """The sensor key's blended score in [0, 1]; 0.5 until it has enough resolved votes."""
         hist = self._history.get(key)
-        if hist is None or len(hist.outcomes) < self._p.min_resolved_votes:
+        if hist is None:
+            return NEUTRAL_SCORE
+        memo = hist.memo
+        if memo is not None and memo[0] == self._now_ms:
+            return memo[1]
+        value = self._score(hist)
+        hist.memo = (self._now_ms, value)
+        return value
+
+    def score_view(self) -> ScoreView:
+        """``scores()`` as a lazy mapping: only the keys asked for are scored (the player's voters)."""
+        return ScoreView(self)
+
+    def _score(self, hist: _History) -> float:
+        if len(hist.outcomes) < self._p.min_resolved_votes:
             return NEUTRAL_SCORE
         p = self._p
         if hist.partial is None:
@@ -262,18 +342,19 @@ class SensorTracker:
 
     def performance(self, keys: Sequence[str]) -> PerformanceStats:
         """Pooled resolved outcomes of ``keys`` (e.g. a decision's winning voters) for sizing."""
-        wins: list[float] = []
-        losses: list[float] = []
+        wins: list[deque[float]] = []
+        losses: list[deque[float]] = []
         for key in dict.fromkeys(keys):
             hist = self._history.get(key)
-            if hist is None:
-                continue
-            for r, won in hist.outcomes:
-                (wins if won else losses).append(r)
-        n = len(wins) + len(losses)
-        avg_win = math.fsum(wins) / len(wins) if wins else 0.0
-        avg_loss = abs(math.fsum(losses)) / len(losses) if losses else 0.0
-        return PerformanceStats(n, len(wins), len(losses), avg_win, avg_loss)
+            if hist is not None:
+                wins.append(hist.wins)
+                losses.append(hist.losses)
+        n_wins = sum(map(len, wins))
+        n_losses = sum(map(len, losses))
+        # fsum is correctly rounded: pooling the per-key windows in any order gives the same sums
+        avg_win = math.fsum(itertools.chain.from_iterable(wins)) / n_wins if n_wins else 0.0
+        avg_loss = abs(math.fsum(itertools.chain.from_iterable(losses))) / n_losses if n_losses else 0.0
+        return PerformanceStats(n_wins + n_losses, n_wins, n_losses, avg_win, avg_loss)
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +386,7 @@ class SensorTracker:
         for key, h in data["history"].items():
             hist = _History(params.window)
             hist.outcomes.extend((float(r), bool(w)) for r, w in h["outcomes"])
+            hist.split()
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist
         for key, symbol, direction, entry_ms, price, tp, sl, expires in data["open"]:
