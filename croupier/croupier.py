@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE_S = 5.0  # wait this long for a closed bracket's last fills (fees) before reporting it
 TICK_S = 1.0
 MAX_KEPT_TERMINAL = 200
+# A bracket in one of these states has an order in flight that decides whether a position is
+# protected: a snapshot (tens of ms of encoding and fsync on the event loop) waits for it.
+_IN_FLIGHT = frozenset({BracketState.PLANNED, BracketState.ENTRY_SENT, BracketState.ENTRY_PARTIAL,
+                        BracketState.ENTRY_FILLED, BracketState.PROTECTING, BracketState.RESIZING})
+MAX_RECONCILE_DEFER = 3.0  # a periodic reconciliation waits at most this many intervals for a quiet moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +123,11 @@ class Croupier:
         self.oco: OCOManager | None = None
         self.writer: SnapshotWriter | None = None
         self._save_scheduled = False
+        self._save_deferred = False
         self.reconciler: Reconciler | None = None
+        # Set by the engine: True while a closed candle is on its way to a decision. Periodic
+        # reconciliation and deferred snapshots wait for a quiet moment instead of delaying it.
+        self.hot: Callable[[], bool] = lambda: False
 
     # -- start -------------------------------------------------------------------------------
 
@@ -353,7 +362,12 @@ class Croupier:
             for bid in self.oco.expired_entries():
                 await self.oco.cancel_entry(bid, "entry timeout")
             urgent = self._reconcile_due or self.oco.reconcile_requested
-            if urgent or self.clock.monotonic() - last_reconcile >= self.settings.reconcile_interval_s:
+            waited = self.clock.monotonic() - last_reconcile
+            interval = self.settings.reconcile_interval_s
+            # a periodic pass never runs in the middle of a decision or while an order is in
+            # flight for protection (it would queue its REST calls and decoding ahead of them)
+            periodic = waited >= interval and (waited >= MAX_RECONCILE_DEFER * interval or not self._busy())
+            if urgent or periodic:
                 last_reconcile = self.clock.monotonic()
                 self.oco.reconcile_requested = False
                 await self.reconcile("after an unknown outcome" if urgent else "periodic")
@@ -470,7 +484,24 @@ class Croupier:
 
     def _scheduled_save(self) -> None:
         self._save_scheduled = False
+        if self._busy():
+            # An order in flight for protection (or a candle on its way to a decision) goes first:
+            # the next transition, ``save_soon`` or the writer's interval saves this state.
+            self._save_deferred = True
+            return
+        self._save_deferred = False
         self._save()
+
+    def save_soon(self) -> None:
+        """Run a snapshot that was deferred, now that the hot path is quiet (the engine calls this)."""
+        if self._save_deferred and not self._save_scheduled:
+            self._changed()
+
+    def _busy(self) -> bool:
+        """True while a decision is under way or any bracket has an order in flight for protection."""
+        if self.hot():
+            return True
+        return self.oco is not None and any(b.state in _IN_FLIGHT for b in self.oco.book.active())
 
     def _save(self) -> None:
         if self.writer is not None:
