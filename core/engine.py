@@ -111,7 +111,9 @@ class EngineParts:
 class _SymbolFeed:
     last_open_ms: int | None = None
     last_price_sample_ms: int = 0
-    latest: dict[Timeframe, list[SensorReading]] = field(default_factory=dict)
+    # Tuples: the player screens a tuple once and reuses that on every base bar until the
+    # timeframe closes again (a 1h timeframe's readings are handed over 60 times).
+    latest: dict[Timeframe, tuple[SensorReading, ...]] = field(default_factory=dict)
 
 
 class Engine:
@@ -239,8 +241,10 @@ class Engine:
             # Every timeframe's latest closed bar gets its readings now, so the first live bar
             # is decided with the higher-timeframe context instead of waiting for the next 1h/4h close.
             feed = self._feeds[symbol]
+            by_tf: dict[Timeframe, list[SensorReading]] = defaultdict(list)
             for reading in await self.p.pool.evaluate(symbol, market.timeframes):
-                feed.latest.setdefault(reading.timeframe, []).append(reading)
+                by_tf[reading.timeframe].append(reading)
+            feed.latest.update((tf, tuple(readings)) for tf, readings in by_tf.items())
             log.info("warm-up %s: %d base bars from %d", symbol, len(base), start, extra={"symbol": symbol})
 
     # Binance weighs a klines request by its limit: 1000 rows cost 5, 1001–1500 cost 10. Pages of
@@ -455,7 +459,7 @@ class Engine:
         for r in readings:
             by_tf[r.timeframe].append(r)
         for tf in closed:
-            feed.latest[tf] = by_tf.get(tf, [])
+            feed.latest[tf] = tuple(by_tf.get(tf, ()))
         try:
             if decide:
                 await self._decide(candle, feed, received, sensor_wait_s)

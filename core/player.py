@@ -446,6 +446,64 @@ def winning_keys(decision: Decision) -> list[str]:
 
 # ----------------------------------------------------------------------------- adapter
 
+_MIN_CACHED_BATCH = 4  # shorter tuples are screened reading by reading
+
+
+@dataclass(slots=True)
+class _BatchScreen:
+    """How a tuple of readings of one symbol, timeframe and bar screens, whatever bar it joins.
+
+    Everything but the time check depends on the readings alone: the range and distance
+    rejections, duplicates inside the tuple (the first one wins), the NaN counter, the voters
+    and the context signs. The time check is one comparison for all of them.
+    """
+
+    batch: tuple[SensorReading, ...]
+    symbol: str
+    r_close: int
+    tf_ms: int
+    keys: set[str]
+    voters: list[tuple[SensorReading, str]]
+    ups: int
+    downs: int
+    context: int
+    bad: tuple[tuple[str, int], ...]
+    nan: int
+
+    @classmethod
+    def of(cls, batch: tuple[SensorReading, ...]) -> _BatchScreen | None:
+        """None unless every reading shares the first one's symbol, timeframe and open time."""
+        first = batch[0]
+        symbol, tf, open_ms = first.symbol, first.timeframe, first.open_time_ms
+        for r in batch:
+            if r.symbol != symbol or r.timeframe is not tf or r.open_time_ms != open_ms:
+                return None
+        keys_of = _KEYS[tf].get
+        keys: set[str] = set()
+        bad: Tally[str] = Tally()
+        ballot = _Ballot()
+        nan = 0
+        for r in batch:
+            signal = r.signal
+            if signal is not None and signal == signal:
+                if not -1.0 <= signal <= 1.0:
+                    bad[BAD_SIGNAL_RANGE] += 1
+                    continue
+                if not r.context and not (0.0 < r.tp_fraction < 1.0 and 0.0 < r.sl_fraction < 1.0):
+                    bad[BAD_DISTANCES] += 1
+                    continue
+            key = keys_of(r.sensor) or _new_key(r.sensor, tf)
+            if key in keys:
+                bad[BAD_DUPLICATE_READING] += 1
+                continue
+            if signal is not None and math.isnan(signal):
+                nan += 1
+            ballot.add(r, key)
+            keys.add(key)
+        tf_ms = _TF_MS[tf]
+        return cls(batch, symbol, open_ms + tf_ms, tf_ms, keys, ballot.voters, ballot.ups, ballot.downs,
+                   ballot.context, tuple(bad.items()), nan)
+
 
 @dataclass(slots=True)
 class _SymbolState:
@@ -474,6 +532,10 @@ class Player:
         self._clock = clock
         self.timeframe = timeframe
         self._symbols: dict[str, _SymbolState] = {s: _SymbolState() for s in symbols}
+        # screened reading tuples by id (each entry holds its tuple, so an id is never reused
+        # while cached); bounded: a few timeframes per symbol are live at any time
+        self._batches: dict[int, _BatchScreen] = {}
+        self._max_batches = max(64, 16 * len(self._symbols))
         self.skip_counts: Tally[str] = Tally()
         self.bad_input_counts: Tally[str] = Tally()
         self.decision_counts: Tally[str] = Tally()
@@ -518,7 +580,59 @@ class Player:
 
         Each reading is screened here, once (the checks of ``_reading_problem`` plus lateness and
         duplicates), so ``close_bar`` weighs the ballot without looking at a reading again.
+
+        A *tuple* of readings of one symbol, timeframe and bar (what the engine hands over: a
+        higher timeframe's readings come again on every base bar until that timeframe closes)
+        is screened once and remembered; adding it again costs one time check and a few set
+        operations, with exactly the verdicts and counters of reading-by-reading screening.
         """
+        if type(readings) is tuple and len(readings) >= _MIN_CACHED_BATCH:
+            screen = self._batches.get(id(readings))
+            if screen is None or screen.batch is not readings:
+                screen = _BatchScreen.of(readings)
+                if screen is not None:
+                    if len(self._batches) >= self._max_batches:
+                        del self._batches[next(iter(self._batches))]  # the oldest
+                    self._batches[id(readings)] = screen
+            if screen is not None:
+                accepted = self._add_screened(screen)
+                if accepted is not None:
+                    return accepted
+        return self._add_each(readings)
+
+    def _add_screened(self, screen: _BatchScreen) -> int | None:
+        """Add a screened batch; None when only reading-by-reading screening can say (duplicates)."""
+        n = len(screen.batch)
+        state = self._symbols.get(screen.symbol)
+        if state is None:
+            self._bad(BAD_UNKNOWN_SYMBOL, n)
+            return 0
+        bar = state.pending
+        if bar is None:
+            self._bad(BAD_LATE_READING if state.last_bar_open_ms is not None else BAD_NO_BAR, n)
+            return 0
+        close_ms = bar.open_time_ms + _TF_MS[bar.timeframe]
+        if screen.r_close > close_ms:
+            self._bad(BAD_FUTURE_READING, n)
+            return 0
+        if screen.r_close <= close_ms - screen.tf_ms:
+            self._bad(BAD_LATE_READING if screen.r_close <= bar.open_time_ms else BAD_STALE_READING, n)
+            return 0
+        if not screen.keys.isdisjoint(state.keys):
+            return None
+        for reason, count in screen.bad:
+            self._bad(reason, count)
+        if screen.nan:
+            self._bad(BAD_NAN_SIGNAL, screen.nan)
+        ballot = state.ballot
+        ballot.voters.extend(screen.voters)
+        ballot.ups += screen.ups
+        ballot.downs += screen.downs
+        ballot.context += screen.context
+        state.keys |= screen.keys
+        return len(screen.keys)
+
+    def _add_each(self, readings: Iterable[SensorReading]) -> int:
         accepted = 0
         symbols = self._symbols
         tf_ms_of, keys_of = _TF_MS.__getitem__, _KEYS.__getitem__
@@ -631,9 +745,9 @@ class Player:
                 state.last_decision_index = d.get("last_decision_index")
                 state.last_bar_open_ms = d.get("last_bar_open_ms")
 
-    def _bad(self, reason: str) -> None:
-        self.bad_input_counts[reason] += 1
-        BAD_READINGS.labels(reason=reason).inc()
+    def _bad(self, reason: str, count: int = 1) -> None:
+        self.bad_input_counts[reason] += count
+        BAD_READINGS.labels(reason=reason).inc(count)
 
 
 async def _get_until(

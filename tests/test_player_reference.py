@@ -144,7 +144,7 @@ def _same(got: Decision | Skip, want: Decision | Skip) -> None:
             want.tp_fraction.hex(), want.sl_fraction.hex(), want.confidence.hex())
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(readings=st.lists(reading(), max_size=40), sc=scores, p=params, book=books)
 def test_decide_gives_the_reference_verdict(readings: list[SensorReading], sc: dict[str, float], p: PlayerParams,
                                             book: SymbolBook) -> None:
@@ -186,3 +186,44 @@ def test_a_plan_sized_bar_decides_exactly_like_the_reference() -> None:
     got, want = decide(BAR, readings, sc, p), reference_decide(BAR, readings, sc, p)
     assert isinstance(want, Decision) and len(want.votes) > 100
     _same(got, want)
+
+
+@st.composite
+def batch_of(draw: st.DrawFn, tf: Timeframe, bar_open: int) -> tuple[SensorReading, ...]:
+    """A tuple like the engine's: one symbol, timeframe and bar (its latest closed one)."""
+    close = bar_open + 60_000
+    shift = draw(st.sampled_from([0] * 6 + [-1, 1]))
+    open_ms = close - close % tf.ms - tf.ms + shift * tf.ms
+    names = draw(st.lists(st.sampled_from(NAMES), min_size=4, max_size=12))
+    return tuple(SensorReading(n, draw(st.sampled_from(["BTCUSDT"] * 12 + ["ETHUSDT", "XRPUSDT"])), tf, open_ms,
+                               draw(signals), draw(fractions), draw(fractions), draw(st.sampled_from([False] * 3 + [True])))
+                 for n in names)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=st.data(), sc=scores, p=params)
+def test_reused_reading_tuples_screen_like_fresh_readings_across_bars(data: st.DataObject, sc: dict[str, float],
+                                                                      p: PlayerParams) -> None:
+    """The engine hands the same higher-timeframe tuples over bar after bar (the player caches
+    their screening): every bar's verdict and every bad-input counter must be what screening
+    each reading afresh gives, including tuples that collide with each other's keys."""
+    cached = Player(p, ["BTCUSDT", "ETHUSDT"], clock=FakeClock(T0))
+    fresh = Player(p, ["BTCUSDT", "ETHUSDT"], clock=FakeClock(T0))
+    held = {tf: data.draw(batch_of(tf, T0)) for tf in (Timeframe.M15, Timeframe.H1)}
+    for k in range(4):
+        bar_open = T0 + k * 60_000
+        held[Timeframe.M1] = data.draw(batch_of(Timeframe.M1, bar_open))
+        if data.draw(st.booleans()):
+            held[Timeframe.M5] = data.draw(batch_of(Timeframe.M5, bar_open))
+        c = Decimal("30000")
+        candle = Candle("BTCUSDT", Timeframe.M1, bar_open, c, c, c, c, Decimal(1))
+        verdicts = []
+        for player, as_tuple in ((cached, True), (fresh, False)):
+            player.open_bar(candle)
+            for batch in held.values():
+                player.add_readings(batch if as_tuple else list(batch))
+            verdicts.append(player.close_bar("BTCUSDT", sc))
+        assert verdicts[0] is not None and verdicts[1] is not None
+        _same(verdicts[0], verdicts[1])
+        assert cached.bad_input_counts == fresh.bad_input_counts
+        assert cached.skip_counts == fresh.skip_counts
