@@ -44,7 +44,8 @@ import itertools
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -170,39 +171,6 @@ class _History:
         self.memo = None
 
 
-class ScoreView(Mapping[str, float]):
-    """The tracker's scores as a read-only mapping, computed on demand.
-
-    Equal to ``scores()`` key for key, without scoring every known sensor on every bar: the
-    player asks only for its voters' keys. Valid until the tracker changes (read it at once).
-    """
-
-    __slots__ = ("_tracker",)
-
-    def __init__(self, tracker: SensorTracker) -> None:
-        self._tracker = tracker
-
-    def __getitem__(self, key: str) -> float:
-        if key not in self._tracker._history:
-            raise KeyError(key)
-        return self._tracker.score(key)
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        hist = self._tracker._history.get(key)
-        if hist is None:
-            return default
-        memo = hist.memo
-        if memo is not None and memo[0] == self._tracker._now_ms:
-            return memo[1]
-        return self._tracker.score(key)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._tracker._history)
-
-    def __len__(self) -> int:
-        return len(self._tracker._history)
-
-
 class SensorTracker:
     """Scores sensors by how their votes resolve on the following bars (see module docstring)."""
 
@@ -213,6 +181,10 @@ class SensorTracker:
         self._open_count = 0
         self._last_recorded: dict[tuple[str, str], int] = {}  # (key, symbol) → reading open time
         self._now_ms = 0  # market time: the latest candle close seen
+        # every known key's score as of _board_ms, kept current key by key (see score_view)
+        self._board: dict[str, float] = {}
+        self._board_ms: int | None = None
+        self._stale: set[str] = set()
         self.dropped_open_votes = 0
 
     # ------------------------------------------------------------------ feeding
@@ -240,6 +212,7 @@ class SensorTracker:
             last_recorded[dedupe] = r.open_time_ms
             if key not in history:
                 history[key] = _History(self._p.window)
+                self._stale.add(key)
             book = books.get(r.symbol)
             if book is None:
                 book = books[r.symbol] = VoteBook()
@@ -282,6 +255,7 @@ class SensorTracker:
         if hist is None:
             hist = self._history[res.key] = _History(self._p.window)
         hist.append(res.r, res.won)
+        self._stale.add(res.key)
         if res.won:
             hist.last_win_ms = max(hist.last_win_ms or 0, res.resolved_ms)
         _OUTCOME_COUNTERS[res.outcome].inc()
@@ -311,9 +285,24 @@ class SensorTracker:
         hist.memo = (self._now_ms, value)
         return value
 
-    def score_view(self) -> ScoreView:
-        """``scores()`` as a lazy mapping: only the keys asked for are scored (the player's voters)."""
-        return ScoreView(self)
+    def score_view(self) -> Mapping[str, float]:
+        """``scores()`` as a read-only mapping, kept current instead of rebuilt.
+
+        Every key is rescored when market time moves (recency changes), otherwise only the
+        keys whose outcomes changed since the last call; so a burst of symbols closing together
+        scores each key about once, and the player reads scores with a plain dict lookup.
+        Equal to ``scores()`` until the tracker changes (read it at once).
+        """
+        if self._board_ms != self._now_ms:
+            self._board = {key: self.score(key) for key in self._history}
+            self._board_ms = self._now_ms
+            self._stale.clear()
+        elif self._stale:
+            board = self._board
+            for key in self._stale:
+                board[key] = self.score(key)
+            self._stale.clear()
+        return MappingProxyType(self._board)
 
     def _score(self, hist: _History) -> float:
         if len(hist.outcomes) < self._p.min_resolved_votes:
