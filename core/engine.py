@@ -8,10 +8,15 @@ Start-up order (nothing trades before reconciliation is done)::
 Per closed 1m candle of a symbol::
 
     market_data.append_closed → sensor pool (closed timeframes) → player (fresh + latest
-    higher-timeframe readings) → sizing → risk gate → croupier.open_bracket
+    higher-timeframe readings) → sizing → risk gate → croupier.open_bracket → tracker votes
 
-The user stream goes straight to the croupier. Periodic tasks sample equity, feed the risk
-gate and refresh metrics. A stop (signal, ``--duration``, crash) runs the shutdown order:
+Live and paper sessions take every candle already waiting as one burst: all of them are
+appended, their sensors evaluated in one pool round trip, then each symbol is decided in
+arrival order. Decision latency runs from the frame leaving the socket (real time) to the
+entry request; the report splits off the sensor wait. The user stream goes straight to the
+croupier. Periodic tasks sample equity, feed the risk gate and refresh metrics; they, the
+croupier's periodic reconciliation and its deferred snapshots wait while a burst is being
+decided (``hot``). A stop (signal, ``--duration``, crash) runs the shutdown order:
 no new entries → in-flight orders settle (bounded; skipped on a second signal) → the exit
 policy (flatten or keep) → final snapshot → report.
 """
