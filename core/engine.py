@@ -81,7 +81,8 @@ QUOTE = "USDT"
 EQUITY_SAMPLE_S = 60.0
 PRICE_SAMPLE_MS = 60_000
 BAR_LATENCY_SAMPLES = 20_000
-SAMPLER_MAX_WAIT_S = 1.0  # real seconds the account sampler waits for a burst to be decided
+SAMPLER_MAX_WAIT_S = 1.0
+TRACKER_STATE_MAX_AGE_S = 5.0  # real seconds a snapshot may reuse the previous tracker section  # real seconds the account sampler waits for a burst to be decided
 _MIN_MARKET_QUEUE = 1024  # market events buffered between the stream reader and the engine
 
 
@@ -145,6 +146,8 @@ class Engine:
         self._peak_equity: Decimal | None = None
         # Candles on their way to a decision: periodic work (reconciliation, snapshots, the
         # account sampler) waits for the count to fall back to zero instead of delaying them.
+        self._tracker_state: dict[str, Any] | None = None  # the last tracker section written (see extra_state)
+        self._tracker_state_at = 0.0
         self._hot = 0
         self._quiet = asyncio.Event()
         self._quiet.set()
@@ -206,6 +209,7 @@ class Engine:
                 async with asyncio.timeout(self.s.session.shutdown_wait_s):
                     await self._settle(p.control.urgent)
         policy = "flatten" if p.control.urgent.is_set() else self.s.session.on_exit
+        self._tracker_state = None  # the final snapshot carries the tracker as it is now
         result = await p.croupier.shutdown(policy, urgent=p.control.urgent.is_set())
         p.record.open_positions = list(getattr(result, "open_positions", []) or [])
         self.update_account_metrics()
@@ -623,10 +627,20 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def extra_state(self) -> dict[str, Any]:
-        """The engine's section of every snapshot (restored by ``_restore``)."""
+        """The engine's section of every snapshot (restored by ``_restore``).
+
+        The tracker's part (every open vote: tens of thousands with many symbols) is rebuilt at
+        most every ``TRACKER_STATE_MAX_AGE_S`` real seconds and reused in between: snapshots
+        follow every bracket transition, one of them before each entry leaves, and the votes
+        only tune later scores. The final snapshot of a session always has the current one.
+        """
         p = self.p
+        now = self._live.monotonic()
+        if self._tracker_state is None or now - self._tracker_state_at >= TRACKER_STATE_MAX_AGE_S:
+            self._tracker_state = p.tracker.to_dict()
+            self._tracker_state_at = now
         return {
-            "tracker": p.tracker.to_dict(),
+            "tracker": self._tracker_state,
             "player": p.player.to_dict(),
             "risk": p.risk.to_dict(),
             "skip_reasons": dict(p.record.skip_reasons),
@@ -634,6 +648,7 @@ class Engine:
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         p = self.p
+        self._tracker_state = None  # a snapshot written before this must not be reused after it
         if "tracker" in state:
             p.tracker = SensorTracker.from_dict(state["tracker"], TrackerParams.from_settings(self.s.tracker, self.s.player))
         if "player" in state:

@@ -39,10 +39,12 @@ import asyncio
 import dataclasses
 import logging
 import math
+import operator
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress, repeat
 
 from config.settings import PlayerSettings
 from core.events import Decision, SensorReading, Skip, Vote
@@ -250,21 +252,42 @@ def _new_key(name: str, tf: Timeframe) -> str:
 class _Ballot:
     """A bar's usable readings, already split the way ``_weigh`` needs them.
 
-    ``voters`` are the present non-context readings with their tracker keys, in reading order;
-    ``ups`` / ``downs`` / ``context`` count the present context readings' signs (the HTF trend).
-    ``Player`` fills one reading by reading (``add_readings`` screens as it goes); ``of``
-    screens a whole sequence at once exactly like ``screen_readings``.
+    The voters — present non-context readings, in reading order — are held as parallel lists
+    (reading, tracker key, signal, |signal|) so that ``_weigh`` works column by column with
+    C-level ``map``/``compress`` instead of a Python loop per voter. ``ups`` / ``downs`` /
+    ``context`` count the present context readings' signs (the HTF trend). ``Player`` fills one
+    reading by reading (``add_readings`` screens as it goes) or merges a screened tuple's
+    ballot; ``of`` screens a whole sequence at once exactly like ``screen_readings``.
     """
 
-    voters: list[tuple[SensorReading, str]] = field(default_factory=list)
+    readings: list[SensorReading] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    signals: list[float] = field(default_factory=list)
+    sizes: list[float] = field(default_factory=list)  # abs(signal)
     ups: int = 0
     downs: int = 0
     context: int = 0
 
+    def vote(self, r: SensorReading, key: str, signal: float) -> None:
+        self.readings.append(r)
+        self.keys.append(key)
+        self.signals.append(signal)
+        self.sizes.append(abs(signal))
+
+    def merge(self, other: _Ballot) -> None:
+        """Append another ballot's voters and context counts (its readings came later)."""
+        self.readings += other.readings
+        self.keys += other.keys
+        self.signals += other.signals
+        self.sizes += other.sizes
+        self.ups += other.ups
+        self.downs += other.downs
+        self.context += other.context
+
     @classmethod
     def of(cls, bar: Bar, readings: Iterable[SensorReading]) -> _Ballot:
         ballot = cls()
-        voters = ballot.voters
+        vote = ballot.vote
         seen: set[str] = set()
         symbol, close_ms = bar.symbol, bar.close_ms
         tf_ms_of, keys_of = _TF_MS.__getitem__, _KEYS.__getitem__
@@ -302,7 +325,7 @@ class _Ballot:
                 elif signal < 0:  # type: ignore[operator]
                     downs += 1
             else:
-                voters.append((r, key))
+                vote(r, key, signal)  # type: ignore[arg-type]
         ballot.ups, ballot.downs, ballot.context = ups, downs, context
         return ballot
 
@@ -318,7 +341,7 @@ class _Ballot:
             elif signal < 0:
                 self.downs += 1
         else:
-            self.voters.append((r, key))
+            self.vote(r, key, signal)
 
     @property
     def trend(self) -> int | None:
@@ -355,34 +378,26 @@ def _make_votes(ranked: list[tuple[float, str, int, int, SensorReading, float]])
 def _weigh(
     bar: Bar, ballot: _Ballot, scores: Mapping[str, float], params: PlayerParams, decided_ms: int
 ) -> Decision | Skip:
-    """Rules 4–8 on a screened ballot (the weights and sums exactly as the docstring says)."""
-    voters = ballot.voters
-    if len(voters) < params.min_voters:
-        return Skip(bar.symbol, bar.open_time_ms, SKIP_INSUFFICIENT,
-                    f"{len(voters)} present, {params.min_voters} needed")
-    min_score = params.min_score
-    get = scores.get
-    longs: list[float] = []
-    shorts: list[float] = []
-    qualified: list[tuple[SensorReading, float, float]] = []  # (reading, score, weight)
-    for r, key in voters:
-        score = get(key, NEUTRAL_SCORE)
-        if not score >= min_score:  # also drops a NaN score
-            continue
-        signal = r.signal
-        weight = score * abs(signal)  # type: ignore[arg-type]
-        if signal > 0:  # type: ignore[operator]
-            longs.append(weight)
-        elif signal < 0:  # type: ignore[operator]
-            shorts.append(weight)
-        qualified.append((r, score, weight))
-    if not qualified:
-        return Skip(bar.symbol, bar.open_time_ms, SKIP_NO_QUALIFIED,
-                    f"none of {len(voters)} scores >= {params.min_score}")
+    """Rules 4–8 on a screened ballot (the weights and sums exactly as the docstring says).
+
+    Column by column: each voter's score, whether it qualifies, its weight and side are lists
+    built by C-level ``map``; the sums pick their terms with ``compress``.
+    """
+    n = len(ballot.keys)
+    if n < params.min_voters:
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_INSUFFICIENT, f"{n} present, {params.min_voters} needed")
+    score_of = list(map(scores.get, ballot.keys, repeat(NEUTRAL_SCORE, n)))
+    qualified = list(map(operator.ge, score_of, repeat(params.min_score, n)))  # a NaN score never qualifies
+    if not any(qualified):
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_NO_QUALIFIED, f"none of {n} scores >= {params.min_score}")
+    weights = list(map(operator.mul, score_of, ballot.sizes))  # score × |signal|
+    signals = ballot.signals
+    longs = list(map(operator.and_, qualified, map(operator.gt, signals, repeat(0, n))))
+    shorts = list(map(operator.and_, qualified, map(operator.lt, signals, repeat(0, n))))
 
     # fsum is correctly rounded, so the order of the terms never changes a sum.
-    long_w = math.fsum(longs)
-    short_w = math.fsum(shorts)
+    long_w = math.fsum(compress(weights, longs))
+    short_w = math.fsum(compress(weights, shorts))
     total = long_w + short_w
     if total <= 0:
         return Skip(bar.symbol, bar.open_time_ms, SKIP_NO_SIGNAL)
@@ -393,9 +408,8 @@ def _weigh(
     margin = (win_w - lose_w) / total
     if margin < params.min_margin:
         return Skip(bar.symbol, bar.open_time_ms, SKIP_LOW_MARGIN, f"margin {margin:.4f} < {params.min_margin}")
-    sign = side.sign
-    winners = [q for q in qualified if q[0].signal * sign > 0]  # type: ignore[operator]
-    confidence = margin * max(score for _, score, _ in winners)
+    winning = longs if side is Side.BUY else shorts  # qualified voters on the decision's side
+    confidence = margin * max(compress(score_of, winning))
     if confidence < params.min_confidence:
         return Skip(bar.symbol, bar.open_time_ms, SKIP_LOW_CONFIDENCE,
                     f"confidence {confidence:.4f} < {params.min_confidence}")
@@ -404,17 +418,21 @@ def _weigh(
         trend = ballot.trend
         if trend is None:
             return Skip(bar.symbol, bar.open_time_ms, SKIP_HTF_MISSING, "no context reading present")
-        if trend * sign < 0:
+        if trend * side.sign < 0:
             return Skip(bar.symbol, bar.open_time_ms, SKIP_AGAINST_HTF, f"{side.value} against HTF trend {trend:+d}")
 
-    tp = math.fsum([w * r.tp_fraction for r, _, w in winners]) / win_w
-    sl = math.fsum([w * r.sl_fraction for r, _, w in winners]) / win_w
+    winners = list(compress(zip(weights, ballot.readings), winning))
+    tp = math.fsum([w * r.tp_fraction for w, r in winners]) / win_w
+    sl = math.fsum([w * r.sl_fraction for w, r in winners]) / win_w
     tp = min(max(tp, params.tp_min_fraction), params.tp_max_fraction)
     sl = min(max(sl, params.sl_min_fraction), params.sl_max_fraction)
     # Heaviest first, then by name and timeframe; the index keeps equal keys in vote order
     # (what a stable sort on the first three would do).
     tf_ms_of = _TF_MS.__getitem__
-    ranked = sorted((-w, r.sensor, tf_ms_of(r.timeframe), i, r, score) for i, (r, score, w) in enumerate(qualified))
+    ranked = sorted(
+        (-w, r.sensor, tf_ms_of(r.timeframe), i, r, score)
+        for i, (w, r, score) in enumerate(compress(zip(weights, ballot.readings, score_of), qualified))
+    )
     return Decision(
         symbol=bar.symbol, side=side, open_time_ms=bar.open_time_ms, confidence=confidence,
         tp_fraction=tp, sl_fraction=sl, votes=_make_votes(ranked), reference_price=bar.close,
@@ -463,10 +481,7 @@ class _BatchScreen:
     r_close: int
     tf_ms: int
     keys: set[str]
-    voters: list[tuple[SensorReading, str]]
-    ups: int
-    downs: int
-    context: int
+    ballot: _Ballot
     bad: tuple[tuple[str, int], ...]
     nan: int
 
@@ -482,11 +497,13 @@ class _BatchScreen:
         keys: set[str] = set()
         bad: Tally[str] = Tally()
         ballot = _Ballot()
-        nan = 0
+        readings, voter_keys, signals, sizes = ballot.readings, ballot.keys, ballot.signals, ballot.sizes
+        ups = downs = context = nan = 0
         for r in batch:
             signal = r.signal
-            if signal is not None and signal == signal:
-                if not -1.0 <= signal <= 1.0:
+            present = signal is not None and signal == signal  # NaN != NaN: missing
+            if present:
+                if not -1.0 <= signal <= 1.0:  # type: ignore[operator]
                     bad[BAD_SIGNAL_RANGE] += 1
                     continue
                 if not r.context and not (0.0 < r.tp_fraction < 1.0 and 0.0 < r.sl_fraction < 1.0):
@@ -496,13 +513,25 @@ class _BatchScreen:
             if key in keys:
                 bad[BAD_DUPLICATE_READING] += 1
                 continue
-            if signal is not None and math.isnan(signal):
-                nan += 1
-            ballot.add(r, key)
             keys.add(key)
+            if not present:
+                if signal is not None:
+                    nan += 1  # a NaN signal: a sensor bug, counted (None is a warm-up, not counted)
+                continue
+            if r.context:
+                context += 1
+                if signal > 0:  # type: ignore[operator]
+                    ups += 1
+                elif signal < 0:  # type: ignore[operator]
+                    downs += 1
+            else:
+                readings.append(r)
+                voter_keys.append(key)
+                signals.append(signal)  # type: ignore[arg-type]
+                sizes.append(abs(signal))  # type: ignore[arg-type]
+        ballot.ups, ballot.downs, ballot.context = ups, downs, context
         tf_ms = _TF_MS[tf]
-        return cls(batch, symbol, open_ms + tf_ms, tf_ms, keys, ballot.voters, ballot.ups, ballot.downs,
-                   ballot.context, tuple(bad.items()), nan)
+        return cls(batch, symbol, open_ms + tf_ms, tf_ms, keys, ballot, tuple(bad.items()), nan)
 
 
 @dataclass(slots=True)
@@ -624,11 +653,7 @@ class Player:
             self._bad(reason, count)
         if screen.nan:
             self._bad(BAD_NAN_SIGNAL, screen.nan)
-        ballot = state.ballot
-        ballot.voters.extend(screen.voters)
-        ballot.ups += screen.ups
-        ballot.downs += screen.downs
-        ballot.context += screen.context
+        state.ballot.merge(screen.ballot)
         state.keys |= screen.keys
         return len(screen.keys)
 
