@@ -74,6 +74,7 @@ from core.session_control import SessionControl
 from core.sizing import SizeSkip, SizingParams, size_entry
 from core.types import Candle, SymbolRules, Timeframe
 from croupier.croupier import ClosedTrade, Croupier
+from state.codec import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ class Engine:
         self._peak_equity: Decimal | None = None
         # Candles on their way to a decision: periodic work (reconciliation, snapshots, the
         # account sampler) waits for the count to fall back to zero instead of delaying them.
-        self._tracker_state: dict[str, Any] | None = None  # the last tracker section written (see extra_state)
+        self._tracker_state: Encoded | None = None  # the last tracker section written (see extra_state)
         self._tracker_state_at = 0.0
         self._hot = 0
         self._quiet = asyncio.Event()
@@ -637,7 +638,7 @@ class Engine:
         p = self.p
         now = self._live.monotonic()
         if self._tracker_state is None or now - self._tracker_state_at >= TRACKER_STATE_MAX_AGE_S:
-            self._tracker_state = p.tracker.to_dict()
+            self._tracker_state = Encoded(p.tracker.to_dict())  # encoded once, written as is until refreshed
             self._tracker_state_at = now
         return {
             "tracker": self._tracker_state,

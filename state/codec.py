@@ -44,6 +44,19 @@ _DUMP_OPTIONS = orjson.OPT_SORT_KEYS
 # ------------------------------------------------------------------------------ encode
 
 
+class Encoded:
+    """A part of a document that is already ``encode``'s output: ``encode`` returns it as is.
+
+    For a large section that is persisted again and again unchanged (the engine reuses its
+    tracker section between snapshots), so it is walked once instead of at every save.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, value: Any) -> None:
+        self.data = encode(value)
+
+
 def encode(value: Any) -> Any:
     """Turn ``value`` into JSON-safe data (dict/list/str/int/float/bool/None).
 
@@ -52,6 +65,8 @@ def encode(value: Any) -> Any:
     """
     if value is None or isinstance(value, (bool, int, str)) and not isinstance(value, Enum):
         return value
+    if type(value) is Encoded:
+        return value.data
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise StateError(f"refusing to persist a non-finite Decimal: {value}")

@@ -82,3 +82,12 @@ def test_non_finite_floats_inside_lists_are_still_refused() -> None:
     for bad in (math.nan, math.inf, -math.inf):
         with pytest.raises(StateError):
             codec.encode({"open": [["k", "BTCUSDT", 1, 0, 30_000.0, bad]]})
+
+
+def test_an_encoded_section_is_written_as_encode_would_write_it() -> None:
+    tracker_like = {"open": [["mom@1m", "BTCUSDT", 1, 1_700_000_060_000, 30_001.9, 0.0015, 0.001, 1_700_000_960_000]],
+                    "side": Side.BUY, "price": Decimal("30001.90")}
+    document = {"engine": {"tracker": codec.Encoded(tracker_like), "risk": {"state": Side.SELL}}}
+    assert codec.encode(document) == codec.encode({"engine": {"tracker": tracker_like, "risk": {"state": Side.SELL}}})
+    with pytest.raises(StateError):  # refused when it is made, not later at a save
+        codec.Encoded({"r": [math.inf]})
