@@ -59,7 +59,8 @@ def emit(metric: str, value: float, unit: str, runs: int) -> None:
                         "runs": runs}).decode(), flush=True)
 
 
-def session(root: Path, data_dir: Path, dataset: str, symbols: list[str], seconds: int) -> dict[str, dict[str, float]]:
+def session(root: Path, data_dir: Path, dataset: str, symbols: list[str], seconds: int,
+            speed: float = 120) -> dict[str, dict[str, float]]:
     work = Path(tempfile.mkdtemp(dir=root))
     config = FAST_CONFIG.replace('symbols = ["BTCUSDT", "ETHUSDT"]', f"symbols = {json.dumps(symbols)}")
     narrow = config.replace("tp_min_fraction = 0.002\ntp_max_fraction = 0.004\nsl_min_fraction = 0.002\n"
@@ -72,7 +73,7 @@ def session(root: Path, data_dir: Path, dataset: str, symbols: list[str], second
     (work / "casino.toml").write_text(config + '\n[metrics]\nenabled = false\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASINO_")}
     env["CASINO_DATA_DIR"] = str(data_dir)
-    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "run", "--config", "casino.toml", "--speed", "120",
+    proc = subprocess.run([sys.executable, str(REPO / "main.py"), "run", "--config", "casino.toml", "--speed", f"{speed:g}",
                            "--duration", f"{seconds}s"], cwd=work, env=env, capture_output=True, text=True,
                           timeout=seconds + 600)
     if proc.returncode != 0:
@@ -85,6 +86,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="one short session per case (under a minute each)")
     parser.add_argument("--fifty", action="store_true", help="with --quick: add one 50-symbol session (minutes)")
+    parser.add_argument("--fifty-speed", type=float, default=120.0,
+                        help="speed of the 50-symbol sessions (default 120; the in-process simulator then "
+                             "replays 50 symbols' marks and klines 120x faster, which a small machine may not keep up with)")
     args = parser.parse_args()
     runs = 1 if args.quick else 3
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,7 +98,8 @@ def main() -> None:
         if not args.quick or args.fifty:
             cases.append(("50sym", root, folder.name, fifty, 60 if args.quick else 120))
         for label, data_dir, dataset, symbols, seconds in cases:
-            sessions = [session(root, data_dir, dataset, symbols, seconds) for _ in range(runs)]
+            speed = args.fifty_speed if label == "50sym" else 120.0
+            sessions = [session(root, data_dir, dataset, symbols, seconds, speed) for _ in range(runs)]
             for name in FIGURES:
                 stats = [s[name] for s in sessions if s[name].get("count")]
                 if not stats:
