@@ -11,7 +11,9 @@ Decision latency is the engine's own figure (``casino_decision_latency_seconds``
 request handed to the croupier, real time. The report splits it: ``decision_sensors`` (the wait
 for the sensor pool, another component's work) and ``decision_engine`` (the rest). ``bar`` and
 ``bar_engine`` are the same measure up to the player's verdict for EVERY live bar, decided or
-skipped (many more samples than entries). Each session is a real ``python main.py run``
+skipped (many more samples than entries). With several symbols a burst's entries are
+registered as each symbol is decided and leave together once all are decided, after one
+snapshot: ``entry_sent`` is the candle → request-on-the-wire time. Each session is a real ``python main.py run``
 subprocess: the simulated Binance on loopback at speed 120, the real connector and websockets,
 sensor worker processes; a config that decides often (the tests' FAST_CONFIG, with narrower
 TP/SL so brackets close and new entries follow). The 50 symbols are a temporary folder of
@@ -51,7 +53,7 @@ tp_max_fraction = 0.0015
 sl_min_fraction = 0.001
 sl_max_fraction = 0.0015
 """
-FIGURES = ("decision", "decision_engine", "decision_sensors", "bar", "bar_engine", "protect")
+FIGURES = ("decision", "decision_engine", "decision_sensors", "entry_sent", "bar", "bar_engine", "protect")
 
 
 def emit(metric: str, value: float, unit: str, runs: int) -> None:

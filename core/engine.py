@@ -73,7 +73,7 @@ from core.sensor_tracker import SensorTracker, TrackerParams
 from core.session_control import SessionControl
 from core.sizing import SizeSkip, SizingParams, size_entry
 from core.types import Candle, SymbolRules, Timeframe
-from croupier.croupier import ClosedTrade, Croupier
+from croupier.croupier import BegunEntry, ClosedTrade, Croupier
 from state.codec import Encoded
 
 log = logging.getLogger(__name__)
@@ -147,6 +147,7 @@ class Engine:
         self._peak_equity: Decimal | None = None
         # Candles on their way to a decision: periodic work (reconciliation, snapshots, the
         # account sampler) waits for the count to fall back to zero instead of delaying them.
+        self._burst_entries: list[tuple[str, BegunEntry, Decimal, float | None]] | None = None  # see _act
         self._tracker_state: Encoded | None = None  # the last tracker section written (see extra_state)
         self._tracker_state_at = 0.0
         self._hot = 0
@@ -398,6 +399,18 @@ class Engine:
             started = self._live.monotonic()
             readings = await self.p.pool.evaluate_many({c.symbol: closed for c, closed, _ in bars.values()})
             sensor_wait = self._live.monotonic() - started
+            self._burst_entries = []  # entries decided in this burst leave together at its end
+        try:
+            await self._decide_events(events, bars, readings, sensor_wait)
+        finally:
+            entries, self._burst_entries = self._burst_entries, None
+        if entries:
+            await self._send_burst_entries(entries)
+
+    async def _decide_events(
+        self, events: Sequence[MarketEvent], bars: Mapping[int, tuple[Candle, tuple[Timeframe, ...], float]],
+        readings: Mapping[str, list[SensorReading]] | None, sensor_wait: float,
+    ) -> None:
         for i, event in enumerate(events):
             if isinstance(event, CandleClosed):
                 if i in bars:
@@ -532,16 +545,55 @@ class Engine:
             p.record.latencies_s["decision_sensors"].append(sensor_wait_s)
             p.record.latencies_s["decision_engine"].append(max(0.0, latency - sensor_wait_s))
         p.risk.on_order_sent()
+        if self._burst_entries is not None:
+            # In a burst the entry is registered now (the symbol counts as taken for the next
+            # symbols' risk checks) and sent once every symbol is decided (_send_burst_entries).
+            begun = p.croupier.begin_bracket(decision, size.quantity, durable=False)
+            if begun is None:
+                self._count_skip("entry_rejected")
+            else:
+                self._burst_entries.append((symbol, begun, size.notional, received))
+            p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+            return
         bracket_id = await p.croupier.open_bracket(decision, size.quantity)
         if bracket_id is None:
             self._count_skip("entry_rejected")
         p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
 
+    async def _send_burst_entries(self, entries: list[tuple[str, BegunEntry, Decimal, float | None]]) -> None:
+        """One snapshot makes every begun bracket's meta durable, then the entries leave together.
+
+        ``latency_s.entry_sent`` (candle received → its entry request leaving) shows what the
+        rest of the burst and that snapshot add to a decision's own latency.
+        """
+        p = self.p
+        p.croupier.save_now()
+
+        async def send(symbol: str, begun: BegunEntry, received: float | None) -> None:
+            if not p.control.entries_allowed:  # the session began to stop after this was decided
+                p.croupier.abandon_entry(begun, "not sent: the session is stopping")
+                self._count_skip("draining" if p.control.draining else "stopping")
+                p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+                return
+            if received is not None:
+                p.record.latencies_s["entry_sent"].append(self._live.monotonic() - received)
+            if await p.croupier.send_entry(begun) is None:
+                self._count_skip("entry_rejected")
+            p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+
+        async with asyncio.TaskGroup() as tg:
+            for symbol, begun, _, received in entries:
+                tg.create_task(send(symbol, begun, received), name=f"entry-{symbol}")
+
     def exposure(self) -> Exposure:
         croupier = self.p.croupier
         equity = croupier.tracker.equity(QUOTE)
         brackets = frozenset(s for s in self.symbols if croupier.has_bracket(s))
-        return Exposure(equity if equity is not None else Decimal(0), dict(croupier.exposure()), brackets)
+        positions = dict(croupier.exposure())
+        for symbol, _, notional, _ in self._burst_entries or ():
+            # decided in this burst, not sent yet: counted at its intended notional, as if filled
+            positions.setdefault(symbol, notional)
+        return Exposure(equity if equity is not None else Decimal(0), positions, brackets)
 
     # ------------------------------------------------------------------ user path
 

@@ -34,8 +34,8 @@ from core.events import (
     UserEvent,
 )
 from core.ports import Clock, ExchangePort
-from core.types import ZERO, Fill, MarginType, Side
-from croupier.bracket import Bracket, BracketState
+from core.types import ZERO, Fill, MarginType, OrderRequest, Side
+from croupier.bracket import Bracket, BracketEvent, BracketState, EventKind
 from croupier.bracket_book import BracketBook, journal_sink
 from croupier.executor import OrderExecutor
 from croupier.ids import Leg, is_casino_id, session_tag
@@ -77,6 +77,14 @@ class ClosedTrade:
     funding: Decimal
     confidence: float
     votes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BegunEntry:
+    """A bracket registered and journaled whose entry request has not been sent yet."""
+
+    bracket_id: str
+    request: OrderRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +132,7 @@ class Croupier:
         self.writer: SnapshotWriter | None = None
         self._save_scheduled = False
         self._save_deferred = False
+        self._stopping = False  # shutdown began: it reconciles itself; no periodic pass races its flattens
         self.reconciler: Reconciler | None = None
         # Set by the engine: True while a closed candle is on its way to a decision. Periodic
         # reconciliation and deferred snapshots wait for a quiet moment instead of delaying it.
@@ -280,13 +289,40 @@ class Croupier:
 
     async def open_bracket(self, decision: Decision, quantity: Decimal) -> str | None:
         """Place the entry of a new bracket; None (reason logged, state consistent) if refused."""
+        begun = self.begin_bracket(decision, quantity)
+        if begun is None:
+            return None
+        return await self.send_entry(begun)
+
+    def begin_bracket(self, decision: Decision, quantity: Decimal, *, durable: bool = True) -> BegunEntry | None:
+        """``open_bracket``'s synchronous half: the bracket exists (``has_bracket`` is true) and its
+        entry is journaled; ``send_entry`` sends it. With ``durable=False`` the caller must call
+        ``save_now`` before sending (one snapshot for a burst of brackets). None if refused."""
         if not self._started or self.oco is None:
             log.error("open_bracket before start(): refused")
             return None
-        bid = await self.oco.open(decision, quantity)
+        begun = self.oco.begin(decision, quantity, durable=durable)
+        return None if begun is None else BegunEntry(*begun)
+
+    async def send_entry(self, begun: BegunEntry) -> str | None:
+        """Send a begun bracket's entry; its id, or None (reason logged) if the exchange refused it."""
+        assert self.oco is not None
+        bid = await self.oco.send_entry(begun.bracket_id, begun.request)
         if bid is not None:
             self._tracker_funding_start(bid)
         return bid
+
+    def abandon_entry(self, begun: BegunEntry, reason: str) -> None:
+        """A begun bracket whose entry will not be sent (the session began to stop): it ends
+        without a fill and frees its symbol; nothing was sent, so nothing is cancelled."""
+        assert self.oco is not None
+        if self.oco.book.get(begun.bracket_id).state is BracketState.ENTRY_SENT:  # not already ended by a cancel
+            self.oco.apply(begun.bracket_id, BracketEvent(EventKind.ENTRY_ENDED, self.clock.now_ms(),
+                                                          client_id=begun.request.client_order_id, reason=reason))
+
+    def save_now(self) -> None:
+        """Snapshot now (after ``begin_bracket(durable=False)``, before the entries leave)."""
+        self._save()
 
     def _tracker_funding_start(self, bid: str) -> None:
         assert self.oco is not None
@@ -366,7 +402,8 @@ class Croupier:
             interval = self.settings.reconcile_interval_s
             # a periodic pass never runs in the middle of a decision or while an order is in
             # flight for protection (it would queue its REST calls and decoding ahead of them)
-            periodic = waited >= interval and (waited >= MAX_RECONCILE_DEFER * interval or not self._busy())
+            periodic = (waited >= interval and not self._stopping
+                        and (waited >= MAX_RECONCILE_DEFER * interval or not self._busy()))
             if urgent or periodic:
                 last_reconcile = self.clock.monotonic()
                 self.oco.reconcile_requested = False
@@ -422,6 +459,7 @@ class Croupier:
     async def shutdown(self, policy: Literal["flatten", "keep"], *, urgent: bool = False) -> ShutdownReport:
         """flatten: close everything on Casino's symbols; keep: leave positions with their TP/SL."""
         assert self.oco is not None and self.writer is not None and self.journal is not None
+        self._stopping = True
         errors: list[str] = []
         swept = None
         for b in self.oco.book.active():
@@ -535,4 +573,4 @@ def _exit_reason(b: Bracket) -> str:
     return "external"
 
 
-__all__ = ["ClosedTrade", "Croupier", "ShutdownReport", "StartReport"]
+__all__ = ["BegunEntry", "ClosedTrade", "Croupier", "ShutdownReport", "StartReport"]
