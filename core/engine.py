@@ -561,10 +561,12 @@ class Engine:
         p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
 
     async def _send_burst_entries(self, entries: list[tuple[str, BegunEntry, Decimal, float | None]]) -> None:
-        """One snapshot makes every begun bracket's meta durable, then the entries leave together.
+        """One snapshot makes every begun bracket's meta durable, then the entries leave one after
+        the other, in decision order: each entry's fill is protected before the next entry goes
+        (sent all at once, every fill of a busy burst waited for its stop behind the others').
 
         ``latency_s.entry_sent`` (candle received → its entry request leaving) shows what the
-        rest of the burst and that snapshot add to a decision's own latency.
+        rest of the burst, that snapshot and the earlier entries add to a decision's latency.
         """
         p = self.p
         p.croupier.save_now()
@@ -581,9 +583,8 @@ class Engine:
                 self._count_skip("entry_rejected")
             p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
 
-        async with asyncio.TaskGroup() as tg:
-            for symbol, begun, _, received in entries:
-                tg.create_task(send(symbol, begun, received), name=f"entry-{symbol}")
+        for symbol, begun, _, received in entries:
+            await send(symbol, begun, received)
 
     def exposure(self) -> Exposure:
         croupier = self.p.croupier
