@@ -1,5 +1,12 @@
 """Benchmark the decision path: decide(), the Player adapter, the tracker on real candles, the risk gate.
 
+``decide_per_s`` and ``player_bar_per_s``: 40 voters + 3 context readings, every bar decided.
+``plan_bar_per_s``: one symbol's bar the way the engine hands it over with the default plan —
+67 voters on each of 1m/5m/15m/1h and 5 context sensors on 1h (273 readings), the higher
+timeframes' tuples handed over again on every 1m bar until they close, scores read from a
+tracker's lazy view — and ``plan_burst_50_ms``: 50 such symbols one after the other, the
+player's share of a 50-symbol burst.
+
     python bench/player.py            # 5 runs each
     python bench/player.py --quick    # 3 short runs (well under a minute)
 
@@ -49,6 +56,55 @@ def median_rate(runs: int, work: Callable[[], int]) -> float:
     return statistics.median(rates)
 
 
+def timed(work: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+PLAN_TFS = (Timeframe.M1, Timeframe.M5, Timeframe.M15, Timeframe.H1)
+
+
+def plan_feed(symbols: int, bars: int) -> list[tuple[Candle, list[tuple[SensorReading, ...]]]]:
+    """``bars`` 1m bars of ``symbols`` symbols, each with the default plan's 273 readings as the
+    engine holds them (a timeframe's tuple is the same object until that timeframe closes)."""
+    rng = random.Random(11)
+    names = [f"p{i}" for i in range(67)]
+    held: dict[tuple[str, Timeframe], tuple[SensorReading, ...]] = {}
+    price = Decimal("30000")
+    feed = []
+    for b in range(bars):
+        open_ms = T0 + b * 60_000
+        close = open_ms + 60_000
+        for k in range(symbols):
+            symbol = f"S{k:02d}USDT"
+            for tf in PLAN_TFS:
+                tf_open = close - close % tf.ms - tf.ms
+                current = held.get((symbol, tf))
+                if current is None or current[0].open_time_ms != tf_open:  # the timeframe closed: new readings
+                    batch = [SensorReading(n, symbol, tf, tf_open, rng.choice((-1.0, -0.4, 0.0, 0.0, 0.3, 1.0)),
+                                           0.015, 0.01) for n in names]
+                    if tf is Timeframe.H1:
+                        batch += [SensorReading(f"ctx{i}", symbol, tf, tf_open, rng.uniform(-1, 1), 0.1, 0.05, True)
+                                  for i in range(5)]
+                    held[(symbol, tf)] = tuple(batch)
+            feed.append((Candle(symbol, Timeframe.M1, open_ms, price, price, price, price, Decimal(1)),
+                         [held[(symbol, tf)] for tf in PLAN_TFS]))
+    return feed
+
+
+def plan_bars(feed: list[tuple[Candle, list[tuple[SensorReading, ...]]]], symbols: int) -> int:
+    """The player's work on ``feed`` with the default thresholds (decisions and skips mixed)."""
+    tracker = SensorTracker(TrackerParams())
+    player = Player(PlayerParams(), [f"S{k:02d}USDT" for k in range(symbols)], clock=FakeClock(T0))
+    for candle, batches in feed:
+        player.open_bar(candle)
+        for batch in batches:
+            player.add_readings(batch)
+        player.close_bar(candle.symbol, tracker.score_view())
+    return len(feed)
+
+
 def emit(metric: str, value: float, unit: str, runs: int) -> None:
     print(json.dumps({"bench": "player", "metric": metric, "value": round(value, 1), "unit": unit, "runs": runs}))
 
@@ -79,6 +135,12 @@ def main() -> None:
             player.close_bar("BTCUSDT", scores)
         return n
     emit("player_bar_per_s", median_rate(runs, adapter), "bars/s", runs)
+
+    one = plan_feed(1, n // 4)
+    emit("plan_bar_per_s", median_rate(runs, lambda: plan_bars(one, 1)), "bars/s (273 readings)", runs)
+    fifty = plan_feed(50, 20)
+    burst = statistics.median(timed(lambda: plan_bars(fifty, 50)) / 20 for _ in range(runs))
+    emit("plan_burst_50_ms", burst * 1000, "ms per 50-symbol bar", runs)
 
     series = load_candles(find_data_dir() / "futures-2023" / "BTCUSDT-1m.csv.gz")
     count = min(len(series), n)

@@ -8,10 +8,15 @@ Start-up order (nothing trades before reconciliation is done)::
 Per closed 1m candle of a symbol::
 
     market_data.append_closed → sensor pool (closed timeframes) → player (fresh + latest
-    higher-timeframe readings) → sizing → risk gate → croupier.open_bracket
+    higher-timeframe readings) → sizing → risk gate → croupier.open_bracket → tracker votes
 
-The user stream goes straight to the croupier. Periodic tasks sample equity, feed the risk
-gate and refresh metrics. A stop (signal, ``--duration``, crash) runs the shutdown order:
+Live and paper sessions take every candle already waiting as one burst: all of them are
+appended, their sensors evaluated in one pool round trip, then each symbol is decided in
+arrival order. Decision latency runs from the frame leaving the socket (real time) to the
+entry request; the report splits off the sensor wait. The user stream goes straight to the
+croupier. Periodic tasks sample equity, feed the risk gate and refresh metrics; they, the
+croupier's periodic reconciliation and its deferred snapshots wait while a burst is being
+decided (``hot``). A stop (signal, ``--duration``, crash) runs the shutdown order:
 no new entries → in-flight orders settle (bounded; skipped on a second signal) → the exit
 policy (flatten or keep) → final snapshot → report.
 """
@@ -21,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -35,6 +40,7 @@ from core.clock import LiveClock
 from core.events import (
     CandleClosed,
     Decision,
+    MarketEvent,
     MarkPriceUpdate,
     ReconcileNeeded,
     SensorReading,
@@ -44,11 +50,15 @@ from core.events import (
 from core.market_data import MarketData
 from core.metrics import (
     BALANCE_USDT,
+    BAR_LATENCY_SECONDS,
     BREAKER_STATE,
     DECISION_LATENCY_SECONDS,
+    DECISION_SENSOR_WAIT_SECONDS,
     DRAWDOWN_FRACTION,
     EQUITY_USDT,
+    MARKET_BURST_CANDLES,
     POSITIONS_OPEN,
+    QUEUE_DEPTH,
     REALIZED_PNL_USDT,
     SKIPS,
     TRADES,
@@ -63,7 +73,8 @@ from core.sensor_tracker import SensorTracker, TrackerParams
 from core.session_control import SessionControl
 from core.sizing import SizeSkip, SizingParams, size_entry
 from core.types import Candle, SymbolRules, Timeframe
-from croupier.croupier import ClosedTrade, Croupier
+from croupier.croupier import BegunEntry, ClosedTrade, Croupier
+from state.codec import Encoded
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,10 @@ EQUITY_SAMPLE_S = 60.0
 PRICE_SAMPLE_MS = 60_000
 SETTLE_POLL_S = 0.05  # real seconds between looks at the brackets while a stop settles
 SETTLING_STATES = ("PLANNED", "ENTRY_SENT", "PROTECTING", "RESIZING")  # in flight: a stop waits for these
+BAR_LATENCY_SAMPLES = 20_000
+SAMPLER_MAX_WAIT_S = 1.0  # real seconds the account sampler waits for a burst to be decided
+TRACKER_STATE_MAX_AGE_S = 5.0  # real seconds a snapshot may reuse the previous tracker section
+_MIN_MARKET_QUEUE = 1024  # market events buffered between the stream reader and the engine
 
 
 class PreflightFailed(Exception):
@@ -105,7 +120,9 @@ class EngineParts:
 class _SymbolFeed:
     last_open_ms: int | None = None
     last_price_sample_ms: int = 0
-    latest: dict[Timeframe, list[SensorReading]] = field(default_factory=dict)
+    # Tuples: the player screens a tuple once and reuses that on every base bar until the
+    # timeframe closes again (a 1h timeframe's readings are handed over 60 times).
+    latest: dict[Timeframe, tuple[SensorReading, ...]] = field(default_factory=dict)
 
 
 class Engine:
@@ -123,7 +140,21 @@ class Engine:
         # paper on an in-process simulator: its held clock starts with our streams (set by main.py)
         self.on_ready: Callable[[], None] | None = None
         self._live = LiveClock()  # decision latency is real time whatever the session clock
+        # Every live bar's candle → verdict latency (whole, and without the sensor wait), for the
+        # report: bounded, so a long many-symbol session keeps only the most recent bars.
+        self._bar_latencies: deque[float] = deque(maxlen=BAR_LATENCY_SAMPLES)
+        self._bar_engine_latencies: deque[float] = deque(maxlen=BAR_LATENCY_SAMPLES)
+        parts.record.latencies_s["bar"] = self._bar_latencies  # type: ignore[assignment]
+        parts.record.latencies_s["bar_engine"] = self._bar_engine_latencies  # type: ignore[assignment]
         self._peak_equity: Decimal | None = None
+        # Candles on their way to a decision: periodic work (reconciliation, snapshots, the
+        # account sampler) waits for the count to fall back to zero instead of delaying them.
+        self._burst_entries: list[tuple[str, BegunEntry, Decimal, float | None]] | None = None  # see _act
+        self._tracker_state: Encoded | None = None  # the last tracker section written (see extra_state)
+        self._tracker_state_at = 0.0
+        self._hot = 0
+        self._quiet = asyncio.Event()
+        self._quiet.set()
         self._realized_seen = Decimal(0)
         self._base = Timeframe.M1
         self.bars_processed = 0
@@ -145,6 +176,8 @@ class Engine:
         if missing:
             raise PreflightFailed(f"the exchange does not list {missing}")
         report = await p.croupier.start()
+        p.croupier.book.on_protected = self._on_protected
+        p.croupier.hot = lambda: self._hot > 0
         self._restore(getattr(report, "extra_state", {}) or {})
         for d in getattr(report, "discrepancies", []) or []:
             p.record.notes.append(f"reconciliation: {d}")
@@ -189,6 +222,7 @@ class Engine:
         waited = self._live.monotonic() - began
         urgent = control.urgent.is_set()
         policy = "flatten" if urgent else self.s.session.on_exit
+        self._tracker_state = None  # the final snapshot carries the tracker as it is now
         result = await p.croupier.shutdown(policy, urgent=urgent)
         if policy == "keep" and control.urgent.is_set():
             policy, urgent = "flatten", True
@@ -236,9 +270,9 @@ class Engine:
         start -= start % top.ms
         for symbol in self.symbols:
             for tf in market.higher:
-                bars = await self.p.exchange.klines(symbol, tf, end_ms=start - 1, limit=min(want, 1500))
+                bars = await self._latest_klines(symbol, tf, end_ms=start - 1, count=min(want, 1500))
                 market.seed(symbol, tf, [b for b in bars if b.open_time_ms + tf.ms <= start])
-            base = await self.p.exchange.klines(symbol, self._base, start_ms=start, end_ms=last_open, limit=100_000)
+            base = await self._klines_between(symbol, self._base, start, last_open)
             for candle in base:
                 self._append(candle)
                 self.p.tracker.on_candle(candle)
@@ -246,9 +280,44 @@ class Engine:
             # Every timeframe's latest closed bar gets its readings now, so the first live bar
             # is decided with the higher-timeframe context instead of waiting for the next 1h/4h close.
             feed = self._feeds[symbol]
+            by_tf: dict[Timeframe, list[SensorReading]] = defaultdict(list)
             for reading in await self.p.pool.evaluate(symbol, market.timeframes):
-                feed.latest.setdefault(reading.timeframe, []).append(reading)
+                by_tf[reading.timeframe].append(reading)
+            feed.latest.update((tf, tuple(readings)) for tf, readings in by_tf.items())
             log.info("warm-up %s: %d base bars from %d", symbol, len(base), start, extra={"symbol": symbol})
+
+    # Binance weighs a klines request by its limit: 1000 rows cost 5, 1001–1500 cost 10. Pages of
+    # at most 1000 rows fetch the same bars for about half the weight, so a 50-symbol warm-up
+    # stays inside one minute's budget (and a simulator holding its clock during warm-up, whose
+    # rate-limit window then never rolls, is never waited on).
+    _PAGE_ROWS = 1000
+
+    async def _latest_klines(self, symbol: str, tf: Timeframe, *, end_ms: int, count: int) -> list[Candle]:
+        """The ``count`` newest closed bars ending at ``end_ms`` (by count, like one request would)."""
+        pages: list[list[Candle]] = []
+        left, end = count, end_ms
+        while left > 0:
+            page = await self.p.exchange.klines(symbol, tf, end_ms=end, limit=min(left, self._PAGE_ROWS))
+            if not page:
+                break
+            pages.append(page)
+            left -= len(page)
+            if len(page) < min(left + len(page), self._PAGE_ROWS):
+                break  # the venue has nothing older
+            end = page[0].open_time_ms - 1
+        return [bar for page in reversed(pages) for bar in page]
+
+    async def _klines_between(self, symbol: str, tf: Timeframe, start_ms: int, end_ms: int) -> list[Candle]:
+        """Every closed bar with open time in [start_ms, end_ms], oldest first."""
+        out: list[Candle] = []
+        start = start_ms
+        while start <= end_ms:
+            page = await self.p.exchange.klines(symbol, tf, start_ms=start, end_ms=end_ms, limit=self._PAGE_ROWS)
+            out += page
+            if len(page) < self._PAGE_ROWS:
+                break
+            start = page[-1].open_time_ms + tf.ms
+        return out
 
     def _append(self, candle: Candle) -> tuple[Timeframe, ...]:
         feed = self._feeds[candle.symbol]
@@ -262,16 +331,123 @@ class Engine:
     # ------------------------------------------------------------------ market path
 
     async def _pump_market(self) -> None:
-        """Events are handled before the next one is read: in a replay, reading drives time,
-        so an order decided on bar k reaches the venue on bar k (the connector buffers frames
-        of a live socket in its own bounded queue meanwhile)."""
-        async for event in self.p.exchange.market_stream(self.symbols, [self._base], mark_price=True):
-            if self.p.control.stop_requested.is_set():
-                return  # a replay must not play on while it shuts down; live data is no longer used
-            if isinstance(event, CandleClosed):
-                await self._on_candle(event.candle, self._live.monotonic())
-                if self.settle_user_events is not None:
+        """Market events → bursts → decisions.
+
+        A replay (``settle_user_events`` set) reads one event at a time and handles it before
+        reading the next: reading drives time there, so an order decided on bar k reaches the
+        venue on bar k. A live or paper session reads the stream in its own task into a bounded
+        queue and takes everything that is waiting as one burst, so the closed candles of many
+        symbols share one sensor-pool round trip (``evaluate_many``) instead of queueing behind
+        each other's.
+        """
+        stream = self.p.exchange.market_stream(self.symbols, [self._base], mark_price=True)
+        if self.settle_user_events is not None:
+            async for event in stream:
+                if self.p.control.stop_requested.is_set():
+                    return  # a replay must not play on while it shuts down
+                await self._handle_burst([event])
+                if isinstance(event, CandleClosed):
                     await self.settle_user_events()
+            return
+        queue: asyncio.Queue[MarketEvent | None] = asyncio.Queue(max(_MIN_MARKET_QUEUE, 8 * len(self.symbols)))
+        depth = QUEUE_DEPTH.labels(queue="market")
+
+        async def read() -> None:
+            async for event in stream:
+                await queue.put(event)
+                depth.set(queue.qsize())
+            await queue.put(None)  # the stream ended
+
+        async with asyncio.TaskGroup() as tg:
+            reader = tg.create_task(read(), name="market-reader")
+            while True:
+                burst: list[MarketEvent] = []
+                item = await queue.get()
+                while item is not None:
+                    burst.append(item)
+                    if queue.empty():
+                        break
+                    item = queue.get_nowait()
+                depth.set(queue.qsize())
+                if self.p.control.stop_requested.is_set():
+                    break  # live data is no longer used
+                if burst:
+                    await self._handle_burst(burst)
+                if item is None:
+                    break
+            reader.cancel()
+
+    async def _handle_burst(self, events: Sequence[MarketEvent]) -> None:
+        """Handle events in arrival order; closed candles' sensors are evaluated together first.
+
+        A symbol appearing twice (the engine fell a bar behind) starts a new burst, so every
+        bar is evaluated on its own window. The order of everything that touches trading state
+        (tracker, risk, marks, decisions) is the arrival order, exactly as one by one.
+        """
+        start = 0
+        while start < len(events):
+            seen: set[str] = set()
+            end = start
+            while end < len(events):
+                event = events[end]
+                if isinstance(event, CandleClosed):
+                    if event.candle.symbol in seen:
+                        break
+                    seen.add(event.candle.symbol)
+                end += 1
+            await self._handle_events(events[start:end])
+            start = end
+
+    async def _handle_events(self, events: Sequence[MarketEvent]) -> None:
+        self._hot += 1
+        self._quiet.clear()
+        try:
+            await self._handle_events_hot(events)
+        finally:
+            self._hot -= 1
+            if self._hot == 0:
+                self._quiet.set()
+                self.p.croupier.save_soon()
+
+    async def _handle_events_hot(self, events: Sequence[MarketEvent]) -> None:
+        live = self._live.monotonic()
+        bars: dict[int, tuple[Candle, tuple[Timeframe, ...], float]] = {}
+        for i, event in enumerate(events):
+            if isinstance(event, CandleClosed):
+                candle = event.candle
+                if await self._admit(candle):
+                    closed = self._append(candle)
+                    if closed:
+                        bars[i] = (candle, closed, event.received_s or live)
+        if bars and self.settle_user_events is None:
+            MARKET_BURST_CANDLES.observe(len(bars))
+        readings: dict[str, list[SensorReading]] | None = None
+        sensor_wait = 0.0
+        if len(bars) > 1:
+            started = self._live.monotonic()
+            readings = await self.p.pool.evaluate_many({c.symbol: closed for c, closed, _ in bars.values()})
+            sensor_wait = self._live.monotonic() - started
+            self._burst_entries = []  # entries decided in this burst leave together at its end
+        try:
+            await self._decide_events(events, bars, readings, sensor_wait)
+        finally:
+            entries, self._burst_entries = self._burst_entries, None
+        if entries:
+            await self._send_burst_entries(entries)
+
+    async def _decide_events(
+        self, events: Sequence[MarketEvent], bars: Mapping[int, tuple[Candle, tuple[Timeframe, ...], float]],
+        readings: Mapping[str, list[SensorReading]] | None, sensor_wait: float,
+    ) -> None:
+        for i, event in enumerate(events):
+            if isinstance(event, CandleClosed):
+                if i in bars:
+                    candle, closed, received = bars[i]
+                    await self.process_bar(
+                        candle, closed, received=received,
+                        readings=None if readings is None else readings.get(candle.symbol, []),
+                        sensor_wait_s=sensor_wait,
+                    )
             elif isinstance(event, MarkPriceUpdate):
                 self.p.croupier.on_mark_price(event.symbol, event.mark_price)
             elif isinstance(event, StreamGap):
@@ -287,16 +463,14 @@ class Engine:
             self.p.control.request_stop("data_end")
         await asyncio.Event().wait()  # stay until the shutdown cancels every worker
 
-    async def _on_candle(self, candle: Candle, received: float | None = None) -> None:
+    async def _admit(self, candle: Candle) -> bool:
+        """A closed base candle of a session symbol, after any hole before it was backfilled."""
         feed = self._feeds.get(candle.symbol)
         if feed is None or not candle.closed or candle.timeframe is not self._base:
-            return
+            return False
         if feed.last_open_ms is not None and candle.open_time_ms > feed.last_open_ms + self._base.ms:
             await self._backfill(candle.symbol, feed.last_open_ms + self._base.ms, candle.open_time_ms - 1)
-        closed = self._append(candle)
-        if not closed:
-            return
-        await self.process_bar(candle, closed, received=received)
+        return True
 
     async def _backfill(self, symbol: str, start_ms: int, end_ms: int) -> None:
         """The first live candle came after a hole in the warm-up: fill it over REST first."""
@@ -307,9 +481,16 @@ class Engine:
                 await self.process_bar(bar, closed, decide=False)
 
     async def process_bar(
-        self, candle: Candle, closed: Sequence[Timeframe], *, decide: bool = True, received: float | None = None
+        self, candle: Candle, closed: Sequence[Timeframe], *, decide: bool = True, received: float | None = None,
+        readings: Sequence[SensorReading] | None = None, sensor_wait_s: float = 0.0,
     ) -> None:
-        """Sensors → tracker → player → (sizing → risk → croupier) for one closed base bar."""
+        """Sensors → tracker → player → (sizing → risk → croupier) for one closed base bar.
+
+        ``readings``: the bar's fresh readings when a burst already evaluated them
+        (``sensor_wait_s`` then says how long that took); otherwise the pool is asked here.
+        The tracker opens this bar's votes after the decision: they only feed later bars'
+        scores, so the entry request does not wait for them.
+        """
         p = self.p
         symbol = candle.symbol
         feed = self._feeds[symbol]
@@ -321,25 +502,39 @@ class Engine:
         if candle.open_time_ms - feed.last_price_sample_ms >= PRICE_SAMPLE_MS:
             p.record.sample_price(symbol, candle.open_time_ms + self._base.ms, float(candle.close))
             feed.last_price_sample_ms = candle.open_time_ms
-        fresh = await p.pool.evaluate(symbol, closed)
+        if readings is None:
+            started = self._live.monotonic()
+            readings = await p.pool.evaluate(symbol, closed)
+            sensor_wait_s = self._live.monotonic() - started
         by_tf: dict[Timeframe, list[SensorReading]] = defaultdict(list)
-        for r in fresh:
+        for r in readings:
             by_tf[r.timeframe].append(r)
         for tf in closed:
-            feed.latest[tf] = by_tf.get(tf, [])
-        close_ms = candle.open_time_ms + self._base.ms
-        for tf, readings in by_tf.items():
-            p.tracker.record(readings, price=candle.close, at_ms=close_ms)
-        if not decide:
-            return
+            feed.latest[tf] = tuple(by_tf.get(tf, ()))
+        try:
+            if decide:
+                await self._decide(candle, feed, received, sensor_wait_s)
+        finally:
+            close_ms = candle.open_time_ms + self._base.ms
+            for tf_readings in by_tf.values():
+                p.tracker.record(tf_readings, price=candle.close, at_ms=close_ms)
+
+    async def _decide(self, candle: Candle, feed: _SymbolFeed, received: float | None, sensor_wait_s: float) -> None:
+        p = self.p
+        symbol = candle.symbol
         p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
         if not p.player.open_bar(candle):
             return
-        for readings in feed.latest.values():
-            p.player.add_readings(readings)
-        verdict = p.player.close_bar(symbol, p.tracker.scores())
+        for latest in feed.latest.values():
+            p.player.add_readings(latest)
+        verdict = p.player.close_bar(symbol, p.tracker.score_view())
+        if received is not None:
+            latency = self._live.monotonic() - received
+            BAR_LATENCY_SECONDS.observe(latency)
+            self._bar_latencies.append(latency)
+            self._bar_engine_latencies.append(max(0.0, latency - sensor_wait_s))
         if isinstance(verdict, Decision):
-            await self._act(verdict, received)
+            await self._act(verdict, received, sensor_wait_s)
         elif isinstance(verdict, Skip):
             self._count_skip(verdict.reason)
 
@@ -347,7 +542,7 @@ class Engine:
         skips = self.p.record.skip_reasons
         skips[reason] = skips.get(reason, 0) + 1
 
-    async def _act(self, decision: Decision, received: float | None) -> None:
+    async def _act(self, decision: Decision, received: float | None, sensor_wait_s: float = 0.0) -> None:
         p = self.p
         symbol = decision.symbol
         if not p.control.entries_allowed:
@@ -372,18 +567,62 @@ class Engine:
         if received is not None:
             latency = self._live.monotonic() - received
             DECISION_LATENCY_SECONDS.observe(latency)
+            DECISION_SENSOR_WAIT_SECONDS.observe(sensor_wait_s)
+            # the sensor wait apart, so the engine's own share is visible (sensors/* is another job)
             p.record.latencies_s["decision"].append(latency)
+            p.record.latencies_s["decision_sensors"].append(sensor_wait_s)
+            p.record.latencies_s["decision_engine"].append(max(0.0, latency - sensor_wait_s))
         p.risk.on_order_sent()
+        if self._burst_entries is not None:
+            # In a burst the entry is registered now (the symbol counts as taken for the next
+            # symbols' risk checks) and sent once every symbol is decided (_send_burst_entries).
+            begun = p.croupier.begin_bracket(decision, size.quantity, durable=False)
+            if begun is None:
+                self._count_skip("entry_rejected")
+            else:
+                self._burst_entries.append((symbol, begun, size.notional, received))
+            p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+            return
         bracket_id = await p.croupier.open_bracket(decision, size.quantity)
         if bracket_id is None:
             self._count_skip("entry_rejected")
         p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
 
+    async def _send_burst_entries(self, entries: list[tuple[str, BegunEntry, Decimal, float | None]]) -> None:
+        """One snapshot makes every begun bracket's meta durable, then the entries leave one after
+        the other, in decision order: each entry's fill is protected before the next entry goes
+        (sent all at once, every fill of a busy burst waited for its stop behind the others').
+
+        ``latency_s.entry_sent`` (candle received → its entry request leaving) shows what the
+        rest of the burst, that snapshot and the earlier entries add to a decision's latency.
+        """
+        p = self.p
+        p.croupier.save_now()
+
+        async def send(symbol: str, begun: BegunEntry, received: float | None) -> None:
+            if not p.control.entries_allowed:  # the session began to stop after this was decided
+                p.croupier.abandon_entry(begun, "not sent: the session is stopping")
+                self._count_skip("draining" if p.control.draining else "stopping")
+                p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+                return
+            if received is not None:
+                p.record.latencies_s["entry_sent"].append(self._live.monotonic() - received)
+            if await p.croupier.send_entry(begun) is None:
+                self._count_skip("entry_rejected")
+            p.player.set_bracket_active(symbol, p.croupier.has_bracket(symbol))
+
+        for symbol, begun, _, received in entries:
+            await send(symbol, begun, received)
+
     def exposure(self) -> Exposure:
         croupier = self.p.croupier
         equity = croupier.tracker.equity(QUOTE)
         brackets = frozenset(s for s in self.symbols if croupier.has_bracket(s))
-        return Exposure(equity if equity is not None else Decimal(0), dict(croupier.exposure()), brackets)
+        positions = dict(croupier.exposure())
+        for symbol, _, notional, _ in self._burst_entries or ():
+            # decided in this burst, not sent yet: counted at its intended notional, as if filled
+            positions.setdefault(symbol, notional)
+        return Exposure(equity if equity is not None else Decimal(0), positions, brackets)
 
     # ------------------------------------------------------------------ user path
 
@@ -392,6 +631,10 @@ class Engine:
             await self.p.croupier.on_user_event(event)
             if isinstance(event, ReconcileNeeded):
                 self.p.record.notes.append(f"user stream: reconciled after {event.reason}")
+
+    def _on_protected(self, bracket_id: str, seconds: float) -> None:
+        """A bracket's first fill got its stop acknowledged after ``seconds`` (real time)."""
+        self.p.record.latencies_s["protect"].append(seconds)
 
     def on_trade_closed(self, trade: ClosedTrade) -> None:
         """Called by the croupier when a bracket is final: report, risk, metrics."""
@@ -414,6 +657,10 @@ class Engine:
 
     async def _sampler(self) -> None:
         while True:
+            # never between a candle and its decision: wait (briefly) for the burst to finish
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SAMPLER_MAX_WAIT_S):
+                    await self._quiet.wait()
             self.update_account_metrics()
             await self.p.clock.sleep(EQUITY_SAMPLE_S)
 
@@ -462,10 +709,20 @@ class Engine:
     # ------------------------------------------------------------------ state
 
     def extra_state(self) -> dict[str, Any]:
-        """The engine's section of every snapshot (restored by ``_restore``)."""
+        """The engine's section of every snapshot (restored by ``_restore``).
+
+        The tracker's part (every open vote: tens of thousands with many symbols) is rebuilt at
+        most every ``TRACKER_STATE_MAX_AGE_S`` real seconds and reused in between: snapshots
+        follow every bracket transition, one of them before each entry leaves, and the votes
+        only tune later scores. The final snapshot of a session always has the current one.
+        """
         p = self.p
+        now = self._live.monotonic()
+        if self._tracker_state is None or now - self._tracker_state_at >= TRACKER_STATE_MAX_AGE_S:
+            self._tracker_state = Encoded(p.tracker.to_dict())  # encoded once, written as is until refreshed
+            self._tracker_state_at = now
         return {
-            "tracker": p.tracker.to_dict(),
+            "tracker": self._tracker_state,
             "player": p.player.to_dict(),
             "risk": p.risk.to_dict(),
             "skip_reasons": dict(p.record.skip_reasons),
@@ -473,6 +730,7 @@ class Engine:
 
     def _restore(self, state: Mapping[str, Any]) -> None:
         p = self.p
+        self._tracker_state = None  # a snapshot written before this must not be reused after it
         if "tracker" in state:
             p.tracker = SensorTracker.from_dict(state["tracker"], TrackerParams.from_settings(self.s.tracker, self.s.player))
         if "player" in state:

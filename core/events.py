@@ -36,6 +36,9 @@ class CandleClosed:
     candle: Candle
     received_ms: int = 0  # local clock when it arrived; decision latency starts here
     backfilled: bool = False
+    # Real monotonic seconds (time.monotonic) when its frame came off the socket, before any
+    # queue: the start of the decision latency whatever the session clock (0.0 = not known).
+    received_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

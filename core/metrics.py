@@ -98,6 +98,19 @@ DECISION_LATENCY_SECONDS = Histogram(
     "casino_decision_latency_seconds", "Closed candle received → entry request written",
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
+DECISION_SENSOR_WAIT_SECONDS = Histogram(
+    "casino_decision_sensor_wait_seconds",
+    "Part of a decision's latency spent waiting for the sensor pool (closed bars sent → readings back)",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+BAR_LATENCY_SECONDS = Histogram(
+    "casino_bar_latency_seconds", "Closed candle received → the player's verdict (every bar, decision or skip)",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+MARKET_BURST_CANDLES = Histogram(
+    "casino_market_burst_candles", "Closed candles the engine took from the market stream in one burst",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500), registry=REGISTRY,
+)
 RISK_REJECTIONS = Counter(
     "casino_risk_rejections_total", "Orders the risk gate refused", ["reason"], registry=REGISTRY,
 )
@@ -133,6 +146,12 @@ POSITIONS_UNPROTECTED = Gauge(
 UNPROTECTED_SECONDS = Histogram(
     "casino_unprotected_seconds", "First fill → stop-loss acknowledged",
     buckets=_PROTECT_BUCKETS, registry=REGISTRY,
+)
+TIME_TO_PROTECT_SECONDS = Histogram(
+    "casino_time_to_protect_seconds",
+    "First entry fill applied → stop-loss acknowledged, in real time (casino_unprotected_seconds "
+    "is on the session clock, which a paper session runs faster than real time)",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
 BRACKETS = Counter(
     "casino_brackets_total", "Brackets reaching a final state", ["state"], registry=REGISTRY,

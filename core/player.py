@@ -36,12 +36,15 @@ clamped to [tp_min_fraction, tp_max_fraction] and [sl_min_fraction, sl_max_fract
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import math
+import operator
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress, repeat
 
 from config.settings import PlayerSettings
 from core.events import Decision, SensorReading, Skip, Vote
@@ -212,64 +215,227 @@ def decide(
     ``scores`` maps ``sensor_key(sensor, timeframe)`` to the tracker's score; an unknown key
     scores a neutral 0.5. Bad readings are ignored here (``Player`` also counts them).
     """
-    def skip(reason: str, detail: str = "") -> Skip:
-        return Skip(bar.symbol, bar.open_time_ms, reason, detail)
+    early = _debounce(bar, params, book)
+    if early is not None:
+        return early
+    return _weigh(bar, _Ballot.of(bar, readings), scores, params, decided_ms)
 
+
+def _debounce(bar: Bar, params: PlayerParams, book: SymbolBook) -> Skip | None:
+    """Rules 1 and 2: an open bracket or a cooldown skip the bar before any reading is read."""
     if book.bracket_active:
-        return skip(SKIP_BRACKET_OPEN)
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_BRACKET_OPEN)
     if book.last_decision_index is not None:
         since = bar.index - book.last_decision_index
         if since <= params.cooldown_bars:
-            return skip(SKIP_COOLDOWN, f"{since} of {params.cooldown_bars} bars since last decision")
+            return Skip(bar.symbol, bar.open_time_ms, SKIP_COOLDOWN,
+                        f"{since} of {params.cooldown_bars} bars since last decision")
+    return None
 
-    usable = screen_readings(bar, readings).usable
-    voters = [r for r in usable if not r.context and not r.is_missing]
-    if len(voters) < params.min_voters:
-        return skip(SKIP_INSUFFICIENT, f"{len(voters)} present, {params.min_voters} needed")
 
-    votes: list[tuple[Vote, SensorReading]] = []
-    for r in voters:
-        key = sensor_key(r.sensor, r.timeframe)
-        score = scores.get(key, NEUTRAL_SCORE)
-        if not score >= params.min_score:  # also drops a NaN score
-            continue
-        assert r.signal is not None
-        votes.append((Vote(r.sensor, r.timeframe, r.signal, score, score * abs(r.signal)), r))
-    if not votes:
-        return skip(SKIP_NO_QUALIFIED, f"none of {len(voters)} scores >= {params.min_score}")
+# Per-plan lookups built once: Timeframe.ms is a property, and sensor_key's cache hashes a
+# (name, timeframe) tuple per call; the hot loops below use plain dicts instead.
+_TF_MS: dict[Timeframe, int] = {tf: tf.ms for tf in Timeframe}
+_KEYS: dict[Timeframe, dict[str, str]] = {tf: {} for tf in Timeframe}
+_MAX_KEYS_PER_TIMEFRAME = 8192  # a plan has a few hundred sensors; a runaway caller cannot grow this
 
-    long_w = math.fsum(v.weight for v, _ in votes if v.signal > 0)
-    short_w = math.fsum(v.weight for v, _ in votes if v.signal < 0)
+
+def _new_key(name: str, tf: Timeframe) -> str:
+    key = sensor_key(name, tf)
+    known = _KEYS[tf]
+    if len(known) < _MAX_KEYS_PER_TIMEFRAME:
+        known[name] = key
+    return key
+
+
+@dataclass(slots=True)
+class _Ballot:
+    """A bar's usable readings, already split the way ``_weigh`` needs them.
+
+    The voters — present non-context readings, in reading order — are held as parallel lists
+    (reading, tracker key, signal, |signal|) so that ``_weigh`` works column by column with
+    C-level ``map``/``compress`` instead of a Python loop per voter. ``ups`` / ``downs`` /
+    ``context`` count the present context readings' signs (the HTF trend). ``Player`` fills one
+    reading by reading (``add_readings`` screens as it goes) or merges a screened tuple's
+    ballot; ``of`` screens a whole sequence at once exactly like ``screen_readings``.
+    """
+
+    readings: list[SensorReading] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    signals: list[float] = field(default_factory=list)
+    sizes: list[float] = field(default_factory=list)  # abs(signal)
+    ups: int = 0
+    downs: int = 0
+    context: int = 0
+
+    def vote(self, r: SensorReading, key: str, signal: float) -> None:
+        self.readings.append(r)
+        self.keys.append(key)
+        self.signals.append(signal)
+        self.sizes.append(abs(signal))
+
+    def merge(self, other: _Ballot) -> None:
+        """Append another ballot's voters and context counts (its readings came later)."""
+        self.readings += other.readings
+        self.keys += other.keys
+        self.signals += other.signals
+        self.sizes += other.sizes
+        self.ups += other.ups
+        self.downs += other.downs
+        self.context += other.context
+
+    @classmethod
+    def of(cls, bar: Bar, readings: Iterable[SensorReading]) -> _Ballot:
+        ballot = cls()
+        vote = ballot.vote
+        seen: set[str] = set()
+        symbol, close_ms = bar.symbol, bar.close_ms
+        tf_ms_of, keys_of = _TF_MS.__getitem__, _KEYS.__getitem__
+        ups = downs = context = 0
+        for r in readings:
+            # The checks of _reading_problem, inlined (this loop runs for every reading of every bar).
+            if r.symbol != symbol:
+                continue
+            tf = r.timeframe
+            tf_ms = tf_ms_of(tf)
+            r_close = r.open_time_ms + tf_ms
+            if r_close > close_ms or r_close <= close_ms - tf_ms:
+                continue
+            signal = r.signal
+            present = signal is not None and signal == signal  # NaN != NaN: missing
+            if present:
+                if not -1.0 <= signal <= 1.0:  # type: ignore[operator]
+                    continue
+                if not r.context:
+                    tp, sl = r.tp_fraction, r.sl_fraction
+                    # math.isfinite(x) and 0 < x < 1, for floats: NaN and ±inf fail the comparisons
+                    if not (0.0 < tp < 1.0 and 0.0 < sl < 1.0):
+                        continue
+            name = r.sensor
+            key = keys_of(tf).get(name) or _new_key(name, tf)
+            if key in seen:
+                continue
+            seen.add(key)
+            if not present:
+                continue
+            if r.context:
+                context += 1
+                if signal > 0:  # type: ignore[operator]
+                    ups += 1
+                elif signal < 0:  # type: ignore[operator]
+                    downs += 1
+            else:
+                vote(r, key, signal)  # type: ignore[arg-type]
+        ballot.ups, ballot.downs, ballot.context = ups, downs, context
+        return ballot
+
+    def add(self, r: SensorReading, key: str) -> None:
+        """Count one screened, usable reading (missing ones are usable but count nowhere)."""
+        signal = r.signal
+        if signal is None or signal != signal:
+            return
+        if r.context:
+            self.context += 1
+            if signal > 0:
+                self.ups += 1
+            elif signal < 0:
+                self.downs += 1
+        else:
+            self.vote(r, key, signal)
+
+    @property
+    def trend(self) -> int | None:
+        """``htf_trend`` of the usable readings."""
+        if self.context == 0:
+            return None
+        return (self.ups > self.downs) - (self.ups < self.downs)
+
+
+# Vote is a frozen slotted dataclass: its generated __init__ stores each field through
+# object.__setattr__. Storing them through the slot descriptors builds the very same object in
+# well under half the time (the votes of every decision are built here; a test compares both).
+_NEW_VOTE = object.__new__
+_VOTE_FIELDS = ("sensor", "timeframe", "signal", "score", "weight")
+if tuple(f.name for f in dataclasses.fields(Vote)) != _VOTE_FIELDS:  # fail loudly, never half-built
+    raise RuntimeError("Vote's fields changed: update core.player._make_votes")
+_SET_VOTE = tuple(getattr(Vote, name).__set__ for name in _VOTE_FIELDS)
+
+
+def _make_votes(ranked: list[tuple[float, str, int, int, SensorReading, float]]) -> tuple[Vote, ...]:
+    set_sensor, set_tf, set_signal, set_score, set_weight = _SET_VOTE
+    out = []
+    for neg_weight, sensor, _tf_ms, _i, r, score in ranked:
+        v = _NEW_VOTE(Vote)
+        set_sensor(v, sensor)
+        set_tf(v, r.timeframe)
+        set_signal(v, r.signal)
+        set_score(v, score)
+        set_weight(v, -neg_weight)
+        out.append(v)
+    return tuple(out)
+
+
+def _weigh(
+    bar: Bar, ballot: _Ballot, scores: Mapping[str, float], params: PlayerParams, decided_ms: int
+) -> Decision | Skip:
+    """Rules 4–8 on a screened ballot (the weights and sums exactly as the docstring says).
+
+    Column by column: each voter's score, whether it qualifies, its weight and side are lists
+    built by C-level ``map``; the sums pick their terms with ``compress``.
+    """
+    n = len(ballot.keys)
+    if n < params.min_voters:
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_INSUFFICIENT, f"{n} present, {params.min_voters} needed")
+    score_of = list(map(scores.get, ballot.keys, repeat(NEUTRAL_SCORE, n)))
+    qualified = list(map(operator.ge, score_of, repeat(params.min_score, n)))  # a NaN score never qualifies
+    if not any(qualified):
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_NO_QUALIFIED, f"none of {n} scores >= {params.min_score}")
+    weights = list(map(operator.mul, score_of, ballot.sizes))  # score × |signal|
+    signals = ballot.signals
+    longs = list(map(operator.and_, qualified, map(operator.gt, signals, repeat(0, n))))
+    shorts = list(map(operator.and_, qualified, map(operator.lt, signals, repeat(0, n))))
+
+    # fsum is correctly rounded, so the order of the terms never changes a sum.
+    long_w = math.fsum(compress(weights, longs))
+    short_w = math.fsum(compress(weights, shorts))
     total = long_w + short_w
     if total <= 0:
-        return skip(SKIP_NO_SIGNAL)
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_NO_SIGNAL)
     if long_w == short_w:
-        return skip(SKIP_TIE, f"long {long_w:.4f} = short {short_w:.4f}")
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_TIE, f"long {long_w:.4f} = short {short_w:.4f}")
     side = Side.BUY if long_w > short_w else Side.SELL
     win_w, lose_w = (long_w, short_w) if side is Side.BUY else (short_w, long_w)
     margin = (win_w - lose_w) / total
     if margin < params.min_margin:
-        return skip(SKIP_LOW_MARGIN, f"margin {margin:.4f} < {params.min_margin}")
-    winners = [(v, r) for v, r in votes if v.signal * side.sign > 0]
-    confidence = margin * max(v.score for v, _ in winners)
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_LOW_MARGIN, f"margin {margin:.4f} < {params.min_margin}")
+    winning = longs if side is Side.BUY else shorts  # qualified voters on the decision's side
+    confidence = margin * max(compress(score_of, winning))
     if confidence < params.min_confidence:
-        return skip(SKIP_LOW_CONFIDENCE, f"confidence {confidence:.4f} < {params.min_confidence}")
+        return Skip(bar.symbol, bar.open_time_ms, SKIP_LOW_CONFIDENCE,
+                    f"confidence {confidence:.4f} < {params.min_confidence}")
 
     if params.htf_filter:
-        trend = htf_trend(usable)
+        trend = ballot.trend
         if trend is None:
-            return skip(SKIP_HTF_MISSING, "no context reading present")
+            return Skip(bar.symbol, bar.open_time_ms, SKIP_HTF_MISSING, "no context reading present")
         if trend * side.sign < 0:
-            return skip(SKIP_AGAINST_HTF, f"{side.value} against HTF trend {trend:+d}")
+            return Skip(bar.symbol, bar.open_time_ms, SKIP_AGAINST_HTF, f"{side.value} against HTF trend {trend:+d}")
 
-    tp = math.fsum(v.weight * r.tp_fraction for v, r in winners) / win_w
-    sl = math.fsum(v.weight * r.sl_fraction for v, r in winners) / win_w
+    winners = list(compress(zip(weights, ballot.readings), winning))
+    tp = math.fsum([w * r.tp_fraction for w, r in winners]) / win_w
+    sl = math.fsum([w * r.sl_fraction for w, r in winners]) / win_w
     tp = min(max(tp, params.tp_min_fraction), params.tp_max_fraction)
     sl = min(max(sl, params.sl_min_fraction), params.sl_max_fraction)
-    ordered = tuple(sorted((v for v, _ in votes), key=lambda v: (-v.weight, v.sensor, v.timeframe.ms)))
+    # Heaviest first, then by name and timeframe; the index keeps equal keys in vote order
+    # (what a stable sort on the first three would do).
+    tf_ms_of = _TF_MS.__getitem__
+    ranked = sorted(
+        (-w, r.sensor, tf_ms_of(r.timeframe), i, r, score)
+        for i, (w, r, score) in enumerate(compress(zip(weights, ballot.readings, score_of), qualified))
+    )
     return Decision(
         symbol=bar.symbol, side=side, open_time_ms=bar.open_time_ms, confidence=confidence,
-        tp_fraction=tp, sl_fraction=sl, votes=ordered, reference_price=bar.close,
+        tp_fraction=tp, sl_fraction=sl, votes=_make_votes(ranked), reference_price=bar.close,
         decided_ms=decided_ms, candle_received_ms=bar.received_ms,
     )
 
@@ -298,6 +464,75 @@ def winning_keys(decision: Decision) -> list[str]:
 
 # ----------------------------------------------------------------------------- adapter
 
+_MIN_CACHED_BATCH = 4  # shorter tuples are screened reading by reading
+
+
+@dataclass(slots=True)
+class _BatchScreen:
+    """How a tuple of readings of one symbol, timeframe and bar screens, whatever bar it joins.
+
+    Everything but the time check depends on the readings alone: the range and distance
+    rejections, duplicates inside the tuple (the first one wins), the NaN counter, the voters
+    and the context signs. The time check is one comparison for all of them.
+    """
+
+    batch: tuple[SensorReading, ...]
+    symbol: str
+    r_close: int
+    tf_ms: int
+    keys: set[str]
+    ballot: _Ballot
+    bad: tuple[tuple[str, int], ...]
+    nan: int
+
+    @classmethod
+    def of(cls, batch: tuple[SensorReading, ...]) -> _BatchScreen | None:
+        """None unless every reading shares the first one's symbol, timeframe and open time."""
+        first = batch[0]
+        symbol, tf, open_ms = first.symbol, first.timeframe, first.open_time_ms
+        for r in batch:
+            if r.symbol != symbol or r.timeframe is not tf or r.open_time_ms != open_ms:
+                return None
+        keys_of = _KEYS[tf].get
+        keys: set[str] = set()
+        bad: Tally[str] = Tally()
+        ballot = _Ballot()
+        readings, voter_keys, signals, sizes = ballot.readings, ballot.keys, ballot.signals, ballot.sizes
+        ups = downs = context = nan = 0
+        for r in batch:
+            signal = r.signal
+            present = signal is not None and signal == signal  # NaN != NaN: missing
+            if present:
+                if not -1.0 <= signal <= 1.0:  # type: ignore[operator]
+                    bad[BAD_SIGNAL_RANGE] += 1
+                    continue
+                if not r.context and not (0.0 < r.tp_fraction < 1.0 and 0.0 < r.sl_fraction < 1.0):
+                    bad[BAD_DISTANCES] += 1
+                    continue
+            key = keys_of(r.sensor) or _new_key(r.sensor, tf)
+            if key in keys:
+                bad[BAD_DUPLICATE_READING] += 1
+                continue
+            keys.add(key)
+            if not present:
+                if signal is not None:
+                    nan += 1  # a NaN signal: a sensor bug, counted (None is a warm-up, not counted)
+                continue
+            if r.context:
+                context += 1
+                if signal > 0:  # type: ignore[operator]
+                    ups += 1
+                elif signal < 0:  # type: ignore[operator]
+                    downs += 1
+            else:
+                readings.append(r)
+                voter_keys.append(key)
+                signals.append(signal)  # type: ignore[arg-type]
+                sizes.append(abs(signal))  # type: ignore[arg-type]
+        ballot.ups, ballot.downs, ballot.context = ups, downs, context
+        tf_ms = _TF_MS[tf]
+        return cls(batch, symbol, open_ms + tf_ms, tf_ms, keys, ballot, tuple(bad.items()), nan)
+
 
 @dataclass(slots=True)
 class _SymbolState:
@@ -305,8 +540,8 @@ class _SymbolState:
     bracket_active: bool = False
     last_bar_open_ms: int | None = None  # newest bar opened (decided or collecting)
     pending: Bar | None = None
-    readings: list[SensorReading] = field(default_factory=list)
-    keys: set[str] = field(default_factory=set)
+    ballot: _Ballot = field(default_factory=_Ballot)  # the pending bar's usable readings, screened
+    keys: set[str] = field(default_factory=set)  # tracker keys accepted for the pending bar
 
 
 class Player:
@@ -326,6 +561,10 @@ class Player:
         self._clock = clock
         self.timeframe = timeframe
         self._symbols: dict[str, _SymbolState] = {s: _SymbolState() for s in symbols}
+        # screened reading tuples by id (each entry holds its tuple, so an id is never reused
+        # while cached); bounded: a few timeframes per symbol are live at any time
+        self._batches: dict[int, _BatchScreen] = {}
+        self._max_batches = max(64, 16 * len(self._symbols))
         self.skip_counts: Tally[str] = Tally()
         self.bad_input_counts: Tally[str] = Tally()
         self.decision_counts: Tally[str] = Tally()
@@ -361,50 +600,123 @@ class Player:
         if state.pending is not None:
             self._count_skip(SKIP_SUPERSEDED)
         state.pending = Bar.of(candle, received_ms)
-        state.readings, state.keys = [], set()
+        state.ballot, state.keys = _Ballot(), set()
         state.last_bar_open_ms = candle.open_time_ms
         return True
 
     def add_readings(self, readings: Iterable[SensorReading]) -> int:
-        """Attach readings to their symbol's collecting bar; returns how many were accepted."""
+        """Attach readings to their symbol's collecting bar; returns how many were accepted.
+
+        Each reading is screened here, once (the checks of ``_reading_problem`` plus lateness and
+        duplicates), so ``close_bar`` weighs the ballot without looking at a reading again.
+
+        A *tuple* of readings of one symbol, timeframe and bar (what the engine hands over: a
+        higher timeframe's readings come again on every base bar until that timeframe closes)
+        is screened once and remembered; adding it again costs one time check and a few set
+        operations, with exactly the verdicts and counters of reading-by-reading screening.
+        """
+        if type(readings) is tuple and len(readings) >= _MIN_CACHED_BATCH:
+            screen = self._batches.get(id(readings))
+            if screen is None or screen.batch is not readings:
+                screen = _BatchScreen.of(readings)
+                if screen is not None:
+                    if len(self._batches) >= self._max_batches:
+                        del self._batches[next(iter(self._batches))]  # the oldest
+                    self._batches[id(readings)] = screen
+            if screen is not None:
+                accepted = self._add_screened(screen)
+                if accepted is not None:
+                    return accepted
+        return self._add_each(readings)
+
+    def _add_screened(self, screen: _BatchScreen) -> int | None:
+        """Add a screened batch; None when only reading-by-reading screening can say (duplicates)."""
+        n = len(screen.batch)
+        state = self._symbols.get(screen.symbol)
+        if state is None:
+            self._bad(BAD_UNKNOWN_SYMBOL, n)
+            return 0
+        bar = state.pending
+        if bar is None:
+            self._bad(BAD_LATE_READING if state.last_bar_open_ms is not None else BAD_NO_BAR, n)
+            return 0
+        close_ms = bar.open_time_ms + _TF_MS[bar.timeframe]
+        if screen.r_close > close_ms:
+            self._bad(BAD_FUTURE_READING, n)
+            return 0
+        if screen.r_close <= close_ms - screen.tf_ms:
+            self._bad(BAD_LATE_READING if screen.r_close <= bar.open_time_ms else BAD_STALE_READING, n)
+            return 0
+        if not screen.keys.isdisjoint(state.keys):
+            return None
+        for reason, count in screen.bad:
+            self._bad(reason, count)
+        if screen.nan:
+            self._bad(BAD_NAN_SIGNAL, screen.nan)
+        state.ballot.merge(screen.ballot)
+        state.keys |= screen.keys
+        return len(screen.keys)
+
+    def _add_each(self, readings: Iterable[SensorReading]) -> int:
         accepted = 0
+        symbols = self._symbols
+        tf_ms_of, keys_of = _TF_MS.__getitem__, _KEYS.__getitem__
         for r in readings:
-            state = self._symbols.get(r.symbol)
+            state = symbols.get(r.symbol)
             if state is None:
                 self._bad(BAD_UNKNOWN_SYMBOL)
                 continue
-            if state.pending is None:
+            bar = state.pending
+            if bar is None:
                 self._bad(BAD_LATE_READING if state.last_bar_open_ms is not None else BAD_NO_BAR)
                 continue
-            problem = _reading_problem(state.pending.symbol, state.pending.close_ms, r)
-            key = sensor_key(r.sensor, r.timeframe)
-            if problem == BAD_STALE_READING and r.open_time_ms + r.timeframe.ms <= state.pending.open_time_ms:
-                problem = BAD_LATE_READING  # its bar closed before this one opened: already decided
-            elif problem is None and key in state.keys:
+            tf = r.timeframe
+            name = r.sensor
+            key = keys_of(tf).get(name) or _new_key(name, tf)
+            tf_ms = tf_ms_of(tf)
+            r_close = r.open_time_ms + tf_ms
+            close_ms = bar.open_time_ms + tf_ms_of(bar.timeframe)
+            signal = r.signal
+            problem = None
+            if r_close > close_ms:
+                problem = BAD_FUTURE_READING
+            elif r_close <= close_ms - tf_ms:
+                # its bar closed before this one opened: already decided, so late rather than stale
+                problem = BAD_LATE_READING if r_close <= bar.open_time_ms else BAD_STALE_READING
+            elif signal is not None and signal == signal:  # present (NaN != NaN)
+                if not -1.0 <= signal <= 1.0:
+                    problem = BAD_SIGNAL_RANGE
+                elif not r.context and not (0.0 < r.tp_fraction < 1.0 and 0.0 < r.sl_fraction < 1.0):
+                    problem = BAD_DISTANCES  # NaN and ±inf fail the comparisons
+            if problem is None and key in state.keys:
                 problem = BAD_DUPLICATE_READING
             if problem is not None:
                 self._bad(problem)
                 continue
-            if r.signal is not None and math.isnan(r.signal):
+            if signal is not None and math.isnan(signal):
                 self._bad(BAD_NAN_SIGNAL)  # a sensor bug, not a warm-up: worth a counter
-            state.readings.append(r)
+            state.ballot.add(r, key)
             state.keys.add(key)
             accepted += 1
         return accepted
 
     def collected(self, symbol: str) -> int:
         state = self._symbols.get(symbol)
-        return len(state.readings) if state and state.pending else 0
+        return len(state.keys) if state and state.pending else 0
 
     def close_bar(self, symbol: str, scores: Mapping[str, float] | None = None) -> Decision | Skip | None:
-        """Decide the symbol's collecting bar exactly once; None if no bar is collecting."""
+        """Decide the symbol's collecting bar exactly once; None if no bar is collecting.
+
+        The verdict is ``decide``'s on the accepted readings (they were screened on arrival).
+        """
         state = self._symbols.get(symbol)
         if state is None or state.pending is None:
             return None
-        bar, readings = state.pending, state.readings
-        state.pending, state.readings, state.keys = None, [], set()
+        bar, ballot = state.pending, state.ballot
+        state.pending, state.ballot, state.keys = None, _Ballot(), set()
         book = SymbolBook(state.last_decision_index, state.bracket_active)
-        verdict = decide(bar, readings, scores or {}, self._p, book, decided_ms=self._clock.now_ms())
+        verdict = _debounce(bar, self._p, book) or _weigh(
+            bar, ballot, scores if scores is not None else {}, self._p, self._clock.now_ms())
         if isinstance(verdict, Decision):
             state.last_decision_index = bar.index
             self.decision_counts[verdict.side.value] += 1
@@ -458,9 +770,9 @@ class Player:
                 state.last_decision_index = d.get("last_decision_index")
                 state.last_bar_open_ms = d.get("last_bar_open_ms")
 
-    def _bad(self, reason: str) -> None:
-        self.bad_input_counts[reason] += 1
-        BAD_READINGS.labels(reason=reason).inc()
+    def _bad(self, reason: str, count: int = 1) -> None:
+        self.bad_input_counts[reason] += count
+        BAD_READINGS.labels(reason=reason).inc(count)
 
 
 async def _get_until(

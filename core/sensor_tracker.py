@@ -40,9 +40,11 @@ with ``math.fsum`` from the stored outcomes, so a restored tracker scores identi
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 from collections import deque
+from types import MappingProxyType
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -52,7 +54,7 @@ from config.settings import PlayerSettings, TrackerSettings
 from core.events import SensorReading
 from core.metrics import SENSOR_SCORE, TRACKER_VOTES
 from core.types import Candle, Timeframe
-from core.vote_book import OpenVote, Outcome, VoteBook
+from core.vote_book import OpenVote, Outcome, VoteBook, new_open_vote
 
 log = logging.getLogger(__name__)
 
@@ -135,14 +137,38 @@ class TrackerParams:
 
 
 class _History:
-    """Resolved outcomes of one sensor key (rolling window) and its last win."""
+    """Resolved outcomes of one sensor key (rolling window) and its last win.
 
-    __slots__ = ("outcomes", "last_win_ms", "partial")
+    ``wins`` / ``losses`` hold the same window's R values split by outcome, oldest first (what
+    ``performance`` pools); ``memo`` is the last score and the market time it was computed at.
+    """
+
+    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "memo")
 
     def __init__(self, window: int) -> None:
         self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
         self.last_win_ms: int | None = None
         self.partial: float | None = None  # cached blend without recency; None = recompute
+        self.wins: deque[float] = deque()
+        self.losses: deque[float] = deque()
+        self.memo: tuple[int, float] | None = None  # (now_ms, score); None = recompute
+
+    def append(self, r: float, won: bool) -> None:
+        """Add an outcome; the window's oldest one leaves ``wins``/``losses`` with it."""
+        outcomes = self.outcomes
+        if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen:
+            (self.wins if outcomes[0][1] else self.losses).popleft()
+        outcomes.append((r, won))
+        (self.wins if won else self.losses).append(r)
+        self.partial = None
+        self.memo = None
+
+    def split(self) -> None:
+        """Rebuild ``wins``/``losses`` from ``outcomes`` (after a restore)."""
+        self.wins = deque(r for r, won in self.outcomes if won)
+        self.losses = deque(r for r, won in self.outcomes if not won)
+        self.partial = None
+        self.memo = None
 
 
 class SensorTracker:
@@ -155,6 +181,10 @@ class SensorTracker:
         self._open_count = 0
         self._last_recorded: dict[tuple[str, str], int] = {}  # (key, symbol) → reading open time
         self._now_ms = 0  # market time: the latest candle close seen
+        # every known key's score as of _board_ms, kept current key by key (see score_view)
+        self._board: dict[str, float] = {}
+        self._board_ms: int | None = None
+        self._stale: set[str] = set()
         self.dropped_open_votes = 0
 
     # ------------------------------------------------------------------ feeding
@@ -168,19 +198,27 @@ class SensorTracker:
         if not math.isfinite(entry_price) or entry_price <= 0:
             raise ValueError(f"entry price must be positive and finite, got {price}")
         opened = 0
+        history, last_recorded, books = self._history, self._last_recorded, self._open
+        horizon = self._p.horizon_bars
         for r in readings:
-            if r.context or r.is_missing or r.signal == 0 or not _valid_distances(r):
-                continue  # context readings feed the HTF filter; they carry no weight to learn
+            signal = r.signal
+            # context readings feed the HTF filter; missing, flat and ill-formed ones teach nothing
+            if r.context or signal is None or signal != signal or signal == 0 or not _valid_distances(r):
+                continue
             key = sensor_key(r.sensor, r.timeframe)
             dedupe = (key, r.symbol)
-            if self._last_recorded.get(dedupe, -1) >= r.open_time_ms:
+            if last_recorded.get(dedupe, -1) >= r.open_time_ms:
                 continue
-            self._last_recorded[dedupe] = r.open_time_ms
-            self._history.setdefault(key, _History(self._p.window))
-            self._open.setdefault(r.symbol, VoteBook()).add(OpenVote(
-                key=key, symbol=r.symbol, direction=1 if r.signal > 0 else -1, entry_ms=at_ms,
-                entry_price=entry_price, tp_fraction=r.tp_fraction, sl_fraction=r.sl_fraction,
-                expires_ms=at_ms + self._p.horizon_bars * r.timeframe.ms,
+            last_recorded[dedupe] = r.open_time_ms
+            if key not in history:
+                history[key] = _History(self._p.window)
+                self._stale.add(key)
+            book = books.get(r.symbol)
+            if book is None:
+                book = books[r.symbol] = VoteBook()
+            book.add(new_open_vote(
+                key, r.symbol, 1 if signal > 0 else -1, at_ms, entry_price, r.tp_fraction, r.sl_fraction,
+                at_ms + horizon * r.timeframe.ms,
             ))
             opened += 1
             self._open_count += 1
@@ -213,9 +251,11 @@ class SensorTracker:
         return resolved
 
     def _apply(self, res: Resolution) -> None:
-        hist = self._history.setdefault(res.key, _History(self._p.window))
-        hist.outcomes.append((res.r, res.won))
-        hist.partial = None
+        hist = self._history.get(res.key)
+        if hist is None:
+            hist = self._history[res.key] = _History(self._p.window)
+        hist.append(res.r, res.won)
+        self._stale.add(res.key)
         if res.won:
             hist.last_win_ms = max(hist.last_win_ms or 0, res.resolved_ms)
         _OUTCOME_COUNTERS[res.outcome].inc()
@@ -236,7 +276,36 @@ class SensorTracker:
     def score(self, key: str) -> float:
         """The sensor key's blended score in [0, 1]; 0.5 until it has enough resolved votes."""
         hist = self._history.get(key)
-        if hist is None or len(hist.outcomes) < self._p.min_resolved_votes:
+        if hist is None:
+            return NEUTRAL_SCORE
+        memo = hist.memo
+        if memo is not None and memo[0] == self._now_ms:
+            return memo[1]
+        value = self._score(hist)
+        hist.memo = (self._now_ms, value)
+        return value
+
+    def score_view(self) -> Mapping[str, float]:
+        """``scores()`` as a read-only mapping, kept current instead of rebuilt.
+
+        Every key is rescored when market time moves (recency changes), otherwise only the
+        keys whose outcomes changed since the last call; so a burst of symbols closing together
+        scores each key about once, and the player reads scores with a plain dict lookup.
+        Equal to ``scores()`` until the tracker changes (read it at once).
+        """
+        if self._board_ms != self._now_ms:
+            self._board = {key: self.score(key) for key in self._history}
+            self._board_ms = self._now_ms
+            self._stale.clear()
+        elif self._stale:
+            board = self._board
+            for key in self._stale:
+                board[key] = self.score(key)
+            self._stale.clear()
+        return MappingProxyType(self._board)
+
+    def _score(self, hist: _History) -> float:
+        if len(hist.outcomes) < self._p.min_resolved_votes:
             return NEUTRAL_SCORE
         p = self._p
         if hist.partial is None:
@@ -262,18 +331,19 @@ class SensorTracker:
 
     def performance(self, keys: Sequence[str]) -> PerformanceStats:
         """Pooled resolved outcomes of ``keys`` (e.g. a decision's winning voters) for sizing."""
-        wins: list[float] = []
-        losses: list[float] = []
+        wins: list[deque[float]] = []
+        losses: list[deque[float]] = []
         for key in dict.fromkeys(keys):
             hist = self._history.get(key)
-            if hist is None:
-                continue
-            for r, won in hist.outcomes:
-                (wins if won else losses).append(r)
-        n = len(wins) + len(losses)
-        avg_win = math.fsum(wins) / len(wins) if wins else 0.0
-        avg_loss = abs(math.fsum(losses)) / len(losses) if losses else 0.0
-        return PerformanceStats(n, len(wins), len(losses), avg_win, avg_loss)
+            if hist is not None:
+                wins.append(hist.wins)
+                losses.append(hist.losses)
+        n_wins = sum(map(len, wins))
+        n_losses = sum(map(len, losses))
+        # fsum is correctly rounded: pooling the per-key windows in any order gives the same sums
+        avg_win = math.fsum(itertools.chain.from_iterable(wins)) / n_wins if n_wins else 0.0
+        avg_loss = abs(math.fsum(itertools.chain.from_iterable(losses))) / n_losses if n_losses else 0.0
+        return PerformanceStats(n_wins + n_losses, n_wins, n_losses, avg_win, avg_loss)
 
     # ---------------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
@@ -305,6 +375,7 @@ class SensorTracker:
         for key, h in data["history"].items():
             hist = _History(params.window)
             hist.outcomes.extend((float(r), bool(w)) for r, w in h["outcomes"])
+            hist.split()
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist
         for key, symbol, direction, entry_ms, price, tp, sl, expires in data["open"]:

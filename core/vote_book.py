@@ -20,6 +20,7 @@ Rules (the tracker's module docstring has the why):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Iterator
@@ -58,6 +59,32 @@ class OpenVote:
     @property
     def sl_price(self) -> float:
         return self.entry_price * (1 - self.direction * self.sl_fraction)
+
+
+# OpenVote is a frozen slotted dataclass: its generated __init__ stores each field through
+# object.__setattr__. The tracker opens dozens of votes per symbol per bar, so it builds them
+# through the slot descriptors instead (the very same object in well under half the time).
+_NEW = object.__new__
+_FIELDS = ("key", "symbol", "direction", "entry_ms", "entry_price", "tp_fraction", "sl_fraction", "expires_ms")
+if tuple(f.name for f in dataclasses.fields(OpenVote)) != _FIELDS:  # fail loudly, never half-built
+    raise RuntimeError("OpenVote's fields changed: update core.vote_book.new_open_vote")
+_SETTERS = tuple(getattr(OpenVote, name).__set__ for name in _FIELDS)
+
+
+def new_open_vote(key: str, symbol: str, direction: int, entry_ms: int, entry_price: float, tp_fraction: float,
+                  sl_fraction: float, expires_ms: int) -> OpenVote:
+    """``OpenVote(...)`` with the same fields, built faster (see above)."""
+    s_key, s_symbol, s_direction, s_entry_ms, s_price, s_tp, s_sl, s_expires = _SETTERS
+    vote = _NEW(OpenVote)
+    s_key(vote, key)
+    s_symbol(vote, symbol)
+    s_direction(vote, direction)
+    s_entry_ms(vote, entry_ms)
+    s_price(vote, entry_price)
+    s_tp(vote, tp_fraction)
+    s_sl(vote, sl_fraction)
+    s_expires(vote, expires_ms)
+    return vote
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,11 @@
 ``bracket.transition``, hands a ``TransitionRecord`` to the sink (``journal_sink(journal)``
 writes it to the state journal, fsynced) and only then makes it current — so the journal is
 never behind memory. It also keeps the protection metrics: ``casino_unprotected_seconds``
-(a position's first fill, or the loss of its stop, → a stop acknowledged) and
-``casino_positions_unprotected`` (brackets holding a position without an acknowledged stop).
+(a position's first fill, or the loss of its stop, → a stop acknowledged, on the session clock),
+``casino_time_to_protect_seconds`` (first entry fill applied → first stop acknowledged, in real
+time: a paper session's clock runs N× faster, so only real time tells how long a position
+really waited for its stop) and ``casino_positions_unprotected`` (brackets holding a position
+without an acknowledged stop). ``on_protected`` hears each time-to-protect sample (the report).
 
 ``to_document``/``from_document`` give the snapshot section (``state.recovery.BRACKETS_KEY``):
 bracket id → record encoded by ``state.codec``; recovery overlays journaled transitions on it
@@ -20,11 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from core import metrics
+from core.clock import LiveClock
 from croupier.bracket import Bracket, BracketEvent, BracketState, IllegalTransition, transition
 from state import codec
 from state.journal import Journal
 
 log = logging.getLogger(__name__)
+
+_REAL_TIME = LiveClock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,8 @@ class BracketBook:
         self._brackets: dict[str, Bracket] = {}
         self._sink = sink
         self._on_change = on_change
+        self._first_fill_s: dict[str, float] = {}  # bracket id → real time its first fill was applied
+        self.on_protected: Callable[[str, float], None] | None = None  # (bracket id, real seconds)
 
     def __contains__(self, bracket_id: str) -> bool:
         return bracket_id in self._brackets
@@ -132,6 +140,17 @@ class BracketBook:
             self._on_change()
 
     def _measure(self, before: Bracket, after: Bracket, event: BracketEvent) -> None:
+        if before.first_fill_ms is None and after.first_fill_ms is not None:
+            self._first_fill_s[after.id] = _REAL_TIME.monotonic()
+        if before.sl_acked_ms is None and after.sl_acked_ms is not None:
+            filled = self._first_fill_s.pop(after.id, None)
+            if filled is not None:
+                seconds = _REAL_TIME.monotonic() - filled
+                metrics.TIME_TO_PROTECT_SECONDS.observe(seconds)
+                if self.on_protected is not None:
+                    self.on_protected(after.id, seconds)
+        if after.state.is_terminal:
+            self._first_fill_s.pop(after.id, None)  # never protected (flattened, failed): nothing to time
         if before.unprotected_since_ms is not None and after.unprotected_since_ms is None and after.active_stop:
             metrics.UNPROTECTED_SECONDS.observe(max(0, event.time_ms - before.unprotected_since_ms) / 1000)
         if after.state.is_terminal and not before.state.is_terminal:
@@ -147,6 +166,7 @@ class BracketBook:
         done = [k for k, b in self._brackets.items() if b.state.is_terminal]
         for key in done:
             del self._brackets[key]
+            self._first_fill_s.pop(key, None)
         return len(done)
 
     # -- snapshots ----------------------------------------------------------------------

@@ -34,8 +34,8 @@ from core.events import (
     UserEvent,
 )
 from core.ports import Clock, ExchangePort
-from core.types import ZERO, Fill, MarginType, Side
-from croupier.bracket import Bracket, BracketState
+from core.types import ZERO, Fill, MarginType, OrderRequest, Side
+from croupier.bracket import Bracket, BracketEvent, BracketState, EventKind
 from croupier.bracket_book import BracketBook, journal_sink
 from croupier.executor import OrderExecutor
 from croupier.ids import Leg, is_casino_id, session_tag
@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE_S = 5.0  # wait this long for a closed bracket's last fills (fees) before reporting it
 TICK_S = 1.0
 MAX_KEPT_TERMINAL = 200
+# A bracket in one of these states has an order in flight that decides whether a position is
+# protected: a snapshot (tens of ms of encoding and fsync on the event loop) waits for it.
+_IN_FLIGHT = frozenset({BracketState.PLANNED, BracketState.ENTRY_SENT, BracketState.ENTRY_PARTIAL,
+                        BracketState.ENTRY_FILLED, BracketState.PROTECTING, BracketState.RESIZING})
+MAX_RECONCILE_DEFER = 3.0  # a periodic reconciliation waits at most this many intervals for a quiet moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,14 @@ class ClosedTrade:
     funding: Decimal
     confidence: float
     votes: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BegunEntry:
+    """A bracket registered and journaled whose entry request has not been sent yet."""
+
+    bracket_id: str
+    request: OrderRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +131,12 @@ class Croupier:
         self.oco: OCOManager | None = None
         self.writer: SnapshotWriter | None = None
         self._save_scheduled = False
+        self._save_deferred = False
+        self._stopping = False  # shutdown began: it reconciles itself; no periodic pass races its flattens
         self.reconciler: Reconciler | None = None
+        # Set by the engine: True while a closed candle is on its way to a decision. Periodic
+        # reconciliation and deferred snapshots wait for a quiet moment instead of delaying it.
+        self.hot: Callable[[], bool] = lambda: False
 
     # -- start -------------------------------------------------------------------------------
 
@@ -287,13 +305,40 @@ class Croupier:
 
     async def open_bracket(self, decision: Decision, quantity: Decimal) -> str | None:
         """Place the entry of a new bracket; None (reason logged, state consistent) if refused."""
+        begun = self.begin_bracket(decision, quantity)
+        if begun is None:
+            return None
+        return await self.send_entry(begun)
+
+    def begin_bracket(self, decision: Decision, quantity: Decimal, *, durable: bool = True) -> BegunEntry | None:
+        """``open_bracket``'s synchronous half: the bracket exists (``has_bracket`` is true) and its
+        entry is journaled; ``send_entry`` sends it. With ``durable=False`` the caller must call
+        ``save_now`` before sending (one snapshot for a burst of brackets). None if refused."""
         if not self._started or self.oco is None:
             log.error("open_bracket before start(): refused")
             return None
-        bid = await self.oco.open(decision, quantity)
+        begun = self.oco.begin(decision, quantity, durable=durable)
+        return None if begun is None else BegunEntry(*begun)
+
+    async def send_entry(self, begun: BegunEntry) -> str | None:
+        """Send a begun bracket's entry; its id, or None (reason logged) if the exchange refused it."""
+        assert self.oco is not None
+        bid = await self.oco.send_entry(begun.bracket_id, begun.request)
         if bid is not None:
             self._tracker_funding_start(bid)
         return bid
+
+    def abandon_entry(self, begun: BegunEntry, reason: str) -> None:
+        """A begun bracket whose entry will not be sent (the session began to stop): it ends
+        without a fill and frees its symbol; nothing was sent, so nothing is cancelled."""
+        assert self.oco is not None
+        if self.oco.book.get(begun.bracket_id).state is BracketState.ENTRY_SENT:  # not already ended by a cancel
+            self.oco.apply(begun.bracket_id, BracketEvent(EventKind.ENTRY_ENDED, self.clock.now_ms(),
+                                                          client_id=begun.request.client_order_id, reason=reason))
+
+    def save_now(self) -> None:
+        """Snapshot now (after ``begin_bracket(durable=False)``, before the entries leave)."""
+        self._save()
 
     def _tracker_funding_start(self, bid: str) -> None:
         assert self.oco is not None
@@ -386,7 +431,13 @@ class Croupier:
             for bid in self.oco.expired_entries():
                 await self.oco.cancel_entry(bid, "entry timeout")
             urgent = self._reconcile_due or self.oco.reconcile_requested
-            if urgent or self.clock.monotonic() - last_reconcile >= self.settings.reconcile_interval_s:
+            waited = self.clock.monotonic() - last_reconcile
+            interval = self.settings.reconcile_interval_s
+            # a periodic pass never runs in the middle of a decision or while an order is in
+            # flight for protection (it would queue its REST calls and decoding ahead of them)
+            periodic = (waited >= interval and not self._stopping
+                        and (waited >= MAX_RECONCILE_DEFER * interval or not self._busy()))
+            if urgent or periodic:
                 last_reconcile = self.clock.monotonic()
                 self.oco.reconcile_requested = False
                 await self.reconcile("after an unknown outcome" if urgent else "periodic")
@@ -442,6 +493,7 @@ class Croupier:
     async def shutdown(self, policy: Literal["flatten", "keep"], *, urgent: bool = False) -> ShutdownReport:
         """flatten: close everything on Casino's symbols; keep: leave positions with their TP/SL."""
         assert self.oco is not None and self.writer is not None and self.journal is not None
+        self._stopping = True
         errors: list[str] = []
         swept = None
         for b in self.oco.book.active():
@@ -504,7 +556,24 @@ class Croupier:
 
     def _scheduled_save(self) -> None:
         self._save_scheduled = False
+        if self._busy():
+            # An order in flight for protection (or a candle on its way to a decision) goes first:
+            # the next transition, ``save_soon`` or the writer's interval saves this state.
+            self._save_deferred = True
+            return
+        self._save_deferred = False
         self._save()
+
+    def save_soon(self) -> None:
+        """Run a snapshot that was deferred, now that the hot path is quiet (the engine calls this)."""
+        if self._save_deferred and not self._save_scheduled:
+            self._changed()
+
+    def _busy(self) -> bool:
+        """True while a decision is under way or any bracket has an order in flight for protection."""
+        if self.hot():
+            return True
+        return self.oco is not None and any(b.state in _IN_FLIGHT for b in self.oco.book.active())
 
     def _save(self) -> None:
         if self.writer is not None:
@@ -543,4 +612,4 @@ def _exit_reason(b: Bracket) -> str:
     return "external"
 
 
-__all__ = ["ClosedTrade", "Croupier", "ShutdownReport", "StartReport"]
+__all__ = ["BegunEntry", "ClosedTrade", "Croupier", "ShutdownReport", "StartReport"]

@@ -129,6 +129,19 @@ class OCOManager(OrderStates):
 
     async def open(self, decision: Decision, quantity: Decimal) -> str | None:
         """Create a bracket and send its entry; None (reason logged) when refused."""
+        begun = self.begin(decision, quantity)
+        if begun is None:
+            return None
+        return await self.send_entry(*begun)
+
+    def begin(self, decision: Decision, quantity: Decimal, *, durable: bool = True) -> tuple[str, OrderRequest] | None:
+        """The synchronous half of ``open``: checks, the bracket registered (the symbol is taken
+        from here on) and its entry journaled as submitted; returns (bracket id, entry request)
+        for ``send_entry``, or None (reason logged) when refused.
+
+        ``durable=False`` skips the snapshot that makes the bracket's meta durable: the caller
+        then takes one snapshot for several brackets before sending any of their entries.
+        """
         symbol = decision.symbol
         rules = self.rules.get(symbol)
         if rules is None:
@@ -154,7 +167,7 @@ class OCOManager(OrderStates):
             tuple((v.sensor, v.weight) for v in decision.votes), deadline,
         )
         self.book.open(bracket)
-        if self.on_opened is not None:
+        if durable and self.on_opened is not None:
             self.on_opened(bracket)  # the meta is made durable before anything leaves
         cid = bracket.next_client_id(Leg.ENTRY)
         if self.apply(bracket.id, self._event(K.ENTRY_SUBMITTED, client_id=cid, quantity=qty, price=price)) is None:
@@ -165,6 +178,12 @@ class OCOManager(OrderStates):
         else:
             tif = TimeInForce(self.settings.entry_time_in_force)
             request = OrderRequest(symbol, decision.side, OrderType.LIMIT, qty, cid, price=price, time_in_force=tif)
+        return bracket.id, request
+
+    async def send_entry(self, bracket_id: str, request: OrderRequest) -> str | None:
+        """The asynchronous half of ``open``: send the begun bracket's entry and apply the answer."""
+        bracket = self.book.get(bracket_id)
+        cid = request.client_order_id
         try:
             order = await self.executor.place_order(request, bracket_id=bracket.id, leg=Leg.ENTRY.name)
         except UnknownOutcome as exc:

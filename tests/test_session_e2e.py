@@ -87,8 +87,12 @@ def test_paper_session_against_a_separate_simulator_matches_its_account(tmp_path
         families = {f.name: f for f in text_string_to_metric_families(metrics_text)}
         for name in ("casino_balance_usdt", "casino_equity_usdt", "casino_positions_open",
                      "casino_decision_latency_seconds", "casino_unprotected_seconds", "casino_skips",
-                     "casino_rate_limit_used", "casino_event_loop_lag_seconds"):
+                     "casino_rate_limit_used", "casino_event_loop_lag_seconds", "casino_time_to_protect_seconds",
+                     "casino_decision_sensor_wait_seconds", "casino_bar_latency_seconds",
+                     "casino_market_burst_candles"):
             assert name in families, name
+        bars_seen = next(s.value for s in families["casino_bar_latency_seconds"].samples if s.name.endswith("_count"))
+        assert bars_seen >= 1  # every live bar's candle → verdict latency is measured
         assert families["casino_balance_usdt"].samples[0].value > 0
         out, err = session.communicate(timeout=120)
         assert session.returncode == 0, err[-3000:]
@@ -99,6 +103,13 @@ def test_paper_session_against_a_separate_simulator_matches_its_account(tmp_path
     doc = report(tmp_path)
     assert doc["exit_reason"] == "duration" and not doc["crashed"]
     assert doc["stats"]["trades"] >= 1, doc["skip_reasons"]
+    latency = doc["latency_s"]
+    # the decision latency split: sensor wait + the engine's own share, one sample each per entry
+    assert latency["decision"]["count"] == latency["decision_sensors"]["count"] == latency["decision_engine"]["count"] >= 1
+    assert latency["decision_engine"]["max"] <= latency["decision"]["max"]
+    assert latency["bar"]["count"] >= 20 and latency["bar_engine"]["max"] <= latency["bar"]["max"]
+    # time to protect, in real seconds: every traded bracket was protected once
+    assert latency["protect"]["count"] >= 1 and 0 < latency["protect"]["p50"] <= latency["protect"]["max"]
     wallet = next(Decimal(b["balance"]) for b in account["balances"] if b["asset"] == "USDT")
     assert Decimal(doc["final_balance"]) == wallet
     by_type: dict[str, Decimal] = {}

@@ -26,6 +26,7 @@ from typing import Any
 import websockets
 
 from config.settings import ExchangeSettings
+from core.clock import LiveClock
 from core.errors import ExchangeError, Rejected
 from core.events import CandleClosed, MarketEvent, MarkPriceUpdate, ReconcileNeeded, StreamGap, UserEvent
 from core.logs import register_secret
@@ -42,6 +43,7 @@ Connect = Callable[[str], Any]  # websockets.connect-compatible: async context m
 
 INVALID_LISTEN_KEY = -1125
 _QUEUE_DEPTH = 10_000
+_REAL_TIME = LiveClock()  # receipt stamps are real time, whatever the session clock
 _BACKOFF_BASE_S = 0.5
 
 
@@ -64,6 +66,14 @@ class _Connected:
 
     streams: tuple[str, ...]
     reconnect: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """A closed candle and the real monotonic time its frame came off the socket."""
+
+    candle: Candle
+    at_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +157,8 @@ class MarketStream:
                     if item.reconnect:
                         for event in await self._backfill_after_reconnect(item.streams):
                             yield event
-                elif isinstance(item, Candle):
-                    for event in await self._accept(item):
+                elif isinstance(item, _Received):
+                    for event in await self._accept(item.candle, item.at_s):
                         yield event
                 elif isinstance(item, MarkPriceUpdate):
                     yield item
@@ -193,8 +203,11 @@ class MarketStream:
                             continue
                         last_frame = now
                         item = self.decoder.decode(raw)
-                        if isinstance(item, Candle) and not item.closed:
-                            continue  # only closed bars matter; in-progress updates are dropped here
+                        if isinstance(item, Candle):
+                            if not item.closed:
+                                continue  # only closed bars matter; in-progress updates are dropped here
+                            # stamped here, before the queue: decision latency includes the wait in it
+                            item = _Received(item, _REAL_TIME.monotonic())
                         if item is not None:
                             await queue.put(item)
                     else:
@@ -206,7 +219,7 @@ class MarketStream:
 
     # -- gap handling -------------------------------------------------------------------
 
-    async def _accept(self, candle: Candle) -> list[MarketEvent]:
+    async def _accept(self, candle: Candle, received_s: float = 0.0) -> list[MarketEvent]:
         """Emit ``candle`` after whatever closed bars are missing before it; drop duplicates."""
         key = (candle.symbol, candle.timeframe)
         last = self._last_open.get(key)
@@ -216,7 +229,7 @@ class MarketStream:
         if last is not None and candle.open_time_ms > last + candle.timeframe.ms:
             events += await self._backfill(candle.symbol, candle.timeframe, last + candle.timeframe.ms,
                                            candle.open_time_ms - candle.timeframe.ms)
-        events.append(CandleClosed(candle, received_ms=self._clock.now_ms()))
+        events.append(CandleClosed(candle, received_ms=self._clock.now_ms(), received_s=received_s))
         self._last_open[key] = candle.open_time_ms
         return events
 

@@ -1,0 +1,105 @@
+"""The tracker's fast paths give exactly what the plain computations give.
+
+On real BTCUSDT bars (futures-2023) with toy sensors and a small window, so outcomes are
+evicted from the window all the time: the lazy ``score_view`` equals ``scores()`` key for key
+(memoised scores follow every resolution and every new market time), ``performance`` equals
+pooling every outcome in Python, and votes built through the slot descriptors equal
+``OpenVote(...)``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from core.events import SensorReading
+from core.history import load_candles
+from core.sensor_tracker import NEUTRAL_SCORE, PerformanceStats, SensorTracker, TrackerParams
+from core.types import Candle, Timeframe
+from core.vote_book import OpenVote, new_open_vote
+
+NAMES = ("mom", "rev", "slow")
+
+
+@pytest.fixture(scope="module")
+def btc(data_dir: Path) -> list[Candle]:
+    """The first 1500 closed 1m bars of futures-2023 BTCUSDT."""
+    series = load_candles(data_dir / "futures-2023" / "BTCUSDT-1m.csv.gz")
+    return [
+        Candle("BTCUSDT", Timeframe.M1, int(series.open_time[i]), Decimal(str(series.open[i])),
+               Decimal(str(series.high[i])), Decimal(str(series.low[i])), Decimal(str(series.close[i])),
+               Decimal(str(series.volume[i])))
+        for i in range(1500)
+    ]
+
+
+def plain_performance(tracker: SensorTracker, keys: list[str]) -> PerformanceStats:
+    """``performance`` written plainly from the serialised outcomes."""
+    history = tracker.to_dict()["history"]
+    wins: list[float] = []
+    losses: list[float] = []
+    for key in dict.fromkeys(keys):
+        for r, won in history.get(key, {"outcomes": []})["outcomes"]:
+            (wins if won else losses).append(r)
+    return PerformanceStats(len(wins) + len(losses), len(wins), len(losses),
+                            math.fsum(wins) / len(wins) if wins else 0.0,
+                            abs(math.fsum(losses)) / len(losses) if losses else 0.0)
+
+
+def step(tracker: SensorTracker, bars: list[Candle], i: int) -> None:
+    prev, bar = bars[i - 1], bars[i]
+    move = 1.0 if bar.close > prev.close else -1.0 if bar.close < prev.close else 0.0
+    tracker.record([SensorReading("mom", "BTCUSDT", Timeframe.M1, bar.open_time_ms, move, 0.0015, 0.001),
+                    SensorReading("rev", "BTCUSDT", Timeframe.M1, bar.open_time_ms, -move * 0.5, 0.001, 0.002),
+                    SensorReading("slow", "BTCUSDT", Timeframe.M1, bar.open_time_ms, 0.3, 0.004, 0.003)],
+                   price=bar.close, at_ms=bar.open_time_ms + 60_000)
+    tracker.on_candle(bars[i + 1])
+
+
+def test_score_view_and_performance_match_the_plain_computations(btc: list[Candle]) -> None:
+    tracker = SensorTracker(TrackerParams(window=25, recent_window=7, horizon_bars=15, min_resolved_votes=5))
+    keys = [f"{n}@1m" for n in NAMES]
+    checked = 0
+    for i in range(1, 1400):
+        view = tracker.score_view()
+        for key in keys:
+            view.get(key)  # warm the memo on the previous market time: it must not leak into the next
+        step(tracker, btc, i)
+        if i % 7 == 0:
+            view = tracker.score_view()
+            assert dict(view) == tracker.scores()
+            assert {k: view.get(k, -1.0) for k in keys} == {k: tracker.scores().get(k, -1.0) for k in keys}
+            assert tracker.performance(keys + keys[:1]) == plain_performance(tracker, keys)
+            assert tracker.performance(keys[1:]) == plain_performance(tracker, keys[1:])
+            checked += 1
+    assert checked > 100
+    scores = tracker.scores()
+    assert len({round(v, 9) for v in scores.values()}) == 3 and NEUTRAL_SCORE not in scores.values()
+    assert tracker.score_view().get("unknown@1m", 0.123) == 0.123
+    with pytest.raises(KeyError):
+        tracker.score_view()["unknown@1m"]
+
+
+def test_a_restored_tracker_pools_and_scores_identically(btc: list[Candle]) -> None:
+    params = TrackerParams(window=20, recent_window=5, horizon_bars=10, min_resolved_votes=3)
+    live = SensorTracker(params)
+    for i in range(1, 700):
+        step(live, btc, i)
+    restored = SensorTracker.from_dict(json.loads(json.dumps(live.to_dict())), params)
+    keys = [f"{n}@1m" for n in NAMES]
+    for i in range(700, 1000):
+        step(live, btc, i)
+        step(restored, btc, i)
+    assert restored.performance(keys) == live.performance(keys) == plain_performance(live, keys)
+    assert dict(restored.score_view()) == live.scores()
+
+
+def test_open_votes_built_through_the_slots_equal_the_constructor() -> None:
+    args = ("mom@1m", "BTCUSDT", -1, 1_700_000_060_000, 30_001.9, 0.0015, 0.001, 1_700_000_960_000)
+    fast, plain = new_open_vote(*args), OpenVote(*args)
+    assert type(fast) is OpenVote and fast == plain and hash(fast) == hash(plain)
+    assert (fast.tp_price, fast.sl_price) == (plain.tp_price, plain.sl_price)
