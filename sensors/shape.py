@@ -28,11 +28,13 @@ def prev(x: np.ndarray, k: int = 1) -> np.ndarray:
 
 
 def nan_if(out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
-    """``out`` with NaN wherever any input is NaN."""
-    bad = np.zeros(out.shape, dtype=bool)
-    for x in inputs:
+    """``out`` with NaN wherever any input is NaN (in place; one mask, no fancy indexing)."""
+    if not inputs:
+        return out
+    bad = np.isnan(inputs[0])
+    for x in inputs[1:]:
         bad |= np.isnan(x)
-    out[bad] = NAN
+    np.copyto(out, NAN, where=bad)
     return out
 
 
@@ -43,27 +45,56 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """a - b, with differences inside the tie tolerance snapped to exactly 0 (NaN kept)."""
-    d = a - b
+def _tie_threshold(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """(|a| + |b|) * TIE + TIE_ABS, the distance under which a - b counts as a tie (``diff``)."""
     threshold = np.abs(a)
     threshold += np.abs(b)
     threshold *= TIE
     threshold += TIE_ABS
+    return threshold
+
+
+def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """a - b, with differences inside the tie tolerance snapped to exactly 0 (NaN kept)."""
+    d = a - b
+    threshold = _tie_threshold(a, b)
     np.copyto(d, 0.0, where=np.abs(d) <= threshold)
     return d
+
+
+def above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``diff(a, b) > 0`` without building the snapped difference: past a tie means past the
+    threshold (same arithmetic, so the same bars; NaN compares false)."""
+    threshold = _tie_threshold(a, b)
+    return np.greater(np.subtract(a, b), threshold)
+
+
+def below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``diff(a, b) < 0``, as ``above``."""
+    threshold = _tie_threshold(a, b)
+    np.negative(threshold, out=threshold)
+    return np.less(np.subtract(a, b), threshold)
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """+1 where ``a`` crosses above ``b`` at this bar, -1 where it crosses below, else 0.
 
     With s = sign(a - b) (ties = 0): a cross is a bar whose s differs from the previous
-    one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet).
+    one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet). NaN where this
+    or the previous bar is NaN.
     """
-    s = np.sign(diff(a, b))
-    ps = prev(s)
-    out = np.where(s != ps, s, 0.0)
-    out += ps * 0.0  # NaN where the previous bar is not warmed up
+    s = diff(a, b)
+    np.sign(s, out=s)
+    out = np.empty(s.shape, dtype=np.float64)
+    if s.shape[0] == 0:
+        return out
+    out[0] = NAN  # no previous bar
+    now, before, rest = s[1:], s[:-1], out[1:]
+    np.copyto(rest, now)
+    np.copyto(rest, 0.0, where=now == before)  # unchanged: no cross (NaN never equals)
+    step = now - before  # NaN where either bar is NaN, else ±0
+    step *= 0.0
+    rest += step  # NaN where only the previous bar is NaN
     return out
 
 
@@ -76,15 +107,20 @@ def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
     """Mean-reversion vote of an oscillator: + below ``low``, - above ``high``, 0 between;
     strength grows linearly over ``span`` units beyond the threshold (continuous at the
     thresholds, so no tie handling is needed; NaN propagates)."""
-    below = np.maximum(low - x, 0.0)
-    below -= np.maximum(x - high, 0.0)
-    below /= span
-    return np.minimum(np.maximum(below, -1.0), 1.0)
+    below_low = np.subtract(low, x)
+    np.maximum(below_low, 0.0, out=below_low)
+    above_high = np.subtract(x, high)
+    np.maximum(above_high, 0.0, out=above_high)
+    below_low -= above_high
+    below_low /= span
+    np.maximum(below_low, -1.0, out=below_low)
+    return np.minimum(below_low, 1.0, out=below_low)
 
 
 def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept."""
-    return nan_if(np.sign(diff(a, b)), a, b)
+    """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept (a - b is NaN where a or b is)."""
+    d = diff(a, b)
+    return np.sign(d, out=d)
 
 
 # ---------------------------------------------------------------- scalar twins
