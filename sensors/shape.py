@@ -45,6 +45,22 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
+def ratio(num: np.ndarray, den: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``safe_div`` with a plain division (a masked one is several times slower): 0 where
+    den == 0, NaN where either is NaN. ``out`` may be ``num`` (computed in place)."""
+    zero = np.flatnonzero(den == 0)  # rare: flat bars, zero volume
+    kept = num[zero] * 0.0  # what safe_div leaves there: 0, or NaN for a NaN numerator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.divide(num, den, out=out)
+    out[zero] = kept
+    return out
+
+
+def squash_(x: np.ndarray) -> np.ndarray:
+    """``squash`` in place, for an array the caller owns."""
+    return np.tanh(x, out=x)
+
+
 def _tie_threshold(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """(|a| + |b|) * TIE + TIE_ABS, the distance under which a - b counts as a tie (``diff``)."""
     threshold = np.abs(a)
@@ -62,11 +78,19 @@ def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     return d
 
 
-def above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """``diff(a, b) > 0`` without building the snapped difference: past a tie means past the
-    threshold (same arithmetic, so the same bars; NaN compares false)."""
+def _sides(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a - b, diff(a, b) > 0, diff(a, b) < 0) without building the snapped difference: past a
+    tie means beyond the threshold (same arithmetic, so the same bars; NaN compares false)."""
+    d = np.subtract(a, b)
     threshold = _tie_threshold(a, b)
-    return np.greater(np.subtract(a, b), threshold)
+    pos = d > threshold
+    np.negative(threshold, out=threshold)
+    return d, pos, np.less(d, threshold, out=np.empty(d.shape, dtype=bool))
+
+
+def above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``diff(a, b) > 0`` (a beyond b by more than a tie)."""
+    return np.greater(np.subtract(a, b), _tie_threshold(a, b))
 
 
 def below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
@@ -81,20 +105,19 @@ def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     With s = sign(a - b) (ties = 0): a cross is a bar whose s differs from the previous
     one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet). NaN where this
-    or the previous bar is NaN.
+    or the previous bar is NaN. Computed on bools: an up-cross is "above now, not above
+    before" (s = +1 and the previous s ≠ +1), a down-cross likewise.
     """
-    s = diff(a, b)
-    np.sign(s, out=s)
-    out = np.empty(s.shape, dtype=np.float64)
-    if s.shape[0] == 0:
+    d, pos, neg = _sides(a, b)
+    out = np.empty(d.shape[0])
+    if d.shape[0] == 0:
         return out
     out[0] = NAN  # no previous bar
-    now, before, rest = s[1:], s[:-1], out[1:]
-    np.copyto(rest, now)
-    np.copyto(rest, 0.0, where=now == before)  # unchanged: no cross (NaN never equals)
-    step = now - before  # NaN where either bar is NaN, else ±0
-    step *= 0.0
-    rest += step  # NaN where only the previous bar is NaN
+    up = pos[1:] > pos[:-1]  # True after False
+    down = neg[1:] > neg[:-1]
+    np.subtract(up, down, out=out[1:], dtype=np.float64)
+    missing = np.isnan(d)
+    np.copyto(out[1:], NAN, where=missing[1:] | missing[:-1])
     return out
 
 
@@ -119,8 +142,10 @@ def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
 
 def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept (a - b is NaN where a or b is)."""
-    d = diff(a, b)
-    return np.sign(d, out=d)
+    d, pos, neg = _sides(a, b)
+    out = np.subtract(pos, neg, dtype=np.float64)
+    np.copyto(out, NAN, where=np.isnan(d))
+    return out
 
 
 # ---------------------------------------------------------------- scalar twins
