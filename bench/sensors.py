@@ -33,7 +33,7 @@ from core.market_data import MarketData  # noqa: E402
 from core.sensor_pool import SensorPool, evaluate_local, worker_count  # noqa: E402
 from core.types import Timeframe  # noqa: E402
 from sensors.base import Bars  # noqa: E402
-from sensors.batch import run_batch  # noqa: E402
+from sensors.batch import keep_heap, run_batch  # noqa: E402
 from sensors.registry import all_sensors  # noqa: E402
 
 BENCH = "sensors"
@@ -222,18 +222,41 @@ def bench_batch(histories: list[Bars], runs: int) -> None:
     emit("batch_all_sensors_parallel", statistics.median(rates), "bars/s", runs, bars=bars, processes=workers)
 
 
+def bench_batch_per_sensor(histories: list[Bars], runs: int) -> None:
+    """Each sensor alone over every history (CPU time, so a shared machine inflates it less),
+    most expensive first: where batch time goes. Its TA-Lib calls are not shared with others."""
+    keep_heap()
+    bars = sum(len(b) for b in histories)
+    costs = {}
+    for name, spec in all_sensors().items():
+        samples = []
+        for _ in range(runs):
+            t = time.process_time()
+            for b in histories:
+                spec.compute(b, spec.defaults)
+            samples.append(time.process_time() - t)
+        costs[name] = statistics.median(samples)
+    for name, cost in sorted(costs.items(), key=lambda kv: -kv[1]):
+        emit("batch_sensor_cost", cost / bars * 1e9, "ns/bar", runs, sensor=name)
+    emit("batch_sensor_cost_sum", sum(costs.values()) / bars * 1e9, "ns/bar", runs, sensors=len(costs))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs (under a minute)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--batch-only", action="store_true", help="figure (c) only")
+    parser.add_argument("--per-sensor", action="store_true",
+                        help="also each sensor's own batch cost (ns/bar, its TA-Lib calls not shared)")
     args = parser.parse_args()
     root = find_data_dir(args.data_dir)
     runs = 1 if args.quick else 5
     minute_series = [load_candles(p) for p in one_minute_files(root)]
     emit("workers", worker_count(0), "processes", 1)
-    bench_single_candle(minute_series[0], 3 if args.quick else 5)
-    asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
-    asyncio.run(bench_realistic(root, 6 if args.quick else 24))
+    if not args.batch_only:
+        bench_single_candle(minute_series[0], 3 if args.quick else 5)
+        asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
+        asyncio.run(bench_realistic(root, 6 if args.quick else 24))
     histories = [Bars(s.open, s.high, s.low, s.close, s.volume) for s in minute_series]
     total = sum(len(b) for b in histories)
     for path in sorted(root.glob("spot-2021/*-5m.csv.gz")):
@@ -243,6 +266,8 @@ def main() -> int:
         histories.append(Bars(s.open, s.high, s.low, s.close, s.volume))
         total += len(s)
     bench_batch(histories, 1 if args.quick else 3)
+    if args.per_sensor:
+        bench_batch_per_sensor(histories, 1 if args.quick else 3)
     return 0
 
 

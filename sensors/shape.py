@@ -78,26 +78,43 @@ def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     return d
 
 
+def _largest(x: np.ndarray | float) -> float:
+    """The largest |x| (NaN ignored; NaN when every value is NaN)."""
+    if not isinstance(x, np.ndarray):
+        return abs(x)
+    return float(max(np.fmax.reduce(x), -np.fmin.reduce(x))) if x.size else 0.0
+
+
 def _sides(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(a - b, diff(a, b) > 0, diff(a, b) < 0) without building the snapped difference: past a
-    tie means beyond the threshold (same arithmetic, so the same bars; NaN compares false)."""
+    """(a - b, diff(a, b) > 0, diff(a, b) < 0) without building the snapped difference.
+
+    Past a tie means beyond the bar's threshold (``_tie_threshold``). Every bar's threshold is
+    at most the one of the largest |a| and |b| (rounding is monotone), so bars farther than
+    that from 0 are decided by their sign alone; only the few nearer ones (and NaN) get their
+    own threshold — the same arithmetic as ``diff`` there, so the same bars either way.
+    """
     d = np.subtract(a, b)
-    threshold = _tie_threshold(a, b)
-    pos = d > threshold
-    np.negative(threshold, out=threshold)
-    return d, pos, np.less(d, threshold, out=np.empty(d.shape, dtype=bool))
+    bound = (_largest(a) + _largest(b)) * TIE + TIE_ABS  # NaN if a or b is all NaN: all near
+    pos = d > bound
+    neg = d < -bound
+    near = np.flatnonzero(~(pos | neg))
+    if near.size:
+        dn = d[near]
+        threshold = _tie_threshold(a[near], b[near] if isinstance(b, np.ndarray) else b)
+        pos[near] = dn > threshold
+        np.negative(threshold, out=threshold)
+        neg[near] = dn < threshold
+    return d, pos, neg
 
 
 def above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """``diff(a, b) > 0`` (a beyond b by more than a tie)."""
-    return np.greater(np.subtract(a, b), _tie_threshold(a, b))
+    """``diff(a, b) > 0``: a beyond b by more than a tie (see ``_sides``)."""
+    return _sides(a, b)[1]
 
 
 def below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
     """``diff(a, b) < 0``, as ``above``."""
-    threshold = _tie_threshold(a, b)
-    np.negative(threshold, out=threshold)
-    return np.less(np.subtract(a, b), threshold)
+    return _sides(a, b)[2]
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
