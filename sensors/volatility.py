@@ -18,10 +18,12 @@ def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.nd
     Closes outside the bands are a small minority: the strengths are computed at those bars only
     (the same arithmetic per bar as over whole arrays)."""
     out = np.zeros(close.shape[0])
-    over_mask = above(close, upper)
-    under_mask = below(close, lower)
-    under_mask &= ~over_mask  # above the upper band wins, as in the live twin
-    over, under = np.flatnonzero(over_mask), np.flatnonzero(under_mask)
+    # beyond a band by more than a tie implies beyond it at all: the tie test runs on those few
+    over = np.flatnonzero(close > upper)
+    over = over[above(close[over], upper[over])]
+    under = np.flatnonzero(close < lower)
+    under = under[below(close[under], lower[under])]
+    under = np.setdiff1d(under, over, assume_unique=True)  # above the upper band wins (inverted bands)
     out[over] = np.minimum(1.0, 0.5 + safe_div(close[over] - upper[over], unit[over]))
     out[under] = -np.minimum(1.0, 0.5 + safe_div(lower[under] - close[under], unit[under]))
     return nan_if(out, upper, lower, unit)
