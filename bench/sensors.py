@@ -4,11 +4,13 @@
 (b) a burst of 50 symbols closing together → all readings back through the worker pool
     (``SensorPool.evaluate_many``), p50/p99 over ≥ 200 bursts, the engine process's own CPU
     per burst, and the single-process time for the same work;
-(c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s).
+(c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s), in one process and in one
+    process per core (one history each); ``_cpu`` lines give the same bars per CPU second, what
+    unshared cores would do. ``--per-sensor`` adds each sensor's own batch cost (ns/bar).
 
 Figures are medians over runs. The machine may be shared: read them as such.
 
-    python bench/sensors.py [--quick]
+    python bench/sensors.py [--quick] [--batch-only] [--per-sensor]
 """
 
 from __future__ import annotations
