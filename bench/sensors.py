@@ -4,11 +4,13 @@
 (b) a burst of 50 symbols closing together → all readings back through the worker pool
     (``SensorPool.evaluate_many``), p50/p99 over ≥ 200 bursts, the engine process's own CPU
     per burst, and the single-process time for the same work;
-(c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s).
+(c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s), in one process and in one
+    process per core (one history each); ``_cpu`` lines give the same bars per CPU second, what
+    unshared cores would do. ``--per-sensor`` adds each sensor's own batch cost (ns/bar).
 
 Figures are medians over runs. The machine may be shared: read them as such.
 
-    python bench/sensors.py [--quick]
+    python bench/sensors.py [--quick] [--batch-only] [--per-sensor]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from core.market_data import MarketData  # noqa: E402
 from core.sensor_pool import SensorPool, evaluate_local, worker_count  # noqa: E402
 from core.types import Timeframe  # noqa: E402
 from sensors.base import Bars  # noqa: E402
-from sensors.batch import run_batch  # noqa: E402
+from sensors.batch import keep_heap, run_batch  # noqa: E402
 from sensors.registry import all_sensors  # noqa: E402
 
 BENCH = "sensors"
@@ -195,45 +197,85 @@ async def bench_realistic(root: Path, hours: int) -> None:
         md.close()
 
 
-def _batch_one(b: Bars) -> int:
+# The histories of figure (c), set before the worker processes fork so each inherits them:
+# a task names a history by index (no pickling of its arrays through a pipe).
+_HISTORIES: list[Bars] = []
+
+
+def _batch_one(index: int) -> tuple[int, float]:
+    """One whole history in this worker: (bars, CPU seconds)."""
+    b = _HISTORIES[index]
+    t = time.process_time()
     run_batch(b, {n: (s, s.defaults) for n, s in all_sensors().items()})
-    return len(b)
+    return len(b), time.process_time() - t
 
 
 def bench_batch(histories: list[Bars], runs: int) -> None:
+    """Figure (c). Wall-clock rates are the figures; the ``_cpu`` lines divide the same bars by
+    CPU time (per process), i.e. what unshared cores would give — the machine may be busy."""
     specs = {n: (s, s.defaults) for n, s in all_sensors().items()}
     bars = sum(len(b) for b in histories)
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(runs):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for b in histories:
             run_batch(b, specs)
         rates.append(bars / (time.perf_counter() - t))
+        cpu_rates.append(bars / (time.process_time() - c))
     emit("batch_all_sensors", statistics.median(rates), "bars/s", runs, bars=bars, sensors=len(specs))
+    emit("batch_all_sensors_cpu", statistics.median(cpu_rates), "bars/s", runs, bars=bars, sensors=len(specs))
     # replays are independent: one history per process, as a sweep would run them
     workers = worker_count(0)
+    _HISTORIES[:] = histories
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
-        list(pool.map(_batch_one, histories[:workers]))  # start the processes first
-        rates = []
+        list(pool.map(_batch_one, range(workers)))  # start the processes (and warm them) first
+        rates, cpu_rates = [], []
         for _ in range(runs):
             t = time.perf_counter()
-            done = sum(pool.map(_batch_one, histories))
-            rates.append(done / (time.perf_counter() - t))
+            done = list(pool.map(_batch_one, range(len(histories))))
+            rates.append(sum(n for n, _ in done) / (time.perf_counter() - t))
+            cpu_rates.append(sum(n for n, _ in done) / (sum(c for _, c in done) / workers))
+    _HISTORIES.clear()
     emit("batch_all_sensors_parallel", statistics.median(rates), "bars/s", runs, bars=bars, processes=workers)
+    emit("batch_all_sensors_parallel_cpu", statistics.median(cpu_rates), "bars/s", runs, bars=bars,
+         processes=workers)
+
+
+def bench_batch_per_sensor(histories: list[Bars], runs: int) -> None:
+    """Each sensor alone over every history (CPU time, so a shared machine inflates it less),
+    most expensive first: where batch time goes. Its TA-Lib calls are not shared with others."""
+    keep_heap()
+    bars = sum(len(b) for b in histories)
+    costs = {}
+    for name, spec in all_sensors().items():
+        samples = []
+        for _ in range(runs):
+            t = time.process_time()
+            for b in histories:
+                spec.compute(b, spec.defaults)
+            samples.append(time.process_time() - t)
+        costs[name] = statistics.median(samples)
+    for name, cost in sorted(costs.items(), key=lambda kv: -kv[1]):
+        emit("batch_sensor_cost", cost / bars * 1e9, "ns/bar", runs, sensor=name)
+    emit("batch_sensor_cost_sum", sum(costs.values()) / bars * 1e9, "ns/bar", runs, sensors=len(costs))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer runs (under a minute)")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--batch-only", action="store_true", help="figure (c) only")
+    parser.add_argument("--per-sensor", action="store_true",
+                        help="also each sensor's own batch cost (ns/bar, its TA-Lib calls not shared)")
     args = parser.parse_args()
     root = find_data_dir(args.data_dir)
     runs = 1 if args.quick else 5
     minute_series = [load_candles(p) for p in one_minute_files(root)]
     emit("workers", worker_count(0), "processes", 1)
-    bench_single_candle(minute_series[0], 3 if args.quick else 5)
-    asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
-    asyncio.run(bench_realistic(root, 6 if args.quick else 24))
+    if not args.batch_only:
+        bench_single_candle(minute_series[0], 3 if args.quick else 5)
+        asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
+        asyncio.run(bench_realistic(root, 6 if args.quick else 24))
     histories = [Bars(s.open, s.high, s.low, s.close, s.volume) for s in minute_series]
     total = sum(len(b) for b in histories)
     for path in sorted(root.glob("spot-2021/*-5m.csv.gz")):
@@ -243,6 +285,8 @@ def main() -> int:
         histories.append(Bars(s.open, s.high, s.low, s.close, s.volume))
         total += len(s)
     bench_batch(histories, 1 if args.quick else 3)
+    if args.per_sensor:
+        bench_batch_per_sensor(histories, 1 if args.quick else 3)
     return 0
 
 

@@ -21,6 +21,7 @@ from core.market_data import RingBuffer
 from core.types import Timeframe
 from sensors import ta
 from sensors.base import Bars, Family, ParamValue, SensorSpec
+from sensors.batch import keep_heap
 
 # Windows up to this many bars (non-recursive sensors) are evaluated over one shared window, the
 # longest of them; longer ones (recursive indicators settling) over another. A longer window
@@ -147,6 +148,7 @@ def batch_signals(plan: SensorPlan, specs: Mapping[str, SensorSpec], timeframe: 
 
     Equal (within 1e-9, after each warm-up) to what the pool returns bar by bar live.
     """
+    keep_heap()  # batch mode's allocation pattern (see sensors.batch)
     with ta.shared():
         return {s.name: specs[s.name].compute(bars, _params(s)) for s in plan.sensors_for(timeframe)}
 

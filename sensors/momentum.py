@@ -8,7 +8,8 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, Params, live, sensor, wilder_settle
-from sensors.shape import band, band1, cross, cross1, diff, diff1, nan_if, squash
+from sensors.shape import band, band1, cross, cross1, diff1, squash
+from sensors.shape import above, below, squash_
 
 
 @sensor("rsi2_extreme", Family.MOMENTUM, params={"period": 2, "low": 10.0, "high": 90.0},
@@ -29,7 +30,9 @@ def rsi14(b: Bars, period: int, low: float, high: float) -> np.ndarray:
         warmup=lambda p: p["period"], settle=lambda p: wilder_settle(p["period"]), indicators=("RSI",))
 def rsi_momentum(b: Bars, period: int) -> np.ndarray:
     """RSI above 50 as bullish momentum, below 50 as bearish."""
-    return squash((ta.RSI(b.close, period) - 50.0) / 15.0)
+    x = ta.RSI(b.close, period) - 50.0
+    x /= 15.0
+    return squash_(x)
 
 
 def _stoch_warmup(p: Params) -> int:
@@ -42,8 +45,14 @@ def stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) 
     """Stochastic %K crossing %D inside the oversold (buy) or overbought (sell) zone."""
     k, d = ta.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
     c = cross(k, d)
-    out = np.where((c > 0) & (diff(d, low) < 0), 1.0, np.where((c < 0) & (diff(d, high) > 0), -1.0, 0.0))
-    return nan_if(out, c)
+    out = np.zeros(c.shape[0])
+    np.copyto(out, np.nan, where=np.isnan(c))
+    # the zone is checked only at the crossing bars (the same arithmetic per bar)
+    up = np.flatnonzero(c > 0)
+    out[up[below(d[up], low)]] = 1.0
+    down = np.flatnonzero(c < 0)
+    out[down[above(d[down], high)]] = -1.0
+    return out
 
 
 @sensor("stochrsi", Family.MOMENTUM, params={"period": 14, "fastk": 14, "fastd": 3, "low": 20.0, "high": 80.0},
@@ -81,7 +90,7 @@ def mfi(b: Bars, period: int, low: float, high: float) -> np.ndarray:
 def roc(b: Bars, period: int, atr: int) -> np.ndarray:
     """Rate of change scaled by the volatility expected over the same number of bars."""
     expected = ta.NATR(b.high, b.low, b.close, atr) * math.sqrt(period)
-    return squash(ta.ROC(b.close, period) / expected)
+    return squash_(np.divide(ta.ROC(b.close, period), expected, out=expected))
 
 
 @sensor("cmo", Family.MOMENTUM, params={"period": 14},
@@ -112,7 +121,8 @@ def awesome(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Awesome oscillator (SMA5 - SMA34 of the median price) in ATRs."""
     median = ta.MEDPRICE(b.high, b.low)
     ao = ta.SMA(median, fast) - ta.SMA(median, slow)
-    return squash(ao / ta.ATR(b.high, b.low, b.close, atr))
+    ao /= ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(ao)
 
 
 # ------------------------------------------------------------------ live twins (last bar only)

@@ -47,11 +47,16 @@ def _lookback(function: str) -> int:
 
 
 def _make(function: str, side: int) -> Callable[..., np.ndarray]:
-    call = getattr(talib, function)
+    call = unwrapped(getattr(talib, function))
 
     def pattern(b: Bars, **extra: float) -> np.ndarray:
-        raw = call(b.open, b.high, b.low, b.close, **extra).astype(np.float64) / 100.0
-        return raw if side == 0 else side * np.abs(raw)
+        raw = call(b.open, b.high, b.low, b.close, **extra)
+        out = np.divide(raw, 100.0, out=np.empty(raw.shape[0]))  # TA-Lib's integers, scaled in one pass
+        if side != 0:
+            np.abs(out, out=out)
+            if side < 0:
+                np.negative(out, out=out)
+        return out
 
     pattern.__doc__ = f"TA-Lib {function} on the bar completing the pattern."
     return pattern

@@ -12,7 +12,8 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import nan_if, prev, safe_div, safe_div1, squash
+from sensors.shape import nan_if, prev, safe_div, safe_div1
+from sensors.shape import ratio, squash_
 
 
 @sensor("htf_trend", Family.REGIME, params={"fast": 20, "slow": 50, "atr": 14}, context=True,
@@ -21,7 +22,18 @@ from sensors.shape import nan_if, prev, safe_div, safe_div1, squash
 def htf_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Higher-timeframe trend: fast vs slow EMA in ATRs."""
     gap = ta.EMA(b.close, fast) - ta.EMA(b.close, slow)
-    return squash(gap / ta.ATR(b.high, b.low, b.close, atr))
+    gap /= ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(gap)
+
+
+def _returns(log_close: np.ndarray, lag: int) -> np.ndarray:
+    """Log returns over ``lag`` bars, NaN for the first ``lag`` (TA-Lib skips leading NaNs)."""
+    n = log_close.shape[0]
+    lag = min(lag, n)
+    out = np.empty(n)
+    out[:lag] = np.nan
+    np.subtract(log_close[lag:], log_close[: n - lag], out=out[lag:])
+    return out
 
 
 @sensor("hurst", Family.REGIME, params={"period": 100, "lag": 4}, context=True,
@@ -29,11 +41,20 @@ def htf_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
 def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
     """Hurst exponent from the variance ratio of lag-k and 1-bar log returns; (H - 0.5) × 4."""
     log_close = np.log(b.close)
-    var1 = ta.VAR(log_close - prev(log_close), period)
-    var_k = ta.VAR(log_close - prev(log_close, lag), period)
-    ratio = safe_div(var_k, lag * var1)
-    h = 0.5 + 0.5 * np.log(np.where(ratio > 0, ratio, 1.0)) / math.log(lag)
-    return nan_if(np.where(ratio > 0, (h - 0.5) * 4.0, 0.0), var_k, var1)
+    var1 = ta.VAR(_returns(log_close, 1), period)
+    var_k = ta.VAR(_returns(log_close, lag), period)
+    x = ratio(var_k, lag * var1)
+    flat = x <= 0  # no defined exponent: vote 0 (NaN compares false either way)
+    flat |= np.isnan(x)
+    np.copyto(x, 1.0, where=flat)
+    h = np.log(x, out=x)  # h = 0.5 + 0.5 * log(ratio) / log(lag), in the same steps
+    h *= 0.5
+    h /= math.log(lag)
+    h += 0.5
+    h -= 0.5
+    h *= 4.0
+    np.copyto(h, 0.0, where=flat)
+    return nan_if(h, var_k, var1)
 
 
 @sensor("vol_regime", Family.REGIME, params={"atr": 14, "period": 100}, context=True,
@@ -42,9 +63,12 @@ def hurst(b: Bars, period: int, lag: int) -> np.ndarray:
 def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
     """Log NATR's z-score against its own recent history (+ = unusually volatile)."""
     natr = ta.NATR(b.high, b.low, b.close, atr)
-    level = np.log(np.maximum(natr, 1e-6))  # a flat market (ATR 0) is simply very quiet; NaN stays NaN
-    z = safe_div(level - ta.SMA(level, period), ta.STDDEV(level, period, 1.0))
-    return squash(z / 2.0)
+    level = np.maximum(natr, 1e-6)  # a flat market (ATR 0) is simply very quiet; NaN stays NaN
+    np.log(level, out=level)
+    z = level - ta.SMA(level, period)
+    ratio(z, ta.STDDEV(level, period, 1.0), out=z)
+    z /= 2.0
+    return squash_(z)
 
 
 @sensor("adx_regime", Family.REGIME, params={"period": 14}, context=True,
@@ -52,15 +76,20 @@ def vol_regime(b: Bars, atr: int, period: int) -> np.ndarray:
         indicators=("ADX",))
 def adx_regime(b: Bars, period: int) -> np.ndarray:
     """ADX above ~25 trending (+), below ~20 ranging (-)."""
-    return squash((ta.ADX(b.high, b.low, b.close, period) - 22.5) / 7.5)
+    x = ta.ADX(b.high, b.low, b.close, period) - 22.5
+    x /= 7.5
+    return squash_(x)
 
 
 @sensor("efficiency_ratio", Family.REGIME, params={"period": 20}, context=True,
         warmup=lambda p: p["period"], indicators=("SUM",))
 def efficiency_ratio(b: Bars, period: int) -> np.ndarray:
     """Kaufman efficiency ratio, signed: net move / path length over the period."""
-    path = ta.SUM(np.abs(b.close - prev(b.close)), period)
-    return safe_div(b.close - prev(b.close, period), path)
+    steps = _returns(b.close, 1)  # price changes (not logs): the path the close travelled
+    np.abs(steps, out=steps)
+    path = ta.SUM(steps, period)
+    move = _returns(b.close, period)
+    return ratio(move, path, out=move)
 
 
 # ------------------------------------------------------------------ live twins (last bar only)

@@ -28,11 +28,13 @@ def prev(x: np.ndarray, k: int = 1) -> np.ndarray:
 
 
 def nan_if(out: np.ndarray, *inputs: np.ndarray) -> np.ndarray:
-    """``out`` with NaN wherever any input is NaN."""
-    bad = np.zeros(out.shape, dtype=bool)
-    for x in inputs:
+    """``out`` with NaN wherever any input is NaN (in place; one mask, no fancy indexing)."""
+    if not inputs:
+        return out
+    bad = np.isnan(inputs[0])
+    for x in inputs[1:]:
         bad |= np.isnan(x)
-    out[bad] = NAN
+    np.copyto(out, NAN, where=bad)
     return out
 
 
@@ -43,27 +45,96 @@ def safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return out
 
 
-def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
-    """a - b, with differences inside the tie tolerance snapped to exactly 0 (NaN kept)."""
-    d = a - b
+def ratio(num: np.ndarray, den: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``safe_div`` with a plain division (a masked one is several times slower): 0 where
+    den == 0, NaN where either is NaN. ``out`` may be ``num`` (computed in place)."""
+    zero = np.flatnonzero(den == 0)  # rare: flat bars, zero volume
+    kept = num[zero] * 0.0  # what safe_div leaves there: 0, or NaN for a NaN numerator
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.divide(num, den, out=out)
+    out[zero] = kept
+    return out
+
+
+def squash_(x: np.ndarray) -> np.ndarray:
+    """``squash`` in place, for an array the caller owns."""
+    return np.tanh(x, out=x)
+
+
+def _tie_threshold(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """(|a| + |b|) * TIE + TIE_ABS, the distance under which a - b counts as a tie (``diff``)."""
     threshold = np.abs(a)
     threshold += np.abs(b)
     threshold *= TIE
     threshold += TIE_ABS
+    return threshold
+
+
+def diff(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """a - b, with differences inside the tie tolerance snapped to exactly 0 (NaN kept)."""
+    d = a - b
+    threshold = _tie_threshold(a, b)
     np.copyto(d, 0.0, where=np.abs(d) <= threshold)
     return d
+
+
+def _largest(x: np.ndarray | float) -> float:
+    """The largest |x| (NaN ignored; NaN when every value is NaN)."""
+    if not isinstance(x, np.ndarray):
+        return abs(x)
+    return float(max(np.fmax.reduce(x), -np.fmin.reduce(x))) if x.size else 0.0
+
+
+def _sides(a: np.ndarray, b: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a - b, diff(a, b) > 0, diff(a, b) < 0) without building the snapped difference.
+
+    Past a tie means beyond the bar's threshold (``_tie_threshold``). Every bar's threshold is
+    at most the one of the largest |a| and |b| (rounding is monotone), so bars farther than
+    that from 0 are decided by their sign alone; only the few nearer ones (and NaN) get their
+    own threshold — the same arithmetic as ``diff`` there, so the same bars either way.
+    """
+    d = np.subtract(a, b)
+    bound = (_largest(a) + _largest(b)) * TIE + TIE_ABS  # NaN if a or b is all NaN: all near
+    pos = d > bound
+    neg = d < -bound
+    near = np.flatnonzero(~(pos | neg))
+    if near.size:
+        dn = d[near]
+        threshold = _tie_threshold(a[near], b[near] if isinstance(b, np.ndarray) else b)
+        pos[near] = dn > threshold
+        np.negative(threshold, out=threshold)
+        neg[near] = dn < threshold
+    return d, pos, neg
+
+
+def above(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``diff(a, b) > 0``: a beyond b by more than a tie (see ``_sides``)."""
+    return _sides(a, b)[1]
+
+
+def below(a: np.ndarray, b: np.ndarray | float) -> np.ndarray:
+    """``diff(a, b) < 0``, as ``above``."""
+    return _sides(a, b)[2]
 
 
 def cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """+1 where ``a`` crosses above ``b`` at this bar, -1 where it crosses below, else 0.
 
     With s = sign(a - b) (ties = 0): a cross is a bar whose s differs from the previous
-    one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet).
+    one and is not 0, e.g. -1 → +1 or 0 → +1; +1 → 0 is not a cross (yet). NaN where this
+    or the previous bar is NaN. Computed on bools: an up-cross is "above now, not above
+    before" (s = +1 and the previous s ≠ +1), a down-cross likewise.
     """
-    s = np.sign(diff(a, b))
-    ps = prev(s)
-    out = np.where(s != ps, s, 0.0)
-    out += ps * 0.0  # NaN where the previous bar is not warmed up
+    d, pos, neg = _sides(a, b)
+    out = np.empty(d.shape[0])
+    if d.shape[0] == 0:
+        return out
+    out[0] = NAN  # no previous bar
+    up = pos[1:] > pos[:-1]  # True after False
+    down = neg[1:] > neg[:-1]
+    np.subtract(up, down, out=out[1:], dtype=np.float64)
+    missing = np.isnan(d)
+    np.copyto(out[1:], NAN, where=missing[1:] | missing[:-1])
     return out
 
 
@@ -76,15 +147,22 @@ def band(x: np.ndarray, low: float, high: float, span: float) -> np.ndarray:
     """Mean-reversion vote of an oscillator: + below ``low``, - above ``high``, 0 between;
     strength grows linearly over ``span`` units beyond the threshold (continuous at the
     thresholds, so no tie handling is needed; NaN propagates)."""
-    below = np.maximum(low - x, 0.0)
-    below -= np.maximum(x - high, 0.0)
-    below /= span
-    return np.minimum(np.maximum(below, -1.0), 1.0)
+    below_low = np.subtract(low, x)
+    np.maximum(below_low, 0.0, out=below_low)
+    above_high = np.subtract(x, high)
+    np.maximum(above_high, 0.0, out=above_high)
+    below_low -= above_high
+    below_low /= span
+    np.maximum(below_low, -1.0, out=below_low)
+    return np.minimum(below_low, 1.0, out=below_low)
 
 
 def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept."""
-    return nan_if(np.sign(diff(a, b)), a, b)
+    """sign(a - b) with ties (see ``TIE``) as 0 and NaN kept (a - b is NaN where a or b is)."""
+    d, pos, neg = _sides(a, b)
+    out = np.subtract(pos, neg, dtype=np.float64)
+    np.copyto(out, NAN, where=np.isnan(d))
+    return out
 
 
 # ---------------------------------------------------------------- scalar twins

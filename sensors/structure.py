@@ -13,34 +13,56 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, live, sensor
-from sensors.shape import nan_if, prev, safe_div
+from sensors.shape import nan_if, safe_div
 
 
 @sensor("nr7", Family.STRUCTURE, params={"period": 7}, warmup=lambda p: p["period"], indicators=("MIN",))
 def nr7(b: Bars, period: int) -> np.ndarray:
     """Breakout of a bar that had the narrowest range of the last ``period`` bars."""
     rng = b.high - b.low
-    narrow = prev((rng == ta.MIN(rng, period)).astype(np.float64)) > 0.5
-    out = np.where(narrow & (b.close > prev(b.high)), 1.0, np.where(narrow & (b.close < prev(b.low)), -1.0, 0.0))
-    return nan_if(out, prev(ta.MIN(rng, period)))
+    narrowest = ta.MIN(rng, period)
+    out = np.empty(rng.shape[0])
+    out[:1] = np.nan  # no previous bar
+    # bar i reads bar i - 1 through slices (no shifted copies): was it the narrowest, and did
+    # this close leave its range?
+    narrow = rng[:-1] == narrowest[:-1]
+    close = b.close[1:]
+    up = narrow & (close > b.high[:-1])
+    narrow &= close < b.low[:-1]
+    np.subtract(up, narrow, out=out[1:], dtype=np.float64)
+    nan_if(out[1:], narrowest[:-1])
+    return out
 
 
 @sensor("inside_bar", Family.STRUCTURE, warmup=lambda p: 2)
 def inside_bar(b: Bars) -> np.ndarray:
     """Close beyond the mother bar after an inside bar."""
-    mother_high, mother_low = prev(b.high, 2), prev(b.low, 2)
-    inside = (prev(b.high) < mother_high) & (prev(b.low) > mother_low)
-    out = np.where(inside & (b.close > mother_high), 1.0, np.where(inside & (b.close < mother_low), -1.0, 0.0))
-    return nan_if(out, mother_high)
+    high, low = b.high, b.low
+    out = np.empty(high.shape[0])
+    out[:2] = np.nan  # no mother bar yet
+    mother_high, mother_low, close = high[:-2], low[:-2], b.close[2:]
+    inside = (high[1:-1] < mother_high) & (low[1:-1] > mother_low)
+    up = inside & (close > mother_high)
+    inside &= close < mother_low
+    np.subtract(up, inside, out=out[2:], dtype=np.float64)
+    nan_if(out[2:], mother_high)
+    return out
 
 
 @sensor("higher_highs", Family.STRUCTURE, params={"period": 3}, warmup=lambda p: p["period"], indicators=("SUM",))
 def higher_highs(b: Bars, period: int) -> np.ndarray:
     """Share of the last bars making higher highs and higher lows (+) or lower ones (-)."""
-    ph, pl = prev(b.high), prev(b.low)
-    up = np.where(np.isnan(ph), np.nan, ((b.high > ph) & (b.low > pl)).astype(np.float64))
-    down = np.where(np.isnan(ph), np.nan, ((b.high < ph) & (b.low < pl)).astype(np.float64))
-    return (ta.SUM(up, period) - ta.SUM(down, period)) / period
+    high, low = b.high, b.low
+    votes = np.empty(high.shape[0])  # +1 higher high and low, -1 lower ones, 0 neither
+    votes[:1] = np.nan  # no previous bar
+    up = (high[1:] > high[:-1]) & (low[1:] > low[:-1])
+    down = (high[1:] < high[:-1]) & (low[1:] < low[:-1])
+    np.subtract(up, down, out=votes[1:], dtype=np.float64)
+    nan_if(votes[1:], high[:-1])
+    # one window sum of the ±1 votes: the counts are small integers, so SUM(up) - SUM(down)
+    # and SUM(up - down) are the same exact numbers
+    out = ta.SUM(votes, period)
+    return np.divide(out, period)
 
 
 def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
@@ -52,68 +74,89 @@ def _pivots(values: np.ndarray, k: int, highs: bool) -> np.ndarray:
     return confirmed
 
 
-def _latest(confirmed: np.ndarray) -> np.ndarray:
-    """Per bar i: how many pivots were confirmed at bars ≤ i - 1, minus one (an index into them)."""
-    before = np.zeros(confirmed.shape[0], dtype=np.int64)
-    np.cumsum(confirmed[:-1], out=before[1:])
-    return before - 1
+def _per_segment(n: int, confirmed_at: np.ndarray, level: np.ndarray, last_fresh: np.ndarray) -> np.ndarray:
+    """Per bar i: ``level[t]`` for the pivot t most recently confirmed before i (bars
+    ``confirmed_at[t] + 1 … confirmed_at[t + 1]``) while ``i <= last_fresh[t]``, else NaN; NaN
+    before the first confirmation. Built with one ``np.repeat`` over the segments' fresh and
+    stale parts: no per-bar running count or gathers."""
+    starts = confirmed_at + 1
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = n
+    np.minimum(starts, n, out=starts)  # a pivot confirmed at the last bar opens an empty segment
+    fresh_end = np.clip(last_fresh + 1, starts, ends)
+    lengths = np.empty(2 * starts.shape[0] + 1, dtype=np.int64)
+    lengths[0] = starts[0]  # bars before the first confirmation
+    lengths[1::2] = fresh_end - starts
+    lengths[2::2] = ends - fresh_end
+    values = np.full(lengths.shape[0], np.nan)
+    values[1::2] = level
+    return np.repeat(values, lengths)
+
+
+def _crossing(close: np.ndarray, level: np.ndarray, upwards: bool) -> np.ndarray:
+    """Per bar: the close crossed ``level`` (NaN: no level) from the previous close, upwards
+    (close > level ≥ previous close) or downwards (close < level ≤ previous close)."""
+    out = np.zeros(close.shape[0], dtype=bool)
+    now, before, lv = close[1:], close[:-1], level[1:]
+    if upwards:
+        np.greater(now, lv, out=out[1:])
+        out[1:] &= before <= lv
+    else:
+        np.less(now, lv, out=out[1:])
+        out[1:] &= before >= lv
+    return out
 
 
 def _last_level(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray:
     """Per bar: the most recent pivot confirmed before it and at most ``lookback`` bars old, else NaN."""
-    confirmed = _pivots(values, k, highs)
-    pos = np.flatnonzero(confirmed) - k
-    if pos.size == 0:
+    confirmed_at = np.flatnonzero(_pivots(values, k, highs))
+    if confirmed_at.size == 0:
         return np.full(values.shape[0], np.nan)
-    m = _latest(confirmed)
-    p = pos[np.maximum(m, 0)]
-    ok = (m >= 0) & (np.arange(values.shape[0]) - p <= lookback)
-    return np.where(ok, values[p], np.nan)
+    pos = confirmed_at - k
+    return _per_segment(values.shape[0], confirmed_at, values[pos], pos + lookback)
 
 
 @sensor("sr_break", Family.STRUCTURE, params={"pivot": 3, "lookback": 100},
         warmup=lambda p: 2 * p["pivot"] + 1, settle=lambda p: p["lookback"] + p["pivot"], indicators=("MAX", "MIN"))
 def sr_break(b: Bars, pivot: int, lookback: int) -> np.ndarray:
     """Close breaking above the last swing high (resistance) or below the last swing low (support)."""
-    res = _last_level(b.high, pivot, lookback, True)
-    sup = _last_level(b.low, pivot, lookback, False)
-    pc = prev(b.close)
-    up = (b.close > res) & (pc <= res)
-    down = (b.close < sup) & (pc >= sup)
-    out = up.astype(np.float64) - down
+    up = _crossing(b.close, _last_level(b.high, pivot, lookback, True), True)
+    down = _crossing(b.close, _last_level(b.low, pivot, lookback, False), False)
+    out = np.subtract(up, down, dtype=np.float64)
     out[: 2 * pivot + 1] = np.nan
     return out
 
 
 def _double(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> np.ndarray:
-    """+1/-1 on the bar whose close breaks the neckline of a double bottom/top, else 0."""
+    """True on the bar whose close breaks the neckline of a double top (``highs``) or bottom."""
     values, opposite = (b.high, b.low) if highs else (b.low, b.high)
     n = values.shape[0]
-    out = np.zeros(n)
-    confirmed = _pivots(values, k, highs)
-    pos = np.flatnonzero(confirmed) - k
-    if pos.size < 2:
-        return out
+    confirmed_at = np.flatnonzero(_pivots(values, k, highs))
+    if confirmed_at.size < 2:
+        return np.zeros(n, dtype=bool)
+    pos = confirmed_at - k
     # extreme of the other side between consecutive pivots: the neckline of each pair
     neck = (np.minimum if highs else np.maximum).reduceat(opposite, pos)[:-1]
-    m = _latest(confirmed)
-    have = m >= 1
-    m = np.maximum(m, 1)
-    p1, p2 = pos[m - 1], pos[m]
-    level = neck[m - 1]
-    similar = np.abs(values[p1] - values[p2]) <= tolerance * values[p2]
-    fresh = np.arange(n) - p1 <= lookback
-    pc = prev(b.close)
-    broke = (b.close < level) & (pc >= level) if highs else (b.close > level) & (pc <= level)
-    out[have & similar & fresh & broke] = -1.0 if highs else 1.0
-    return out
+    first, second = values[pos[:-1]], values[pos[1:]]
+    similar = np.abs(first - second) <= tolerance * second
+    # after pivot t is confirmed the pair (t - 1, t) is armed while similar and fresh
+    level = np.empty(pos.shape[0])
+    level[0] = np.nan  # one pivot is no pair
+    level[1:] = np.where(similar, neck, np.nan)
+    last_fresh = np.empty_like(pos)
+    last_fresh[0] = -1
+    last_fresh[1:] = pos[:-1] + lookback  # the pair's first pivot at most ``lookback`` bars old
+    return _crossing(b.close, _per_segment(n, confirmed_at, level, last_fresh), not highs)
 
 
 @sensor("double_top_bottom", Family.STRUCTURE, params={"pivot": 3, "lookback": 60, "tolerance": 0.001},
         warmup=lambda p: 2 * p["pivot"] + 1, settle=lambda p: p["lookback"] + p["pivot"], indicators=("MAX", "MIN"))
 def double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> np.ndarray:
     """Neckline break of a double top (sell) or double bottom (buy) of near-equal swing extremes."""
-    out = _double(b, pivot, lookback, tolerance, True) + _double(b, pivot, lookback, tolerance, False)
+    bottom = _double(b, pivot, lookback, tolerance, False)
+    top = _double(b, pivot, lookback, tolerance, True)
+    out = np.subtract(bottom, top, dtype=np.float64)
     out[: 2 * pivot + 1] = np.nan
     return out
 

@@ -9,7 +9,8 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import cross, cross1, nan1, nan_if, prev, sign1, sign_of, sign_of1, squash
+from sensors.shape import cross, cross1, nan1, sign1, sign_of, sign_of1
+from sensors.shape import squash_
 
 # SAR has no smoothing constant: its start-dependence ends at a reversal that both runs share
 # (the SAR re-anchors on the prior extreme). 500 bars always contained enough reversals on
@@ -30,7 +31,8 @@ def ema_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
 def ema_trend(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
     """Gap between a fast and a slow EMA, in ATRs."""
     gap = ta.EMA(b.close, fast) - ta.EMA(b.close, slow)
-    return squash(gap / ta.ATR(b.high, b.low, b.close, atr))
+    gap /= ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(gap)
 
 
 @sensor("macd_cross", Family.TREND, params={"fast": 12, "slow": 26, "signal": 9},
@@ -49,7 +51,9 @@ def macd_cross(b: Bars, fast: int, slow: int, signal: int) -> np.ndarray:
 def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarray:
     """MACD histogram in ATRs (momentum of the trend)."""
     _, _, hist = ta.MACD(b.close, fast, slow, signal)
-    return squash(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr))
+    x = 2.0 * hist
+    x /= ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(x)
 
 
 @sensor("psar", Family.TREND, params={"acceleration": 0.02, "maximum": 0.2, "atr": 14},
@@ -57,8 +61,9 @@ def macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> np.ndarra
         indicators=("SAR", "ATR"))
 def psar(b: Bars, acceleration: float, maximum: float, atr: int) -> np.ndarray:
     """Close above (long) or below (short) the parabolic SAR, strength by distance in ATRs."""
-    sar = ta.SAR(b.high, b.low, acceleration, maximum)
-    return squash((b.close - sar) / ta.ATR(b.high, b.low, b.close, atr))
+    x = b.close - ta.SAR(b.high, b.low, acceleration, maximum)
+    x /= ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(x)
 
 
 @sensor("adx_di", Family.TREND, params={"period": 14, "threshold": 20.0},
@@ -68,8 +73,13 @@ def adx_di(b: Bars, period: int, threshold: float) -> np.ndarray:
     """+DI vs -DI direction while ADX says a trend exists; strength ADX/50."""
     adx = ta.ADX(b.high, b.low, b.close, period)
     di = ta.PLUS_DI(b.high, b.low, b.close, period) - ta.MINUS_DI(b.high, b.low, b.close, period)
-    out = np.where(adx > threshold, np.sign(di) * np.minimum(1.0, adx / 50.0), 0.0)
-    return nan_if(out, adx, di)
+    out = adx / 50.0
+    np.minimum(1.0, out, out=out)
+    missing = np.isnan(di)
+    out *= np.sign(di, out=di)  # NaN where adx or di is NaN
+    np.copyto(out, 0.0, where=adx <= threshold)  # no trend (NaN compares false: stays NaN)
+    np.copyto(out, np.nan, where=missing)
+    return out
 
 
 @sensor("di_cross", Family.TREND, params={"period": 14},
@@ -83,20 +93,35 @@ def di_cross(b: Bars, period: int) -> np.ndarray:
 @sensor("aroon", Family.TREND, params={"period": 25}, warmup=lambda p: p["period"], indicators=("AROONOSC",))
 def aroon(b: Bars, period: int) -> np.ndarray:
     """Aroon oscillator / 100: recent highs (+) or recent lows (-)."""
-    return ta.AROONOSC(b.high, b.low, period) / 100.0
+    return np.divide(ta.AROONOSC(b.high, b.low, period), 100.0)
 
 
 @sensor("ichimoku", Family.TREND, params={"tenkan": 9, "kijun": 26, "senkou": 52},
         warmup=lambda p: max(p["senkou"], p["kijun"]) - 1 + p["kijun"], indicators=("MAX", "MIN"))
 def ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> np.ndarray:
     """Close vs the cloud (spans displaced ``kijun`` bars) plus the tenkan/kijun cross state."""
-    t = (ta.MAX(b.high, tenkan) + ta.MIN(b.low, tenkan)) / 2.0
-    k = (ta.MAX(b.high, kijun) + ta.MIN(b.low, kijun)) / 2.0
-    span_a = prev((t + k) / 2.0, kijun)
-    span_b = prev((ta.MAX(b.high, senkou) + ta.MIN(b.low, senkou)) / 2.0, kijun)
-    top, bottom = np.maximum(span_a, span_b), np.minimum(span_a, span_b)
-    cloud = (b.close > top).astype(np.float64) - (b.close < bottom)
-    return nan_if(0.5 * cloud + 0.5 * np.sign(t - k), span_a, span_b, t, k)
+    t = ta.MAX(b.high, tenkan) + ta.MIN(b.low, tenkan)
+    t /= 2.0
+    k = ta.MAX(b.high, kijun) + ta.MIN(b.low, kijun)
+    k /= 2.0
+    span_a = t + k  # the spans as computed at each bar; drawn ``kijun`` bars later
+    span_a /= 2.0
+    span_b = ta.MAX(b.high, senkou) + ta.MIN(b.low, senkou)
+    span_b /= 2.0
+    top, bottom = np.maximum(span_a, span_b), np.minimum(span_a, span_b, out=span_b)
+    n = b.close.shape[0]
+    lag = min(kijun, n)
+    cloud = np.empty(n)
+    cloud[:lag] = np.nan  # no cloud drawn yet
+    close = b.close[lag:]
+    np.subtract(close > top[: n - lag], close < bottom[: n - lag], out=cloud[lag:], dtype=np.float64)
+    np.copyto(cloud[lag:], np.nan, where=np.isnan(top[: n - lag]))  # NaN where either span is
+    cloud *= 0.5
+    trend = np.subtract(t, k, out=t)
+    np.sign(trend, out=trend)  # NaN where t or k is
+    trend *= 0.5
+    cloud += trend
+    return cloud
 
 
 @lru_cache(maxsize=32)
@@ -130,7 +155,9 @@ def regression_slope(x: np.ndarray, period: int) -> np.ndarray:
 def linreg_slope(b: Bars, period: int, atr: int) -> np.ndarray:
     """Least-squares slope over the period, as ATRs travelled across it."""
     slope = regression_slope(b.close, period)
-    return squash(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)))
+    slope *= period
+    slope /= 3.0 * ta.ATR(b.high, b.low, b.close, atr)
+    return squash_(slope)
 
 
 @sensor("sma_cross", Family.TREND, params={"fast": 20, "slow": 50}, warmup=lambda p: p["slow"],
@@ -145,7 +172,11 @@ def sma_cross(b: Bars, fast: int, slow: int) -> np.ndarray:
 def ma_ribbon(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
     """How well close > SMA short > SMA mid > SMA long (or the reverse) are stacked."""
     s, m, lg = ta.SMA(b.close, short), ta.SMA(b.close, mid), ta.SMA(b.close, long)
-    return (sign_of(b.close, s) + sign_of(s, m) + sign_of(m, lg)) / 3.0
+    out = sign_of(b.close, s)
+    out += sign_of(s, m)
+    out += sign_of(m, lg)
+    out /= 3.0
+    return out
 
 
 # ------------------------------------------------------------------ live twins (last bar only)

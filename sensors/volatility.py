@@ -8,14 +8,24 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import diff, diff1, nan1, nan_if, prev, safe_div, safe_div1, sign1
+from sensors.shape import diff1, nan1, nan_if, safe_div, safe_div1, sign1
+from sensors.shape import above, below, ratio
 
 
 def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.ndarray) -> np.ndarray:
-    """+ when close is above ``upper``, - below ``lower``: 0.5 at the band, 1 one ``unit`` beyond."""
-    over = np.minimum(1.0, 0.5 + safe_div(close - upper, unit))
-    under = np.minimum(1.0, 0.5 + safe_div(lower - close, unit))
-    out = np.where(diff(close, upper) > 0, over, np.where(diff(close, lower) < 0, -under, 0.0))
+    """+ when close is above ``upper``, - below ``lower``: 0.5 at the band, 1 one ``unit`` beyond.
+
+    Closes outside the bands are a small minority: the strengths are computed at those bars only
+    (the same arithmetic per bar as over whole arrays)."""
+    out = np.zeros(close.shape[0])
+    # beyond a band by more than a tie implies beyond it at all: the tie test runs on those few
+    over = np.flatnonzero(close > upper)
+    over = over[above(close[over], upper[over])]
+    under = np.flatnonzero(close < lower)
+    under = under[below(close[under], lower[under])]
+    under = np.setdiff1d(under, over, assume_unique=True)  # above the upper band wins (inverted bands)
+    out[over] = np.minimum(1.0, 0.5 + safe_div(close[over] - upper[over], unit[over]))
+    out[under] = -np.minimum(1.0, 0.5 + safe_div(lower[under] - close[under], unit[under]))
     return nan_if(out, upper, lower, unit)
 
 
@@ -24,7 +34,10 @@ def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.nd
 def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Close outside a Bollinger band, faded (mean reversion)."""
     upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
-    return -_beyond(b.close, upper, lower, (upper - middle) / stdevs)
+    unit = upper - middle
+    unit /= stdevs
+    out = _beyond(b.close, upper, lower, unit)
+    return np.negative(out, out=out)
 
 
 @sensor("bb_squeeze", Family.VOLATILITY, params={"period": 20, "stdevs": 2.0, "keltner": 1.5},
@@ -32,12 +45,22 @@ def bb_touch(b: Bars, period: int, stdevs: float) -> np.ndarray:
         indicators=("BBANDS", "EMA", "ATR"))
 def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarray:
     """Squeeze release: Bollinger bands leave the Keltner channel; vote the breakout side."""
-    upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
     atr = ta.ATR(b.high, b.low, b.close, period)
-    squeezed = (upper - lower) < 2.0 * keltner * atr
-    released = prev(squeezed.astype(np.float64)) > 0.5
-    out = np.where(released & ~squeezed, np.sign(b.close - ta.EMA(b.close, period)), 0.0)
-    return nan_if(out, upper, atr, prev(atr))
+    width = upper - lower
+    squeezed = width < 2.0 * keltner * atr
+    out = np.zeros(width.shape[0])
+    # released: squeezed at the previous bar, not at this one (a handful of bars)
+    released = np.flatnonzero(squeezed[:-1] > squeezed[1:]) + 1
+    move = b.close[released] - ta.EMA(b.close, period)[released]
+    out[released] = np.sign(move)
+    missing = np.isnan(upper)
+    atr_missing = np.isnan(atr)
+    missing |= atr_missing
+    missing[0] = True  # no previous bar
+    missing[1:] |= atr_missing[:-1]
+    np.copyto(out, np.nan, where=missing)
+    return out
 
 
 @sensor("bb_rejection", Family.VOLATILITY, params={"period": 20, "stdevs": 2.0},
@@ -45,10 +68,15 @@ def bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> np.ndarra
 def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
     """Previous close outside a band, this close back inside it: vote the way back in."""
     upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
-    pc, pu, pl = prev(b.close), prev(upper), prev(lower)
-    up = (pc < pl) & (b.close > lower)
-    down = (pc > pu) & (b.close < upper)
-    return nan_if(up.astype(np.float64) - down, pu, pl, upper)
+    close = b.close
+    out = np.empty(close.shape[0])
+    out[:1] = np.nan  # no previous bar
+    # bar i against bar i - 1 through slices
+    up = (close[:-1] < lower[:-1]) & (close[1:] > lower[1:])
+    down = (close[:-1] > upper[:-1]) & (close[1:] < upper[1:])
+    np.subtract(up, down, out=out[1:], dtype=np.float64)
+    nan_if(out[1:], upper[:-1], lower[:-1], upper[1:])
+    return out
 
 
 @sensor("keltner_breakout", Family.VOLATILITY, params={"period": 20, "atr": 10, "mult": 2.0},
@@ -58,16 +86,35 @@ def keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> np.ndarray:
     """Close outside the Keltner channel, followed (breakout)."""
     mid = ta.EMA(b.close, period)
     a = ta.ATR(b.high, b.low, b.close, atr)
-    return _beyond(b.close, mid + mult * a, mid - mult * a, a)
+    half = mult * a
+    return _beyond(b.close, mid + half, np.subtract(mid, half, out=half), a)
 
 
 @sensor("donchian_breakout", Family.VOLATILITY, params={"period": 20}, warmup=lambda p: p["period"],
         indicators=("MAX", "MIN"))
 def donchian_breakout(b: Bars, period: int) -> np.ndarray:
     """Close beyond the previous ``period`` bars' highest high / lowest low."""
-    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
-    out = (b.close > upper).astype(np.float64) - (b.close < lower)
-    return nan_if(out, upper, lower)
+    upper, lower = ta.MAX(b.high, period), ta.MIN(b.low, period)
+    close = b.close[1:]
+    out = np.empty(b.close.shape[0])
+    out[:1] = np.nan  # no previous bar
+    # this close against the channel up to the previous bar (slices, not shifted copies)
+    np.subtract(close > upper[:-1], close < lower[:-1], out=out[1:], dtype=np.float64)
+    nan_if(out[1:], upper[:-1], lower[:-1])
+    return out
+
+
+def _spike(level: np.ndarray, threshold: float, b: Bars, graded: bool) -> np.ndarray:
+    """The bar's direction where ``level`` (a ratio to its average) exceeds ``threshold``, else 0,
+    NaN where ``level`` is NaN; ``graded``: times min(1, (level - 1) / threshold). Only the few
+    spiking bars are computed (the same arithmetic per bar as over whole arrays)."""
+    out = level * 0.0  # 0, NaN where not warmed up (level ≥ 0: never -0)
+    spikes = np.flatnonzero(level > threshold)
+    side = np.sign(b.close[spikes] - b.open[spikes])
+    if graded:
+        side *= np.minimum(1.0, (level[spikes] - 1.0) / threshold)
+    out[spikes] = side
+    return out
 
 
 @sensor("atr_expansion", Family.VOLATILITY, params={"atr": 14, "baseline": 50, "threshold": 1.5},
@@ -76,18 +123,16 @@ def donchian_breakout(b: Bars, period: int) -> np.ndarray:
 def atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> np.ndarray:
     """ATR well above its own average: follow the direction of the expanding bar."""
     a = ta.ATR(b.high, b.low, b.close, atr)
-    ratio = safe_div(a, ta.SMA(a, baseline))
-    strength = np.minimum(1.0, (ratio - 1.0) / threshold)
-    out = np.where(ratio > threshold, np.sign(b.close - b.open) * strength, 0.0)
-    return nan_if(out, ratio)
+    return _spike(ratio(a, ta.SMA(a, baseline)), threshold, b, graded=True)
 
 
 @sensor("zscore", Family.VOLATILITY, params={"period": 20}, warmup=lambda p: p["period"] - 1,
         indicators=("SMA", "STDDEV"))
 def zscore(b: Bars, period: int) -> np.ndarray:
     """Distance of close from its mean in standard deviations, faded (3 σ = full vote)."""
-    z = safe_div(b.close - ta.SMA(b.close, period), ta.STDDEV(b.close, period, 1.0))
-    return -z / 3.0
+    z = b.close - ta.SMA(b.close, period)
+    ratio(z, ta.STDDEV(b.close, period, 1.0), out=z)
+    return np.divide(z, -3.0, out=z)  # -z / 3, exactly
 
 
 @sensor("tr_spike", Family.VOLATILITY, params={"period": 20, "threshold": 2.5},
@@ -95,9 +140,7 @@ def zscore(b: Bars, period: int) -> np.ndarray:
 def tr_spike(b: Bars, period: int, threshold: float) -> np.ndarray:
     """A true range several times its average: follow the bar's direction."""
     tr = ta.TRANGE(b.high, b.low, b.close)
-    ratio = safe_div(tr, ta.SMA(tr, period))
-    out = np.where(ratio > threshold, np.sign(b.close - b.open), 0.0)
-    return nan_if(out, ratio)
+    return _spike(ratio(tr, ta.SMA(tr, period)), threshold, b, graded=False)
 
 
 # ------------------------------------------------------------------ live twins (last bar only)

@@ -13,7 +13,8 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import nan1, nan_if, prev, safe_div, safe_div1, sign1, squash
+from sensors.shape import nan1, nan_if, prev, safe_div, safe_div1, sign1
+from sensors.shape import ratio, squash_
 
 
 @sensor("obv_divergence", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"],
@@ -21,10 +22,23 @@ from sensors.shape import nan1, nan_if, prev, safe_div, safe_div1, sign1, squash
 def obv_divergence(b: Bars, period: int) -> np.ndarray:
     """Price and OBV moving apart over the period: vote with volume (OBV up, price down → buy)."""
     obv = ta.OBV(b.close, b.volume)
-    flow = safe_div(obv - prev(obv, period), ta.SUM(b.volume, period))
-    move = b.close - prev(b.close, period)
-    out = np.where((move < 0) & (flow > 0), flow, np.where((move > 0) & (flow < 0), flow, 0.0))
-    return nan_if(out, flow, move)
+    n = obv.shape[0]
+    lag = min(period, n)
+    flow = np.empty(n)  # OBV's change over the period, per unit of the period's volume
+    flow[:lag] = np.nan
+    np.subtract(obv[lag:], obv[: n - lag], out=flow[lag:])
+    ratio(flow, ta.SUM(b.volume, period), out=flow)
+    move = np.empty(n)
+    move[:lag] = np.nan
+    np.subtract(b.close[lag:], b.close[: n - lag], out=move[lag:])
+    missing = np.isnan(flow)
+    missing |= np.isnan(move)
+    # a divergence: price and OBV moved opposite ways (NaN compares false)
+    agree = ((move < 0) & (flow > 0)) | ((move > 0) & (flow < 0))
+    np.logical_not(agree, out=agree)
+    np.copyto(flow, 0.0, where=agree)
+    np.copyto(flow, np.nan, where=missing)
+    return flow
 
 
 @sensor("obv_trend", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"] - 1,
@@ -32,7 +46,10 @@ def obv_divergence(b: Bars, period: int) -> np.ndarray:
 def obv_trend(b: Bars, period: int) -> np.ndarray:
     """OBV above (buy) or below (sell) its EMA, relative to the period's volume."""
     obv = ta.OBV(b.close, b.volume)
-    return squash(4.0 * safe_div(obv - ta.EMA(obv, period), ta.SUM(b.volume, period)))
+    x = obv - ta.EMA(obv, period)
+    ratio(x, ta.SUM(b.volume, period), out=x)
+    x *= 4.0
+    return squash_(x)
 
 
 def window_sum(x: np.ndarray, period: int) -> np.ndarray:
@@ -41,10 +58,31 @@ def window_sum(x: np.ndarray, period: int) -> np.ndarray:
     TA-Lib's SUM keeps a running total; on price × volume (≈1e8 per bar) its rounding
     depends on where the series starts enough to break live/batch parity at 1e-9.
     """
-    out = np.full(x.shape[0], np.nan)
-    if x.shape[0] >= period:  # each output summed on its own, in a fixed order
-        out[period - 1:] = np.convolve(x, np.ones(period), mode="valid")
-    return out
+    n = x.shape[0]
+    out = np.full(n, np.nan)
+    if n < period:
+        return out
+    # Each window summed on its own, by a fixed tree independent of where the window sits:
+    # ``block`` holds sums of ``size`` consecutive values (size doubling each round) and each set
+    # bit of ``period`` adds one such block. log2(period) passes instead of a per-window dot
+    # product (np.convolve), and no running total.
+    windows = n - period + 1
+    total = out[period - 1:]
+    offset, size, block, remaining, first = 0, 1, x, period, True
+    while True:
+        if remaining & 1:
+            part = block[offset: offset + windows]
+            if first:
+                np.copyto(total, part)
+                first = False
+            else:
+                total += part
+            offset += size
+        remaining >>= 1
+        if not remaining:
+            return out
+        block = block[:-size] + block[size:]
+        size *= 2
 
 
 @sensor("vwap_deviation", Family.VOLUME, params={"period": 20, "atr": 14},
@@ -53,9 +91,16 @@ def window_sum(x: np.ndarray, period: int) -> np.ndarray:
 def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
     """Close stretched away from the rolling VWAP, in ATRs, faded."""
     volume = window_sum(b.volume, period)
-    weighted = window_sum(ta.TYPPRICE(b.high, b.low, b.close) * b.volume, period)
-    vwap = np.where(volume > 0, safe_div(weighted, volume), b.close)  # no trades: no deviation
-    return nan_if(-squash((b.close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr))), volume)
+    weighted = ta.TYPPRICE(b.high, b.low, b.close) * b.volume
+    weighted = window_sum(weighted, period)
+    traded = volume > 0
+    vwap = b.close.copy()  # no trades: no deviation
+    np.divide(weighted, volume, out=vwap, where=traded)
+    x = np.subtract(b.close, vwap, out=vwap)
+    x /= 2.0 * ta.ATR(b.high, b.low, b.close, atr)
+    squash_(x)
+    np.negative(x, out=x)
+    return nan_if(x, volume)
 
 
 @sensor("volume_climax", Family.VOLUME, params={"period": 20, "threshold": 3.0},
@@ -63,15 +108,20 @@ def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
 def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
     """Volume several times its average: exhaustion, vote against the bar's direction."""
     avg = ta.SMA(b.volume, period)
-    out = np.where(b.volume > threshold * avg, -np.sign(b.close - b.open), 0.0)
-    return nan_if(out, avg)
+    out = avg * 0.0  # 0, NaN before the average exists (volume ≥ 0: never -0)
+    loud = np.flatnonzero(b.volume > threshold * avg)  # a few bars: their side only
+    out[loud] = -np.sign(b.close[loud] - b.open[loud])
+    return out
 
 
 @sensor("cmf", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"] - 1, indicators=("SUM",))
 def cmf(b: Bars, period: int) -> np.ndarray:
     """Chaikin money flow: volume-weighted close location over the period."""
-    multiplier = safe_div((b.close - b.low) - (b.high - b.close), b.high - b.low)
-    return safe_div(ta.SUM(multiplier * b.volume, period), ta.SUM(b.volume, period))
+    multiplier = b.close - b.low
+    multiplier -= b.high - b.close
+    ratio(multiplier, b.high - b.low, out=multiplier)
+    multiplier *= b.volume
+    return ratio(ta.SUM(multiplier, period), ta.SUM(b.volume, period))
 
 
 @sensor("adosc", Family.VOLUME, params={"fast": 3, "slow": 10}, warmup=lambda p: p["slow"] - 1,
@@ -79,17 +129,25 @@ def cmf(b: Bars, period: int) -> np.ndarray:
 def adosc(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Chaikin A/D oscillator in average bar volumes: accumulation (+) or distribution (-)."""
     osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
-    return squash(0.5 * safe_div(osc, ta.SMA(b.volume, slow)))
+    x = ratio(osc, ta.SMA(b.volume, slow))
+    x *= 0.5
+    return squash_(x)
 
 
 @sensor("volume_breakout", Family.VOLUME, params={"period": 20, "mult": 1.5}, warmup=lambda p: p["period"],
         indicators=("MAX", "MIN", "SMA"))
 def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
     """Donchian breakout confirmed by volume above ``mult`` × its previous average."""
-    upper, lower = prev(ta.MAX(b.high, period)), prev(ta.MIN(b.low, period))
-    loud = b.volume > mult * prev(ta.SMA(b.volume, period))
-    out = ((b.close > upper) & loud).astype(np.float64) - ((b.close < lower) & loud)
-    return nan_if(out, upper, lower)
+    upper, lower = ta.MAX(b.high, period)[:-1], ta.MIN(b.low, period)[:-1]  # up to the previous bar
+    close, volume = b.close[1:], b.volume[1:]
+    out = np.empty(b.close.shape[0])
+    out[:1] = np.nan  # no previous bar
+    loud = volume > mult * ta.SMA(b.volume, period)[:-1]
+    up = (close > upper) & loud
+    loud &= close < lower
+    np.subtract(up, loud, out=out[1:], dtype=np.float64)
+    nan_if(out[1:], upper, lower)
+    return out
 
 
 @sensor("force_index", Family.VOLUME, params={"period": 13, "atr": 14},
@@ -97,9 +155,13 @@ def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
         settle=lambda p: max(ema_settle(p["period"]), wilder_settle(p["atr"])), indicators=("EMA", "ATR", "SMA"))
 def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
     """Elder's force index (EMA of price change × volume) in ATR × average volume."""
-    force = ta.EMA((b.close - prev(b.close)) * b.volume, period)
+    change = np.empty(b.close.shape[0])
+    change[:1] = np.nan  # no previous close (TA-Lib skips the leading NaN)
+    np.subtract(b.close[1:], b.close[:-1], out=change[1:])
+    change *= b.volume
+    force = ta.EMA(change, period)
     unit = ta.ATR(b.high, b.low, b.close, atr) * ta.SMA(b.volume, period)
-    return squash(safe_div(force, unit))
+    return squash_(ratio(force, unit, out=unit))
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
