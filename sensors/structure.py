@@ -13,7 +13,7 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, live, sensor
-from sensors.shape import nan_if, prev, safe_div
+from sensors.shape import float1, nan_if, prev, safe_div, where1
 
 
 @sensor("nr7", Family.STRUCTURE, params={"period": 7}, warmup=lambda p: p["period"], indicators=("MIN",))
@@ -126,76 +126,108 @@ def close_location(b: Bars, period: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
+# Comparisons and counts only: scaling a symbol's prices changes none of them.
 
 
-@live("nr7")
+@live("nr7", stacked=True)
 def _nr7(b: Bars, period: int) -> float:
     rng = b.high[-period - 1:-1] - b.low[-period - 1:-1]  # the previous bar and the ones before it
-    if rng[-1] != rng.min():
-        return 0.0
     close = b.close[-1]
-    return 1.0 if close > b.high[-2] else -1.0 if close < b.low[-2] else 0.0
+    breakout = where1(close > b.high[-2], 1.0, where1(close < b.low[-2], -1.0, 0.0))
+    return where1(rng[-1] == rng.min(axis=0), breakout, 0.0)
 
 
-@live("inside_bar")
+@live("inside_bar", stacked=True)
 def _inside_bar(b: Bars) -> float:
     high, low, close = b.high, b.low, b.close
-    if not (high[-2] < high[-3] and low[-2] > low[-3]):
-        return 0.0
-    return 1.0 if close[-1] > high[-3] else -1.0 if close[-1] < low[-3] else 0.0
+    breakout = where1(close[-1] > high[-3], 1.0, where1(close[-1] < low[-3], -1.0, 0.0))
+    return where1((high[-2] < high[-3]) & (low[-2] > low[-3]), breakout, 0.0)
 
 
-@live("higher_highs")
+@live("higher_highs", stacked=True)
 def _higher_highs(b: Bars, period: int) -> float:
     h, lo = b.high[-period - 1:], b.low[-period - 1:]
-    up = int(np.count_nonzero((h[1:] > h[:-1]) & (lo[1:] > lo[:-1])))
-    down = int(np.count_nonzero((h[1:] < h[:-1]) & (lo[1:] < lo[:-1])))
+    up = np.count_nonzero((h[1:] > h[:-1]) & (lo[1:] > lo[:-1]), axis=0)
+    down = np.count_nonzero((h[1:] < h[:-1]) & (lo[1:] < lo[:-1]), axis=0)
     return (up - down) / period
 
 
-@live("close_location")
+@live("close_location", stacked=True)
 def _close_location(b: Bars, period: int) -> float:
     t = b.tail(period)
-    return float(np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low))) / period
+    return np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low), axis=0) / period
 
 
-def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray:
-    """Positions of the pivots ``_pivots`` confirms at bars ≤ n - 2 that are at most ``lookback``
-    bars old at the last bar n - 1 (older ones are forgotten by both sensors below), oldest first."""
+def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray | None:
+    """Which bars are pivots ``_pivots`` confirms at bars ≤ n - 2 and at most ``lookback`` bars old
+    at the last bar n - 1 (older ones are forgotten by both sensors below): a bool (m, S) mask over
+    bars ``n - 1 - m … n - 2`` (shape (m,) for one symbol), or None when no bar qualifies."""
     i = values.shape[0] - 1
     lo = max(2 * k, i - lookback + k)  # first confirmation bar whose pivot (k bars earlier) is fresh
     if lo > i - 1:
-        return np.empty(0, dtype=np.int64)
+        return None
     extreme = (ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1))[lo:i]
-    return np.flatnonzero(values[lo - k: i - k] == extreme) + (lo - k)
+    return values[lo - k: i - k] == extreme
 
 
-@live("sr_break")
+def _last_two(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per symbol: (has one, has two, row of the last True, row of the one before) in ``mask``."""
+    m = mask.shape[0]
+    count = np.cumsum(mask, axis=0)  # the last True sits where the running count first reaches the total
+    total = count[-1]
+    last = np.argmax(count >= total, axis=0)
+    before = np.argmax(count >= total - 1, axis=0)
+    return total >= 1, total >= 2, np.minimum(last, m - 1), np.minimum(before, m - 1)
+
+
+@live("sr_break", stacked=True)
 def _sr_break(b: Bars, pivot: int, lookback: int) -> float:
-    highs, lows = _recent_pivots(b.high, pivot, lookback, True), _recent_pivots(b.low, pivot, lookback, False)
-    res = b.high[highs[-1]] if highs.size else math.nan
-    sup = b.low[lows[-1]] if lows.size else math.nan
     close, pc = b.close[-1], b.close[-2]
-    return float(close > res and pc <= res) - float(close < sup and pc >= sup)
+    out = 0.0
+    for values, highs, side in ((b.high, True, 1.0), (b.low, False, -1.0)):
+        mask = _recent_pivots(values, pivot, lookback, highs)
+        if mask is None:
+            continue  # no level: NaN compares false, as in the array function
+        start = values.shape[0] - 1 - mask.shape[0] - pivot  # the bar of mask row 0's pivot
+        has, _, last, _ = _last_two(mask)
+        level = where1(has, _take(values, start + last), math.nan)
+        crossed = (close > level) & (pc <= level) if highs else (close < level) & (pc >= level)
+        out = out + side * float1(crossed)
+    return out
 
 
-def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float:
+def _take(values: np.ndarray, rows: np.ndarray | int) -> np.ndarray | float:
+    """values[rows] per symbol: ``rows`` holds one row index per column of a (W, S) ``values``."""
+    if values.ndim == 1:
+        return values[int(rows)]
+    return values[rows, np.arange(values.shape[1])]
+
+
+def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float | np.ndarray:
     """``_double`` at the last bar."""
     values, opposite = (b.high, b.low) if highs else (b.low, b.high)
-    pos = _recent_pivots(values, k, lookback, highs)
-    if pos.size < 2:  # the pair's first pivot would be older than ``lookback``: no pattern
+    mask = _recent_pivots(values, k, lookback, highs)
+    if mask is None:
         return 0.0
-    p1, p2 = int(pos[-2]), int(pos[-1])
-    if not abs(values[p1] - values[p2]) <= tolerance * values[p2]:
-        return 0.0
+    start = values.shape[0] - 1 - mask.shape[0] - k
+    _, two, last, before = _last_two(mask)  # fewer than two: the pair's first pivot would be too old
+    p1, p2 = start + before, start + last
+    v1, v2 = _take(values, p1), _take(values, p2)
+    similar = abs(v1 - v2) <= tolerance * v2
+    # the neckline: the other side's extreme over bars p1 … p2 - 1
+    rows = np.arange(values.shape[0])
+    if values.ndim == 2:
+        rows = rows[:, None]
+    between = (rows >= p1) & (rows < p2)
     close, pc = b.close[-1], b.close[-2]
     if highs:
-        level = opposite[p1:p2].min()
-        return -1.0 if close < level and pc >= level else 0.0
-    level = opposite[p1:p2].max()
-    return 1.0 if close > level and pc <= level else 0.0
+        level = np.where(between, opposite, np.inf).min(axis=0)
+        return where1(two & similar & (close < level) & (pc >= level), -1.0, 0.0)
+    level = np.where(between, opposite, -np.inf).max(axis=0)
+    return where1(two & similar & (close > level) & (pc <= level), 1.0, 0.0)
 
 
-@live("double_top_bottom")
+@live("double_top_bottom", stacked=True)
 def _double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> float:
     return _double1(b, pivot, lookback, tolerance, True) + _double1(b, pivot, lookback, tolerance, False)
