@@ -2,14 +2,38 @@
 
 ``build_plan`` turns the ``[sensors]`` settings and the registry into a ``SensorPlan``
 (validated: an unknown sensor, parameter or timeframe is a ConfigError naming it).
-``evaluate_bar`` is the one code path that computes a bar's signals from a ring buffer —
-run by the pool's workers and, in-process, by benchmarks and tests.
+``evaluate_bar`` computes one symbol's bar from its ring buffer; ``evaluate_burst`` computes
+the bars of many symbols of one timeframe at once (what the pool's workers run; in-process,
+benchmarks and tests run both).
+
+A burst (see ``evaluate_burst``)
+--------------------------------
+TA-Lib's fixed cost per call and Python's per-sensor cost dominate a live bar, so a burst
+evaluates each sensor once for all its symbols: their windows are copied into (S, W) matrices
+(one per column, C-contiguous) and the twins get Bars of the transposed (W, S) views, which
+``sensors.ta`` hands to TA-Lib as one flattened buffer. A recursive indicator's segment then
+starts from the previous symbol's state, a start-dependence the window rule bounds relative
+to the price scale — so each symbol's open/high/low/close are first multiplied by the power of
+two that puts its last close in [1, 2), and its volume by the one that puts its largest
+volume there. Multiplying by a power of two is exact in binary floating point, and so is
+every sum, difference, product, quotient and square root of scaled values: TA-Lib on a scaled
+symbol gives exactly the scaled results, and every signal built from ratios, signs and
+comparisons is unchanged. Twins with an absolute constant in price units that could decide a
+signal are not ``stacked`` and run symbol by symbol (``trend.macd_cross``); the tie rule's
+floor (``shape.TIE_ABS``, 1e-12) next to its relative part (1e-9 × two prices ≥ ~1e-9 once
+scaled) is argued in ``docs`` of ``shape`` and exercised by the burst parity tests.
+
+Sensors are grouped by their own windows (``burst_classes``): one window per group, the
+longest of its members, because a burst's cost is TA-Lib's work per bar (S × window), not
+its call count. A symbol whose ring does not hold the longest group window yet (start-up) is
+evaluated alone (``evaluate_bar``: exactly batch mode); a stacked sensor that raises is
+retried symbol by symbol, so one bad symbol never blanks the others.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -215,3 +239,165 @@ def evaluate_bar(
             signals[k] = value if value != value else min(1.0, max(-1.0, value))
     stale = ring.overwritten(index, max((s.window for s in sensors), default=1))
     return BarResult(timeframe, index, ring.open_time(index), signals, tuple(errors), stale)
+
+
+# ------------------------------------------------------------------------------ bursts
+
+# Sensors whose own windows are within this ratio of a group's longest share that window (and
+# their TA-Lib calls); the next group starts below it. Sharing saves a call (≈ 2 µs), a longer
+# window costs S × extra bars of TA-Lib work: at a burst's S ≈ 25 the work dominates.
+BURST_WINDOW_RATIO = 1.5
+_PRICE_ROWS = 4  # open, high, low, close in RingBuffer.block; volume is row 4
+
+
+@dataclass(frozen=True, slots=True)
+class BurstResult:
+    """Signals of one bar per symbol for the plan's sensors on one timeframe (NaN = missing)."""
+
+    timeframe: Timeframe
+    indices: tuple[int, ...]
+    open_times: tuple[int, ...]
+    signals: np.ndarray  # (symbols, sensors), float64
+    errors: tuple[tuple[tuple[int, str], ...], ...]  # per symbol: (position in the plan, "ExcType: message")
+    stale: tuple[bool, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    window: int
+    members: tuple[int, ...]  # positions in the plan
+
+
+@dataclass(frozen=True, slots=True)
+class _BurstPlan:
+    groups: tuple[_Group, ...]  # stacked sensors, longest window first
+    alone: tuple[int, ...]  # positions of sensors evaluated symbol by symbol
+    window: int  # longest group window: a symbol needs this many bars to join a burst
+
+
+_BURSTS: dict[tuple[int, int], tuple[tuple[PlannedSensor, ...], Mapping[str, SensorSpec], _BurstPlan]] = {}
+
+
+def burst_classes(windows: Mapping[int, int]) -> list[tuple[int, list[int]]]:
+    """Group positions by window (position → own window): from the longest down, each group takes
+    every window ≥ its longest / BURST_WINDOW_RATIO. Returns (group window, positions) pairs."""
+    order = sorted(windows, key=lambda k: -windows[k])
+    groups: list[tuple[int, list[int]]] = []
+    for k in order:
+        if groups and windows[k] * BURST_WINDOW_RATIO >= groups[-1][0]:
+            groups[-1][1].append(k)
+        else:
+            groups.append((windows[k], [k]))
+    return groups
+
+
+def _burst_plan(sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec]) -> _BurstPlan:
+    key = (id(sensors), id(specs))
+    hit = _BURSTS.get(key)
+    if hit is None or hit[0] is not sensors or hit[1] is not specs:
+        own = {k: specs[p.name].window_bars(_params(p)) for k, p in enumerate(sensors)
+               if specs[p.name].stacked and specs[p.name].live is not None}
+        groups = tuple(_Group(w, tuple(members)) for w, members in burst_classes(own))
+        alone = tuple(k for k in range(len(sensors)) if k not in own)
+        plan = _BurstPlan(groups, alone, max((g.window for g in groups), default=1))
+        if len(_BURSTS) >= 64:
+            _BURSTS.clear()
+        hit = _BURSTS[key] = (sensors, specs, plan)
+    return hit[2]
+
+
+def evaluate_burst(
+    sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec], rings: Sequence[RingBuffer],
+    timeframe: Timeframe, indices: Sequence[int],
+) -> BurstResult:
+    """Every planned sensor for bar ``indices[i]`` of ``rings[i]``, all symbols together.
+
+    The same values as ``evaluate_bar`` per symbol (within the window rule's 1e-9; see the
+    module docstring): symbols with a full window are stacked, the others evaluated alone.
+    """
+    n = len(rings)
+    plan = _burst_plan(sensors, specs)
+    full = [i for i in range(n) if indices[i] + 1 >= plan.window and rings[i].capacity >= plan.window]
+    if len(full) < 2 or not plan.groups:  # nothing to share: the single-symbol path
+        results = [evaluate_bar(sensors, specs, rings[i], timeframe, indices[i]) for i in range(n)]
+        return BurstResult(timeframe, tuple(indices), tuple(r.open_time_ms for r in results),
+                           np.array([r.signals for r in results]).reshape(n, len(sensors)),
+                           tuple(r.errors for r in results), tuple(r.stale for r in results))
+    signals = np.full((n, len(sensors)), math.nan)
+    errors: list[list[tuple[int, str]]] = [[] for _ in range(n)]
+    full_set = set(full)
+    for i in range(n):
+        if i not in full_set:
+            r = evaluate_bar(sensors, specs, rings[i], timeframe, indices[i])
+            signals[i] = r.signals
+            errors[i].extend(r.errors)
+    steps = _steps(sensors, specs)
+    stack = _stack([rings[i] for i in full], [indices[i] for i in full], plan.window)
+    alone_windows: dict[tuple[int, int], tuple[Bars, int]] = {}
+
+    def alone(i: int, window: int) -> tuple[Bars, int]:
+        """Symbol ``i``'s own (unscaled) window, one Bars object per length so sensors share calls."""
+        found = alone_windows.get((i, window))
+        if found is None:
+            ring = rings[i]
+            sl = ring.span(indices[i], window)
+            found = alone_windows[(i, window)] = (
+                Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl]),
+                sl.stop - sl.start)
+        return found
+
+    def one(i: int, k: int) -> None:
+        fn, is_live, params, warm, window = steps[k]
+        bars, have = alone(i, window)
+        if have <= warm:
+            return  # not warmed up: stays NaN (missing)
+        try:
+            value = float(fn(bars, **params) if is_live else fn(bars, **params)[-1])
+        except Exception as exc:  # isolate: one broken sensor must not silence the others
+            errors[i].append((k, f"{type(exc).__name__}: {exc}"[:300]))
+            return
+        signals[i, k] = value if value != value else min(1.0, max(-1.0, value))
+
+    rows = np.array(full)
+    with ta.shared():  # sensors of one group read the same window objects: they share indicators
+        for group in plan.groups:
+            bars = _group_bars(stack, group.window)
+            for k in group.members:
+                fn, _, params, _, _ = steps[k]
+                try:
+                    out = np.broadcast_to(np.asarray(fn(bars, **params), dtype=np.float64), (len(full),))
+                except Exception:  # retry symbol by symbol: only the symbols that fail go missing
+                    for i in full:
+                        one(i, k)
+                    continue
+                signals[rows, k] = np.clip(out, -1.0, 1.0)  # NaN stays NaN
+        for k in plan.alone:
+            for i in full:
+                one(i, k)
+    longest = max((s.window for s in sensors), default=1)
+    return BurstResult(
+        timeframe, tuple(indices), tuple(rings[i].open_time(indices[i]) for i in range(n)), signals,
+        tuple(tuple(e) for e in errors), tuple(rings[i].overwritten(indices[i], longest) for i in range(n)),
+    )
+
+
+def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], window: int) -> np.ndarray:
+    """(5, S, window) copy of the symbols' last ``window`` bars (open, high, low, close, volume),
+    each symbol scaled by its own powers of two (see the module docstring): exact, and it puts
+    every symbol's prices and volumes on one scale so no recursive indicator carries a symbol's
+    magnitude into the next one's segment."""
+    stack = np.empty((5, len(rings), window))
+    for s, (ring, index) in enumerate(zip(rings, indices, strict=True)):
+        stack[:, s, :] = ring.block(ring.span(index, window))
+    _, exponent = np.frexp(stack[3, :, -1])  # close = m × 2**e with m in [0.5, 1)
+    stack[:_PRICE_ROWS] *= np.ldexp(1.0, 1 - exponent)[None, :, None]
+    largest = stack[4].max(axis=1)
+    _, exponent = np.frexp(largest)
+    stack[4] *= np.where(largest > 0, np.ldexp(1.0, 1 - exponent), 1.0)[:, None]
+    return stack
+
+
+def _group_bars(stack: np.ndarray, window: int) -> Bars:
+    """Bars of (window, S) columns: transposed views of C-contiguous (S, window) matrices."""
+    cols = stack if window == stack.shape[2] else np.ascontiguousarray(stack[:, :, -window:])
+    return Bars(cols[0].T, cols[1].T, cols[2].T, cols[3].T, cols[4].T)
