@@ -18,10 +18,13 @@ two that puts its last close in [1, 2), and its volume by the one that puts its 
 volume there. Multiplying by a power of two is exact in binary floating point, and so is
 every sum, difference, product, quotient and square root of scaled values: TA-Lib on a scaled
 symbol gives exactly the scaled results, and every signal built from ratios, signs and
-comparisons is unchanged. Twins with an absolute constant in price units that could decide a
-signal are not ``stacked`` and run symbol by symbol (``trend.macd_cross``); the tie rule's
-floor (``shape.TIE_ABS``, 1e-12) next to its relative part (1e-9 × two prices ≥ ~1e-9 once
-scaled) is argued in ``docs`` of ``shape`` and exercised by the burst parity tests.
+comparisons is unchanged. The one absolute constant in price units, the tie rule's floor
+(``shape.TIE_ABS``), is applied in the symbol's own units: twins pass price-unit values through
+``shape.price1``, which divides this burst's factors back out (exact) before a tie is judged.
+Other constants act on scale-free quantities (NATR's 1e-6 floor, band thresholds on
+oscillators) or on zero tests (``den != 0``, ``volume > 0``) that scaling preserves. A sensor
+whose twin cannot take stacked windows (``SensorSpec.stacked`` False: plugins) runs symbol by
+symbol on its unscaled window.
 
 Sensors are grouped by their own windows (``burst_classes``): one window per group, the
 longest of its members, because a burst's cost is TA-Lib's work per bar (S × window), not
@@ -43,7 +46,7 @@ from config.settings import SensorSettings
 from core.errors import ConfigError
 from core.market_data import RingBuffer
 from core.types import Timeframe
-from sensors import ta
+from sensors import shape, ta
 from sensors.base import Bars, Family, ParamValue, SensorSpec
 
 # Windows up to this many bars (non-recursive sensors) are evaluated over one shared window, the
@@ -332,7 +335,7 @@ def evaluate_burst(
             signals[i] = r.signals
             errors[i].extend(r.errors)
     steps = _steps(sensors, specs)
-    stack = _stack([rings[i] for i in full], [indices[i] for i in full], plan.window)
+    stack, scales = _stack([rings[i] for i in full], [indices[i] for i in full], plan.window)
     alone_windows: dict[tuple[int, int], tuple[Bars, int]] = {}
 
     def alone(i: int, window: int) -> tuple[Bars, int]:
@@ -358,20 +361,21 @@ def evaluate_burst(
             return
         signals[i, k] = value if value != value else min(1.0, max(-1.0, value))
 
-    rows = np.array(full)
+    stacked = np.full((len(sensors), len(full)), math.nan)  # sensor-major: one row per twin's answer
+    retry: list[int] = []
     with ta.shared():  # sensors of one group read the same window objects: they share indicators
-        for group in plan.groups:
-            bars = _group_bars(stack, group.window)
-            for k in group.members:
-                fn, _, params, _, _ = steps[k]
-                try:
-                    out = np.broadcast_to(np.asarray(fn(bars, **params), dtype=np.float64), (len(full),))
-                except Exception:  # retry symbol by symbol: only the symbols that fail go missing
-                    for i in full:
-                        one(i, k)
-                    continue
-                signals[rows, k] = np.clip(out, -1.0, 1.0)  # NaN stays NaN
-        for k in plan.alone:
+        with shape.price_scale(scales):
+            for group in plan.groups:
+                bars = _group_bars(stack, group.window)
+                for k in group.members:
+                    fn, _, params, _, _ = steps[k]
+                    try:
+                        stacked[k] = fn(bars, **params)  # broadcast: a twin may answer one constant
+                    except Exception:  # retried symbol by symbol below: only the symbols that fail go missing
+                        retry.append(k)
+        np.clip(stacked, -1.0, 1.0, out=stacked)  # NaN stays NaN
+        signals[full] = stacked.T
+        for k in (*retry, *plan.alone):
             for i in full:
                 one(i, k)
     longest = max((s.window for s in sensors), default=1)
@@ -381,20 +385,21 @@ def evaluate_burst(
     )
 
 
-def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], window: int) -> np.ndarray:
+def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], window: int) -> tuple[np.ndarray, np.ndarray]:
     """(5, S, window) copy of the symbols' last ``window`` bars (open, high, low, close, volume),
     each symbol scaled by its own powers of two (see the module docstring): exact, and it puts
     every symbol's prices and volumes on one scale so no recursive indicator carries a symbol's
-    magnitude into the next one's segment."""
+    magnitude into the next one's segment. Also returns the (S,) price factors."""
     stack = np.empty((5, len(rings), window))
     for s, (ring, index) in enumerate(zip(rings, indices, strict=True)):
         stack[:, s, :] = ring.block(ring.span(index, window))
     _, exponent = np.frexp(stack[3, :, -1])  # close = m × 2**e with m in [0.5, 1)
-    stack[:_PRICE_ROWS] *= np.ldexp(1.0, 1 - exponent)[None, :, None]
+    scales = np.ldexp(1.0, 1 - exponent)
+    stack[:_PRICE_ROWS] *= scales[None, :, None]
     largest = stack[4].max(axis=1)
     _, exponent = np.frexp(largest)
     stack[4] *= np.where(largest > 0, np.ldexp(1.0, 1 - exponent), 1.0)[:, None]
-    return stack
+    return stack, scales
 
 
 def _group_bars(stack: np.ndarray, window: int) -> Bars:

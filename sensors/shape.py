@@ -99,6 +99,37 @@ def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # ``and`` / ``or`` / ``not``.
 
 _ARRAY = np.ndarray
+_price_factors: np.ndarray | None = None  # a burst's per-symbol price scaling, while its twins run
+
+
+class price_scale:  # noqa: N801 - used like a function: ``with shape.price_scale(factors): ...``
+    """While a burst's stacked twins run: each symbol's prices were multiplied by ``factors``
+    (powers of two, see ``core.sensor_plan``); ``price1`` divides them back out."""
+
+    __slots__ = ("_factors", "_outer")
+
+    def __init__(self, factors: np.ndarray) -> None:
+        self._factors = factors
+
+    def __enter__(self) -> None:
+        global _price_factors
+        self._outer, _price_factors = _price_factors, self._factors
+
+    def __exit__(self, *_: object) -> None:
+        global _price_factors
+        _price_factors = self._outer
+
+
+def price1(*values: float | np.ndarray) -> tuple[float | np.ndarray, ...]:
+    """Last-bar values in price units, in the symbol's own units again (exact: powers of two).
+
+    A twin passes price-unit values through this before ``diff1``/``cross1``/``sign_of1``: the
+    tie rule's absolute floor ``TIE_ABS`` is in price units, so a tie must be judged there for
+    a burst to decide every tie exactly as batch mode does. Outside a burst: unchanged."""
+    factors = _price_factors
+    if factors is None:
+        return values
+    return tuple(v / factors for v in values)
 
 
 def _any_array(values: tuple[object, ...]) -> bool:

@@ -9,8 +9,8 @@ from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
 from sensors.shape import (
-    cross, cross1, float1, max1, min1, missing1, nan1, nan_if, prev, sign1, sign_of, sign_of1, squash, tanh1,
-    where1,
+    cross, cross1, float1, max1, min1, missing1, nan1, nan_if, prev, price1, sign1, sign_of, sign_of1, squash,
+    tanh1, where1,
 )
 
 # SAR has no smoothing constant: its start-dependence ends at a reversal that both runs share
@@ -152,13 +152,14 @@ def ma_ribbon(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
 
 # ------------------------------------------------------------------ live twins (last bar only)
 # Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``):
-# the shape helpers (``*1``) work on one value or one per symbol alike.
+# the shape helpers (``*1``) work on one value or one per symbol alike. Price-unit values pass
+# through ``price1`` before a tie is judged (see there).
 
 
 @live("ema_cross", stacked=True)
 def _ema_cross(b: Bars, fast: int, slow: int) -> float:
     f, s = ta.EMA(b.close, fast), ta.EMA(b.close, slow)
-    return cross1(f[-1], s[-1], f[-2], s[-2])
+    return cross1(*price1(f[-1], s[-1], f[-2], s[-2]))  # ties are judged in price units
 
 
 @live("ema_trend", stacked=True)
@@ -167,13 +168,12 @@ def _ema_trend(b: Bars, fast: int, slow: int, atr: int) -> float:
     return tanh1(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
 
 
-# Not stacked: MACD and its signal line are price differences near 0, where the tie rule's
-# absolute floor (shape.TIE_ABS, in price units) rather than its relative part decides a tie —
-# a symbol scaled for a burst would tie at another distance than batch mode does.
-@live("macd_cross")
+@live("macd_cross", stacked=True)
 def _macd_cross(b: Bars, fast: int, slow: int, signal: int) -> float:
     macd, sig, _ = ta.MACD(b.close, fast, slow, signal)
-    return cross1(macd[-1], sig[-1], macd[-2], sig[-2])
+    # MACD and its signal are price differences near 0, where the tie rule's absolute floor
+    # (TIE_ABS, in price units) decides ties: judged in the symbol's own units
+    return cross1(*price1(macd[-1], sig[-1], macd[-2], sig[-2]))
 
 
 @live("macd_hist", stacked=True)
@@ -228,10 +228,11 @@ def _linreg_slope(b: Bars, period: int, atr: int) -> float:
 @live("sma_cross", stacked=True)
 def _sma_cross(b: Bars, fast: int, slow: int) -> float:
     f, s = ta.SMA(b.close, fast), ta.SMA(b.close, slow)
-    return cross1(f[-1], s[-1], f[-2], s[-2])
+    return cross1(*price1(f[-1], s[-1], f[-2], s[-2]))
 
 
 @live("ma_ribbon", stacked=True)
 def _ma_ribbon(b: Bars, short: int, mid: int, long: int) -> float:
-    s, m, lg = ta.SMA(b.close, short)[-1], ta.SMA(b.close, mid)[-1], ta.SMA(b.close, long)[-1]
-    return (sign_of1(b.close[-1], s) + sign_of1(s, m) + sign_of1(m, lg)) / 3.0
+    close, s, m, lg = price1(b.close[-1], ta.SMA(b.close, short)[-1], ta.SMA(b.close, mid)[-1],
+                             ta.SMA(b.close, long)[-1])
+    return (sign_of1(close, s) + sign_of1(s, m) + sign_of1(m, lg)) / 3.0

@@ -7,7 +7,7 @@ from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
 from sensors.shape import (
-    diff, diff1, float1, min1, missing1, nan1, nan_if, prev, safe_div, safe_div1, sign1, where1,
+    diff, diff1, float1, min1, missing1, nan1, nan_if, prev, price1, safe_div, safe_div1, sign1, where1,
 )
 
 
@@ -105,7 +105,8 @@ def tr_spike(b: Bars, period: int, threshold: float) -> np.ndarray:
 
 
 def _beyond1(close: float, upper: float, lower: float, unit: float) -> float:
-    """``_beyond`` at one bar."""
+    """``_beyond`` at one bar (ties judged in the symbol's own price units, see ``price1``)."""
+    close, upper, lower, unit = price1(close, upper, lower, unit)
     over = min1(1.0, 0.5 + safe_div1(close - upper, unit))
     under = min1(1.0, 0.5 + safe_div1(lower - close, unit))
     out = where1(diff1(close, upper) > 0, over, where1(diff1(close, lower) < 0, -under, 0.0))
