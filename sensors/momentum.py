@@ -139,7 +139,9 @@ def _stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float)
     k, d = ta.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
     c = cross1(k[-1], d[-1], k[-2], d[-2])
     d = d[-1]
-    out = where1((c > 0) & (diff1(d, low) < 0), 1.0, where1((c < 0) & (diff1(d, high) > 0), -1.0, 0.0))
+    buy = where1(diff1(d, low) < 0, 1.0, 0.0)  # an up-cross inside the oversold zone
+    sell = where1(diff1(d, high) > 0, -1.0, 0.0)  # a down-cross inside the overbought zone
+    out = where1(c > 0, buy, where1(c < 0, sell, 0.0))
     return missing1(nan1(c), out)
 
 

@@ -64,7 +64,8 @@ def _make_live(function: str, side: int) -> Callable[..., float]:
     call = direct(getattr(talib, function))
 
     def pattern_last(b: Bars, **extra: float) -> float:
-        raw = call(b.open, b.high, b.low, b.close, **extra)[-1] / 100.0
+        last = call(b.open, b.high, b.low, b.close, **extra)[-1]
+        raw = last / 100.0 if last.ndim else float(last) / 100.0  # numpy's int32 / float: ~1.5 µs
         return raw if side == 0 else side * abs(raw)
 
     return pattern_last

@@ -96,7 +96,8 @@ def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # cheaper than a numpy call on one value — the single-symbol path) or one value per symbol of a
 # burst (1-D arrays, one numpy call for all symbols; see ``core.sensor_plan.evaluate_burst``).
 # Conditions combine with ``&`` / ``|`` (they work on bools and bool arrays alike), never
-# ``and`` / ``or`` / ``not``.
+# ``and`` / ``or`` / ``not``; mixing a Python bool into them costs ~1 µs (numpy's promotion), so
+# nested ``where1`` does it where one side is a Python value.
 
 _ARRAY = np.ndarray
 _price_factors: np.ndarray | None = None  # a burst's per-symbol price scaling, while its twins run
@@ -167,8 +168,15 @@ def missing1(bad: bool | np.ndarray, value: float | np.ndarray) -> float | np.nd
 
 
 def float1(cond: bool | np.ndarray) -> float | np.ndarray:
-    """1.0 where ``cond`` holds, else 0.0."""
-    return 1.0 * cond
+    """1.0 where ``cond`` holds, else 0.0 (one numpy bool: a Python float, ~30× cheaper than numpy's)."""
+    if cond.__class__ is _ARRAY:
+        return cond * 1.0
+    return 1.0 if cond else 0.0
+
+
+def count1(mask: np.ndarray) -> int | np.ndarray:
+    """How many bars of a window's bool mask are True (per symbol for a burst's (m, S) mask)."""
+    return int(np.count_nonzero(mask)) if mask.ndim == 1 else mask.sum(axis=0)
 
 
 def tanh1(x: float | np.ndarray) -> float | np.ndarray:

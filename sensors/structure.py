@@ -13,7 +13,7 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, live, sensor
-from sensors.shape import float1, nan_if, prev, safe_div, where1
+from sensors.shape import count1, float1, nan_if, prev, safe_div, where1
 
 
 @sensor("nr7", Family.STRUCTURE, params={"period": 7}, warmup=lambda p: p["period"], indicators=("MIN",))
@@ -148,8 +148,8 @@ def _inside_bar(b: Bars) -> float:
 @live("higher_highs", stacked=True)
 def _higher_highs(b: Bars, period: int) -> float:
     h, lo = b.high[-period - 1:], b.low[-period - 1:]
-    up = np.count_nonzero((h[1:] > h[:-1]) & (lo[1:] > lo[:-1]), axis=0)
-    down = np.count_nonzero((h[1:] < h[:-1]) & (lo[1:] < lo[:-1]), axis=0)
+    up = count1((h[1:] > h[:-1]) & (lo[1:] > lo[:-1]))
+    down = count1((h[1:] < h[:-1]) & (lo[1:] < lo[:-1]))
     return (up - down) / period
 
 
@@ -171,37 +171,53 @@ def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np
     return values[lo - k: i - k] == extreme
 
 
-def _last_two(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per symbol: (has one, has two, row of the last True, row of the one before) in ``mask``."""
-    m = mask.shape[0]
+def _last_two(mask: np.ndarray) -> tuple[int | np.ndarray, int | np.ndarray, int | np.ndarray]:
+    """Per symbol: (how many True, row of the last True, row of the one before; 0 if absent)."""
+    if mask.ndim == 1:  # one symbol: plain ints
+        rows = np.flatnonzero(mask)
+        n = int(rows.size)
+        return n, int(rows[-1]) if n else 0, int(rows[-2]) if n >= 2 else 0
     count = np.cumsum(mask, axis=0)  # the last True sits where the running count first reaches the total
     total = count[-1]
     last = np.argmax(count >= total, axis=0)
     before = np.argmax(count >= total - 1, axis=0)
-    return total >= 1, total >= 2, np.minimum(last, m - 1), np.minimum(before, m - 1)
+    return total, last, np.minimum(before, mask.shape[0] - 1)
+
+
+def _take(values: np.ndarray, rows: np.ndarray | int) -> np.ndarray | float:
+    """values[rows] per symbol: ``rows`` holds one row index per column of a (W, S) ``values``."""
+    if values.ndim == 1:
+        return values[rows]
+    return values[rows, np.arange(values.shape[1])]
 
 
 @live("sr_break", stacked=True)
 def _sr_break(b: Bars, pivot: int, lookback: int) -> float:
     close, pc = b.close[-1], b.close[-2]
     out = 0.0
-    for values, highs, side in ((b.high, True, 1.0), (b.low, False, -1.0)):
+    for values, highs in ((b.high, True), (b.low, False)):
         mask = _recent_pivots(values, pivot, lookback, highs)
         if mask is None:
             continue  # no level: NaN compares false, as in the array function
         start = values.shape[0] - 1 - mask.shape[0] - pivot  # the bar of mask row 0's pivot
-        has, _, last, _ = _last_two(mask)
-        level = where1(has, _take(values, start + last), math.nan)
-        crossed = (close > level) & (pc <= level) if highs else (close < level) & (pc >= level)
-        out = out + side * float1(crossed)
+        count, last, _ = _last_two(mask)
+        level = where1(count >= 1, _take(values, start + last), math.nan)
+        if highs:  # close breaking above the last swing high (resistance)
+            out = out + float1((close > level) & (pc <= level))
+        else:  # or below the last swing low (support)
+            out = out - float1((close < level) & (pc >= level))
     return out
 
 
-def _take(values: np.ndarray, rows: np.ndarray | int) -> np.ndarray | float:
-    """values[rows] per symbol: ``rows`` holds one row index per column of a (W, S) ``values``."""
-    if values.ndim == 1:
-        return values[int(rows)]
-    return values[rows, np.arange(values.shape[1])]
+def _neckline(opposite: np.ndarray, p1: int | np.ndarray, p2: int | np.ndarray, highs: bool) -> float | np.ndarray:
+    """The other side's extreme over bars p1 … p2 - 1 (per symbol for (W, S) columns)."""
+    if opposite.ndim == 1:
+        return opposite[p1:p2].min() if highs else opposite[p1:p2].max()
+    rows = np.arange(opposite.shape[0])[:, None]
+    between = (rows >= p1) & (rows < p2)
+    if highs:
+        return np.where(between, opposite, np.inf).min(axis=0)
+    return np.where(between, opposite, -np.inf).max(axis=0)
 
 
 def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float | np.ndarray:
@@ -210,22 +226,19 @@ def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> f
     mask = _recent_pivots(values, k, lookback, highs)
     if mask is None:
         return 0.0
+    count, last, before = _last_two(mask)
+    if values.ndim == 1 and count < 2:  # the pair's first pivot would be older than ``lookback``: no pattern
+        return 0.0
     start = values.shape[0] - 1 - mask.shape[0] - k
-    _, two, last, before = _last_two(mask)  # fewer than two: the pair's first pivot would be too old
     p1, p2 = start + before, start + last
     v1, v2 = _take(values, p1), _take(values, p2)
     similar = abs(v1 - v2) <= tolerance * v2
-    # the neckline: the other side's extreme over bars p1 … p2 - 1
-    rows = np.arange(values.shape[0])
-    if values.ndim == 2:
-        rows = rows[:, None]
-    between = (rows >= p1) & (rows < p2)
+    pattern = similar if values.ndim == 1 else similar & (count >= 2)
+    level = _neckline(opposite, p1, p2, highs)
     close, pc = b.close[-1], b.close[-2]
     if highs:
-        level = np.where(between, opposite, np.inf).min(axis=0)
-        return where1(two & similar & (close < level) & (pc >= level), -1.0, 0.0)
-    level = np.where(between, opposite, -np.inf).max(axis=0)
-    return where1(two & similar & (close > level) & (pc <= level), 1.0, 0.0)
+        return where1(pattern & (close < level) & (pc >= level), -1.0, 0.0)
+    return where1(pattern & (close > level) & (pc <= level), 1.0, 0.0)
 
 
 @live("double_top_bottom", stacked=True)

@@ -125,7 +125,8 @@ def _bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> float:
     atr = ta.ATR(b.high, b.low, b.close, period)
     squeezed = (upper[-1] - lower[-1]) < 2.0 * keltner * atr[-1]
     was_squeezed = (upper[-2] - lower[-2]) < 2.0 * keltner * atr[-2]
-    out = where1(was_squeezed & (squeezed ^ True), sign1(b.close[-1] - ta.EMA(b.close, period)[-1]), 0.0)
+    released = where1(squeezed, False, was_squeezed)
+    out = where1(released, sign1(b.close[-1] - ta.EMA(b.close, period)[-1]), 0.0)
     return missing1(nan1(upper[-1], atr[-1], atr[-2]), out)
 
 
