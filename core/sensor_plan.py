@@ -249,7 +249,7 @@ def evaluate_bar(
 # Sensors whose own windows are within this ratio of a group's longest share that window (and
 # their TA-Lib calls); the next group starts below it. Sharing saves a call (≈ 2 µs), a longer
 # window costs S × extra bars of TA-Lib work: at a burst's S ≈ 25 the work dominates.
-BURST_WINDOW_RATIO = 1.5
+BURST_WINDOW_RATIO = 1.25
 _PRICE_ROWS = 4  # open, high, low, close in RingBuffer.block; volume is row 4
 
 

@@ -34,7 +34,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -289,37 +289,49 @@ class SensorPool:
             tasks.append(task)
         SENSOR_QUEUE_DEPTH.inc(len(tasks))
         started = time.perf_counter()
+        out: dict[str, list[SensorReading]] = {}
+        pending = {task.future: task for task in tasks}
+
+        def collect(done: set[asyncio.Future[list[tuple] | None]]) -> None:
+            for future in done:
+                task = pending.pop(future)
+                results = future.result()
+                if results is None:  # the worker was lost
+                    lost.extend(task.work)
+                else:
+                    self._readings(results, out)
+
         try:
             for task in tasks:
                 try:
                     task.worker.conn.send(("eval", task.task_id, task.work))
                 except OSError:
                     self._lose(task.worker, "died")
-            if tasks:
-                try:
-                    async with asyncio.timeout(self._timeout_s):
-                        await asyncio.wait([t.future for t in tasks])
-                except TimeoutError:
-                    for task in tasks:
-                        if not task.future.done() and task.task_id in task.worker.outstanding:
-                            self._lose(task.worker, "hung")
+            try:
+                async with asyncio.timeout(self._timeout_s):
+                    while pending:
+                        # build each worker's readings as soon as it answers, while the others
+                        # still compute (the engine's share of a burst's latency)
+                        done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                        collect(done)
+            except TimeoutError:
+                for task in pending.values():
+                    if not task.future.done() and task.task_id in task.worker.outstanding:
+                        self._lose(task.worker, "hung")
+                collect({f for f in pending if f.done()})
+                for future, task in list(pending.items()):  # not answered (a lost worker's owed tasks)
+                    del pending[future]
+                    lost.extend(task.work)
         finally:
             SENSOR_QUEUE_DEPTH.dec(len(tasks))
         SENSOR_SECONDS.observe(time.perf_counter() - started)
-        out: dict[str, list[SensorReading]] = {}
-        for task in tasks:
-            results = task.future.result() if task.future.done() else None
-            if results is None:
-                lost.extend(task.work)
-            else:
-                self._readings(results, out)
         for symbol, items in lost:  # the worker was lost: everything it owed is missing
             readings = out.setdefault(symbol, [])
             for tf_value, index in items:
                 tf = Timeframe(tf_value)
                 meta = self._meta[tf]
                 open_time = self.market.ring(symbol, tf).open_time(index)
-                readings.extend(_build_readings((symbol,), tf, (open_time,), meta, [None] * len(meta)))
+                readings.extend(_build_readings((symbol,), tf, (open_time,), meta, None))
                 self._missing["worker_lost"].inc(len(meta))
         return out
 
@@ -332,18 +344,19 @@ class SensorPool:
             n = len(meta)
             signals = np.frombuffer(raw, dtype=np.float64).reshape(len(symbols), n)
             nan_count = np.count_nonzero(np.isnan(signals), axis=1).tolist()
-            values = signals.ravel().tolist()
+            if any(stale):
+                signals = signals.copy()
             missing = {"warmup": 0, "error": 0, "stale": 0}
             for s in range(len(symbols)):
                 if errors[s]:
                     self._count_errors(self.plan.sensors_for(tf), errors[s])
                 if stale[s]:  # the window was overwritten while the worker read it: nothing is trustworthy
-                    values[s * n:(s + 1) * n] = [None] * n
+                    signals[s] = math.nan
                     missing["stale"] += n
                     continue
                 missing["warmup"] += max(0, nan_count[s] - len(errors[s]))
                 missing["error"] += len(errors[s])
-            readings = _build_readings(symbols, tf, open_times, meta, values)
+            readings = _build_readings(symbols, tf, open_times, meta, signals)
             for s, symbol in enumerate(symbols):
                 out.setdefault(symbol, []).extend(readings[s * n:(s + 1) * n])
             for reason, count in missing.items():
@@ -464,12 +477,18 @@ _SET_READING = tuple(getattr(SensorReading, name).__set__ for name in _READING_F
 
 def _build_readings(symbols: Sequence[str], tf: Timeframe, open_times: Sequence[int],
                     meta: tuple[tuple[str, float, float, bool], ...],
-                    signals: list[float | None]) -> list[SensorReading]:
+                    signals: np.ndarray | None) -> list[SensorReading]:
     """One reading per symbol × planned sensor (symbol-major), ``None`` (missing) where the signal
-    is NaN or None. ``signals`` holds ``len(symbols) × len(meta)`` values in that order."""
+    is NaN, or everywhere when ``signals`` is None. ``signals`` holds ``len(symbols) × len(meta)``
+    float64 values in that order."""
     n, count = len(meta), len(symbols) * len(meta)
-    if len(signals) != count:
-        raise ValueError(f"{len(signals)} signals for {len(symbols)} symbols × {n} sensors")
+    if signals is None:
+        values: Iterable[float | None] = itertools.repeat(None)
+    elif signals.size != count:
+        raise ValueError(f"{signals.size} signals for {len(symbols)} symbols × {n} sensors")
+    else:
+        values = signals.ravel().astype(object)  # Python floats…
+        values[np.isnan(signals.ravel())] = None  # …and NaN → missing, never 0
     out = list(map(_NEW_READING, itertools.repeat(SensorReading, count)))
     names, tps, sls, contexts = (list(column) for column in zip(*meta, strict=True)) if meta else ([], [], [], [])
     s_name, s_symbol, s_tf, s_open, s_signal, s_tp, s_sl, s_ctx = _SET_READING
@@ -477,7 +496,7 @@ def _build_readings(symbols: Sequence[str], tf: Timeframe, open_times: Sequence[
     open_column = itertools.chain.from_iterable(map(itertools.repeat, open_times, itertools.repeat(n)))
     for setter, values in (
         (s_name, names * len(symbols)), (s_symbol, symbol_column), (s_tf, itertools.repeat(tf)),
-        (s_open, open_column), (s_signal, [None if v is None or v != v else v for v in signals]),  # NaN → missing
+        (s_open, open_column), (s_signal, values),
         (s_tp, tps * len(symbols)), (s_sl, sls * len(symbols)), (s_ctx, contexts * len(symbols)),
     ):
         _drain(map(setter, out, values))
