@@ -29,7 +29,6 @@ TOLERANCE = 1e-9
 ROWS = 2_300
 YOUNG_START = 1_000  # the young symbol's first bar: it has < a full window at the first checks
 CHECKS = (1_300, 1_700, 1_900, 2_150, ROWS - 1)
-MARKER_VOLUME = 4_242.0
 
 # symbol → (file, first row, price factor, volume factor)
 SOURCES = {
@@ -42,27 +41,36 @@ SOURCES = {
 }
 
 
-def _raise_on_marker(b: Bars) -> np.ndarray:
-    """Raises when any symbol's last bar carries the marker volume (a bad input)."""
-    if np.any(b.volume[-1] == MARKER_VOLUME):
-        raise ValueError("marker bar")
+def _raise_on_silence(b: Bars) -> np.ndarray:
+    """Raises when a symbol's last bar traded nothing (0 stays 0 under the burst's scaling)."""
+    if np.any(b.volume[-1] == 0.0):
+        raise ValueError("no volume on the last bar")
     return np.zeros(len(b))
 
 
-def _raise_on_marker_last(b: Bars) -> np.ndarray | float:
-    if np.any(b.volume[-1] == MARKER_VOLUME):
-        raise ValueError("marker bar")
+def _raise_on_silence_last(b: Bars) -> np.ndarray | float:
+    if np.any(b.volume[-1] == 0.0):
+        raise ValueError("no volume on the last bar")
     return np.zeros(b.close.shape[1:]) if b.close.ndim == 2 else 0.0
 
 
-FAULTY = SensorSpec("burst_raises", Family.STRUCTURE, _raise_on_marker, {}, lambda p: 0, timeframes=("1m",),
-                    live=_raise_on_marker_last, stacked=True)
+# a stacked twin that raises for the whole burst when one symbol is bad, and a plugin-style
+# sensor without a stacked twin (evaluated symbol by symbol) that fails the same way
+RAISES_STACKED = SensorSpec("burst_raises", Family.STRUCTURE, _raise_on_silence, {}, lambda p: 0,
+                            timeframes=("1m",), live=_raise_on_silence_last, stacked=True)
+RAISES_ALONE = SensorSpec("alone_raises", Family.STRUCTURE, _raise_on_silence, {}, lambda p: 0, timeframes=("1m",))
 
 
 def _bars(data_dir: Path, symbol: str) -> Bars:
     file, start, price, volume = SOURCES[symbol]
     s = load_candles(data_dir / file).slice(start, start + ROWS)
     return Bars(s.open * price, s.high * price, s.low * price, s.close * price, s.volume * volume), s.open_time
+
+
+def _feed(md: MarketData, symbol: str, history: tuple[Bars, np.ndarray], i: int, volume: float | None = None) -> None:
+    b, times = history
+    v = b.volume[i] if volume is None else volume
+    md.append_values(symbol, int(times[i]), b.open[i], b.high[i], b.low[i], b.close[i], v)
 
 
 @pytest.fixture(scope="module")
@@ -81,10 +89,9 @@ def bursts(histories) -> Iterator[tuple[dict, list]]:
     out = []
     try:
         for i in range(ROWS):
-            for symbol, (b, times) in histories.items():
-                if symbol == "YOUNGUSDT" and i < YOUNG_START:
-                    continue
-                md.append_values(symbol, int(times[i]), b.open[i], b.high[i], b.low[i], b.close[i], b.volume[i])
+            for symbol, history in histories.items():
+                if symbol != "YOUNGUSDT" or i >= YOUNG_START:
+                    _feed(md, symbol, history, i)
             if i in CHECKS:
                 rings = [md.ring(s, Timeframe.M1) for s in SOURCES]
                 indices = [md.last_index(s, Timeframe.M1) for s in SOURCES]
@@ -114,3 +121,58 @@ def test_a_burst_equals_batch_for_every_sensor_and_symbol(histories, bursts) -> 
                     assert abs(got - expected) <= TOLERANCE, f"{p.name} {symbol} bar {i}: burst {got} batch {expected}"
                 stacked += BUILTIN[p.name].stacked
     assert stacked > 0
+
+
+def test_a_sensor_raising_for_one_symbol_is_retried_alone_and_spares_the_others(histories) -> None:
+    specs = {**BUILTIN, RAISES_STACKED.name: RAISES_STACKED, RAISES_ALONE.name: RAISES_ALONE}
+    settings = SensorSettings(timeframes=["1m"])
+    sensors = build_plan(settings, specs).sensors_for(Timeframe.M1)
+    names = [p.name for p in sensors]
+    symbols = ["BTCUSDT", "DOGEUSDT", "MICROUSDT"]
+    md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    try:
+        last = 1_200
+        for i in range(last + 1):
+            for symbol in symbols:  # DOGE's last bar traded nothing: the faulty sensors raise for it only
+                _feed(md, symbol, histories[symbol], i, 0.0 if symbol == "DOGEUSDT" and i == last else None)
+        rings = [md.ring(s, Timeframe.M1) for s in symbols]
+        assert all(r.volume[r.span(last, 1)][0] > 0 for r in (rings[0], rings[2]))
+        result = evaluate_burst(sensors, specs, rings, Timeframe.M1, [last] * 3)
+        for faulty in (RAISES_STACKED.name, RAISES_ALONE.name):
+            k = names.index(faulty)
+            assert math.isnan(result.signals[1, k])  # missing, never neutral
+            assert result.signals[0, k] == 0.0 and result.signals[2, k] == 0.0
+            assert [e for e in result.errors[1] if e[0] == k] == [(k, "ValueError: no volume on the last bar")]
+        assert not result.errors[0] and not result.errors[2] and len(result.errors[1]) == 2
+        for s, symbol in enumerate(symbols):  # every other sensor is there, equal to the symbol alone
+            alone = evaluate_bar(sensors, specs, rings[s], Timeframe.M1, last)
+            for k, name in enumerate(names):
+                if name in (RAISES_STACKED.name, RAISES_ALONE.name):
+                    continue
+                assert not math.isnan(result.signals[s, k]), f"{name} {symbol}"
+                assert abs(result.signals[s, k] - alone.signals[k]) <= TOLERANCE, f"{name} {symbol}"
+    finally:
+        md.close()
+
+
+def test_one_full_symbol_or_none_is_evaluated_alone_exactly(histories) -> None:
+    """Nothing to share: the burst is each symbol's single-symbol evaluation, bit for bit."""
+    settings = SensorSettings(timeframes=["1m"])
+    sensors = build_plan(settings, BUILTIN).sensors_for(Timeframe.M1)
+    symbols = ["BTCUSDT", "YOUNGUSDT"]
+    md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    try:
+        for i in range(1_100):
+            _feed(md, "BTCUSDT", histories["BTCUSDT"], i)
+            if i >= 1_060:
+                _feed(md, "YOUNGUSDT", histories["YOUNGUSDT"], i)
+        rings = [md.ring(s, Timeframe.M1) for s in symbols]
+        indices = [md.last_index(s, Timeframe.M1) for s in symbols]
+        result = evaluate_burst(sensors, BUILTIN, rings, Timeframe.M1, indices)
+        for s in range(2):
+            alone = evaluate_bar(sensors, BUILTIN, rings[s], Timeframe.M1, indices[s])
+            np.testing.assert_array_equal(result.signals[s], alone.signals)
+            assert result.open_times[s] == alone.open_time_ms and result.stale[s] == alone.stale
+        assert np.isnan(result.signals[1]).any() and not np.isnan(result.signals[0]).any()  # 40 bars: some still warm up
+    finally:
+        md.close()
