@@ -316,68 +316,81 @@ def evaluate_burst(
     """Every planned sensor for bar ``indices[i]`` of ``rings[i]``, all symbols together.
 
     The same values as ``evaluate_bar`` per symbol (within the window rule's 1e-9; see the
-    module docstring): symbols with a full window are stacked, the others evaluated alone.
+    module docstring). Each window group stacks the symbols whose rings hold its window; a
+    symbol with fewer bars (start-up) evaluates that group's sensors alone, over all its bars
+    (exactly batch mode), as does every symbol of a group fewer than two symbols can join.
     """
     n = len(rings)
     plan = _burst_plan(sensors, specs)
-    full = [i for i in range(n) if indices[i] + 1 >= plan.window and rings[i].capacity >= plan.window]
-    if len(full) < 2 or not plan.groups:  # nothing to share: the single-symbol path
+    have = [min(indices[i] + 1, rings[i].capacity) for i in range(n)]  # bars a window can reach
+    smallest = min((g.window for g in plan.groups), default=0)
+    joined = [i for i in range(n) if plan.groups and have[i] >= smallest]
+    if len(joined) < 2:  # nothing to share: the single-symbol path
         results = [evaluate_bar(sensors, specs, rings[i], timeframe, indices[i]) for i in range(n)]
         return BurstResult(timeframe, tuple(indices), tuple(r.open_time_ms for r in results),
                            np.array([r.signals for r in results]).reshape(n, len(sensors)),
                            tuple(r.errors for r in results), tuple(r.stale for r in results))
     signals = np.full((n, len(sensors)), math.nan)
     errors: list[list[tuple[int, str]]] = [[] for _ in range(n)]
-    full_set = set(full)
+    joined_set = set(joined)
     for i in range(n):
-        if i not in full_set:
+        if i not in joined_set:  # too few bars for any group: the single-symbol path
             r = evaluate_bar(sensors, specs, rings[i], timeframe, indices[i])
             signals[i] = r.signals
             errors[i].extend(r.errors)
     steps = _steps(sensors, specs)
-    stack, scales = _stack([rings[i] for i in full], [indices[i] for i in full], plan.window)
-    alone_windows: dict[tuple[int, int], tuple[Bars, int]] = {}
+    windows: dict[tuple[int, int], tuple[Bars, int]] = {}
 
-    def alone(i: int, window: int) -> tuple[Bars, int]:
-        """Symbol ``i``'s own (unscaled) window, one Bars object per length so sensors share calls."""
-        found = alone_windows.get((i, window))
-        if found is None:
+    def alone(i: int, k: int) -> float:
+        """Sensor ``k`` for symbol ``i`` over its own unscaled window (the plan's, as ``evaluate_bar``)."""
+        fn, is_live, params, warm, window = steps[k]
+        found = windows.get((i, window))
+        if found is None:  # one Bars object per symbol and length: sensors share their TA-Lib calls
             ring = rings[i]
             sl = ring.span(indices[i], window)
-            found = alone_windows[(i, window)] = (
-                Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl]),
-                sl.stop - sl.start)
-        return found
-
-    def one(i: int, k: int) -> None:
-        fn, is_live, params, warm, window = steps[k]
-        bars, have = alone(i, window)
-        if have <= warm:
-            return  # not warmed up: stays NaN (missing)
+            found = windows[(i, window)] = (
+                Bars(ring.open[sl], ring.high[sl], ring.low[sl], ring.close[sl], ring.volume[sl]), sl.stop - sl.start)
+        if found[1] <= warm:
+            return math.nan  # not warmed up: missing
         try:
-            value = float(fn(bars, **params) if is_live else fn(bars, **params)[-1])
+            value = float(fn(found[0], **params) if is_live else fn(found[0], **params)[-1])
         except Exception as exc:  # isolate: one broken sensor must not silence the others
             errors[i].append((k, f"{type(exc).__name__}: {exc}"[:300]))
-            return
-        signals[i, k] = value if value != value else min(1.0, max(-1.0, value))
+            return math.nan
+        return value
 
-    stacked = np.full((len(sensors), len(full)), math.nan)  # sensor-major: one row per twin's answer
-    retry: list[int] = []
+    stack, scales = _stack([rings[i] for i in joined], [indices[i] for i in joined], [have[i] for i in joined],
+                           min(plan.window, max(have[i] for i in joined)))
+    out = np.full((len(sensors), len(joined)), math.nan)  # sensor-major: one row per sensor
+    later: list[tuple[int, list[int]]] = []  # (sensor, positions in ``joined``) evaluated alone
     with ta.shared():  # sensors of one group read the same window objects: they share indicators
-        with shape.price_scale(scales):
-            for group in plan.groups:
-                bars = _group_bars(stack, group.window)
+        for group in plan.groups:
+            rows = [j for j, i in enumerate(joined) if have[i] >= group.window]
+            if len(rows) < 2:
+                later.extend((k, list(range(len(joined)))) for k in group.members)
+                continue
+            others = [j for j in range(len(joined)) if have[joined[j]] < group.window]
+            every = len(rows) == len(joined)
+            bars = _group_bars(stack if every else stack[:, rows], group.window)
+            with shape.price_scale(scales if every else scales[rows]):
                 for k in group.members:
                     fn, _, params, _, _ = steps[k]
                     try:
-                        stacked[k] = fn(bars, **params)  # broadcast: a twin may answer one constant
-                    except Exception:  # retried symbol by symbol below: only the symbols that fail go missing
-                        retry.append(k)
-        np.clip(stacked, -1.0, 1.0, out=stacked)  # NaN stays NaN
-        signals[full] = stacked.T
-        for k in (*retry, *plan.alone):
-            for i in full:
-                one(i, k)
+                        values = fn(bars, **params)
+                        if every:
+                            out[k] = values  # broadcast: a twin may answer one constant
+                        else:
+                            out[k, rows] = values
+                    except Exception:  # retried symbol by symbol: only the symbols that fail go missing
+                        later.append((k, rows))
+            if others:
+                later.extend((k, others) for k in group.members)
+        later.extend((k, list(range(len(joined)))) for k in plan.alone)
+        for k, positions in later:
+            for j in positions:
+                out[k, j] = alone(joined[j], k)
+    np.clip(out, -1.0, 1.0, out=out)  # NaN stays NaN
+    signals[joined] = out.T
     longest = max((s.window for s in sensors), default=1)
     return BurstResult(
         timeframe, tuple(indices), tuple(rings[i].open_time(indices[i]) for i in range(n)), signals,
@@ -385,18 +398,24 @@ def evaluate_burst(
     )
 
 
-def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], window: int) -> tuple[np.ndarray, np.ndarray]:
-    """(5, S, window) copy of the symbols' last ``window`` bars (open, high, low, close, volume),
-    each symbol scaled by its own powers of two (see the module docstring): exact, and it puts
-    every symbol's prices and volumes on one scale so no recursive indicator carries a symbol's
-    magnitude into the next one's segment. Also returns the (S,) price factors."""
+def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], have: Sequence[int],
+           window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(5, S, window) copy of the symbols' last bars (open, high, low, close, volume), right-aligned:
+    a symbol with fewer bars (``have``) leaves the start of its row unset — only groups whose
+    window it holds read it. Each symbol is scaled by its own powers of two (see the module
+    docstring): exact, and it puts every symbol's prices and volumes on one scale so no
+    recursive indicator carries a symbol's magnitude into the next one's segment. Also returns
+    the (S,) price factors."""
     stack = np.empty((5, len(rings), window))
-    for s, (ring, index) in enumerate(zip(rings, indices, strict=True)):
-        stack[:, s, :] = ring.block(ring.span(index, window))
+    largest = np.empty(len(rings))
+    for s, (ring, index, bars) in enumerate(zip(rings, indices, have, strict=True)):
+        n = min(bars, window)
+        block = stack[:, s, window - n:]
+        block[:] = ring.block(ring.span(index, n))
+        largest[s] = block[4].max()
     _, exponent = np.frexp(stack[3, :, -1])  # close = m × 2**e with m in [0.5, 1)
     scales = np.ldexp(1.0, 1 - exponent)
     stack[:_PRICE_ROWS] *= scales[None, :, None]
-    largest = stack[4].max(axis=1)
     _, exponent = np.frexp(largest)
     stack[4] *= np.where(largest > 0, np.ldexp(1.0, 1 - exponent), 1.0)[:, None]
     return stack, scales
@@ -404,5 +423,6 @@ def _stack(rings: Sequence[RingBuffer], indices: Sequence[int], window: int) -> 
 
 def _group_bars(stack: np.ndarray, window: int) -> Bars:
     """Bars of (window, S) columns: transposed views of C-contiguous (S, window) matrices."""
-    cols = stack if window == stack.shape[2] else np.ascontiguousarray(stack[:, :, -window:])
+    cols = stack if window == stack.shape[2] and stack.flags.c_contiguous else \
+        np.ascontiguousarray(stack[:, :, -window:])
     return Bars(cols[0].T, cols[1].T, cols[2].T, cols[3].T, cols[4].T)
