@@ -88,11 +88,8 @@ def direct(wrapped: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
-    fn = unwrapped(wrapped)
+    run = direct(wrapped)
     ndarray = np.ndarray
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        return _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
 
     def call(*args: Any, **kwargs: Any) -> Any:
         global _memo_bytes
@@ -120,7 +117,7 @@ def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
         return out
 
     call.__name__ = call.__qualname__ = name
-    call.__doc__ = fn.__doc__
+    call.__doc__ = unwrapped(wrapped).__doc__
     return call
 
 

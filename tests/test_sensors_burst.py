@@ -21,6 +21,9 @@ from core.history import load_candles
 from core.market_data import MarketData
 from core.sensor_plan import build_plan, evaluate_bar, evaluate_burst
 from core.types import Timeframe
+import talib
+
+from sensors import ta
 from sensors.base import Bars, Family, SensorSpec
 from sensors.registry import builtin_sensors
 
@@ -39,6 +42,25 @@ SOURCES = {
     "HUGEUSDT": ("futures-2023/DOGEUSDT-1m.csv.gz", 5_000, 1e5, 1e-4),
     "YOUNGUSDT": ("futures-2023/ETHUSDT-1m.csv.gz", 1_000, 1.0, 1.0),
 }
+
+
+def test_a_stacked_talib_call_is_one_call_over_the_symbols_one_after_the_other(histories) -> None:
+    raw = np.array([histories[s][0].close[:300] for s in ("BTCUSDT", "DOGEUSDT", "SOLUSDT")])  # (S, W)
+    _, exponent = np.frexp(raw[:, -1])
+    closes = raw * np.ldexp(1.0, 1 - exponent)[:, None]  # each last close in [1, 2), as a burst scales
+    stacked = closes.T  # (W, S): time on axis 0
+    with ta.shared():
+        sma = ta.SMA(stacked, 20)
+        upper, middle, lower = ta.BBANDS(stacked, 20, 2.0, 2.0, 0)
+        assert ta.SMA(stacked, 20) is sma and sma.shape == stacked.shape
+    np.testing.assert_array_equal(sma, talib.SMA(closes.ravel(), 20).reshape(3, 300).T)  # one flattened call
+    np.testing.assert_array_equal(sma[:, 0], talib.SMA(closes[0], 20))  # the first symbol: bit for bit
+    for s in range(3):  # past the seam a rolling window reads only its own symbol (running-sum rounding aside)
+        np.testing.assert_allclose(sma[19:, s], talib.SMA(closes[s], 20)[19:], rtol=1e-13)
+        np.testing.assert_allclose(middle[19:, s], sma[19:, s], rtol=1e-13)
+    # unscaled, BTC's magnitude left in TA-Lib's running sum swamps DOGE's last digits: why bursts scale
+    leaked = talib.SMA(raw.ravel(), 20).reshape(3, 300)[1, 19:]
+    assert np.max(np.abs(leaked / talib.SMA(raw[1], 20)[19:] - 1)) > 1e-11
 
 
 def _raise_on_silence(b: Bars) -> np.ndarray:
