@@ -88,19 +88,20 @@ def direct(wrapped: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
-    run = direct(wrapped)
+    fn = unwrapped(wrapped)
     ndarray = np.ndarray
 
     def call(*args: Any, **kwargs: Any) -> Any:
         global _memo_bytes
         memo = _memo
         if memo is None:
-            return run(*args, **kwargs)
+            return _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
         key = (name, *map(id, args), *kwargs.items())
         hit = memo.get(key)
         if hit is not None:
             return hit[0]
-        out = run(*args, **kwargs)
+        # (inlined rather than through ``direct``: one Python frame less on a live bar's ~60 calls)
+        out = _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
         if out.__class__ is ndarray:
             out.flags.writeable = False
             size = out.nbytes
@@ -117,7 +118,7 @@ def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
         return out
 
     call.__name__ = call.__qualname__ = name
-    call.__doc__ = unwrapped(wrapped).__doc__
+    call.__doc__ = fn.__doc__
     return call
 
 
