@@ -28,9 +28,10 @@ symbol on its unscaled window.
 
 Sensors are grouped by their own windows (``burst_classes``): one window per group, the
 longest of its members, because a burst's cost is TA-Lib's work per bar (S × window), not
-its call count. A symbol whose ring does not hold the longest group window yet (start-up) is
-evaluated alone (``evaluate_bar``: exactly batch mode); a stacked sensor that raises is
-retried symbol by symbol, so one bad symbol never blanks the others.
+its call count. A symbol whose ring does not hold a group's window yet (start-up) evaluates
+that group's sensors alone, over all its bars (exactly batch mode), and joins the groups whose
+windows it holds; a stacked sensor that raises is retried symbol by symbol, so one bad symbol
+never blanks the others.
 """
 
 from __future__ import annotations

@@ -24,11 +24,11 @@ belongs to ``MarketData`` and is unlinked by its ``close()``.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ctypes
 import dataclasses
 import gc
-import collections
 import itertools
 import logging
 import math
