@@ -19,7 +19,7 @@ import pytest
 from config.settings import SensorSettings
 from core.history import load_candles
 from core.market_data import MarketData
-from core.sensor_plan import build_plan, evaluate_bar, evaluate_burst
+from core.sensor_plan import BURST_MIN_SYMBOLS, build_plan, evaluate_bar, evaluate_burst
 from core.types import Timeframe
 import talib
 
@@ -70,7 +70,11 @@ def _raise_on_silence(b: Bars) -> np.ndarray:
     return np.zeros(len(b))
 
 
+CALLED_WITH: list[int] = []  # the dimensions of the windows the stacked twin saw
+
+
 def _raise_on_silence_last(b: Bars) -> np.ndarray | float:
+    CALLED_WITH.append(b.close.ndim)
     if np.any(b.volume[-1] == 0.0):
         raise ValueError("no volume on the last bar")
     return np.zeros(b.close.shape[1:]) if b.close.ndim == 2 else 0.0
@@ -150,7 +154,8 @@ def test_a_sensor_raising_for_one_symbol_is_retried_alone_and_spares_the_others(
     settings = SensorSettings(timeframes=["1m"])
     sensors = build_plan(settings, specs).sensors_for(Timeframe.M1)
     names = [p.name for p in sensors]
-    symbols = ["BTCUSDT", "DOGEUSDT", "MICROUSDT"]
+    symbols = ["BTCUSDT", "DOGEUSDT", "MICROUSDT", "HUGEUSDT"]
+    assert len(symbols) >= BURST_MIN_SYMBOLS  # stacked
     md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
     try:
         last = 1_200
@@ -158,14 +163,16 @@ def test_a_sensor_raising_for_one_symbol_is_retried_alone_and_spares_the_others(
             for symbol in symbols:  # DOGE's last bar traded nothing: the faulty sensors raise for it only
                 _feed(md, symbol, histories[symbol], i, 0.0 if symbol == "DOGEUSDT" and i == last else None)
         rings = [md.ring(s, Timeframe.M1) for s in symbols]
-        assert all(r.volume[r.span(last, 1)][0] > 0 for r in (rings[0], rings[2]))
-        result = evaluate_burst(sensors, specs, rings, Timeframe.M1, [last] * 3)
+        assert all(r.volume[r.span(last, 1)][0] > 0 for r in (rings[0], rings[2], rings[3]))
+        CALLED_WITH.clear()
+        result = evaluate_burst(sensors, specs, rings, Timeframe.M1, [last] * 4)
+        assert CALLED_WITH == [2, 1, 1, 1, 1]  # the burst raised, then each symbol alone
         for faulty in (RAISES_STACKED.name, RAISES_ALONE.name):
             k = names.index(faulty)
             assert math.isnan(result.signals[1, k])  # missing, never neutral
-            assert result.signals[0, k] == 0.0 and result.signals[2, k] == 0.0
+            assert all(result.signals[s, k] == 0.0 for s in (0, 2, 3))
             assert [e for e in result.errors[1] if e[0] == k] == [(k, "ValueError: no volume on the last bar")]
-        assert not result.errors[0] and not result.errors[2] and len(result.errors[1]) == 2
+        assert not result.errors[0] and not result.errors[2] and not result.errors[3] and len(result.errors[1]) == 2
         for s, symbol in enumerate(symbols):  # every other sensor is there, equal to the symbol alone
             alone = evaluate_bar(sensors, specs, rings[s], Timeframe.M1, last)
             for k, name in enumerate(names):
