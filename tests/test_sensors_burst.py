@@ -207,3 +207,39 @@ def test_one_full_symbol_or_none_is_evaluated_alone_exactly(histories) -> None:
         assert np.isnan(result.signals[1]).any() and not np.isnan(result.signals[0]).any()  # 2 bars: warming up
     finally:
         md.close()
+
+
+async def test_the_pool_answers_a_burst_stacked_in_its_workers_with_batch_values(histories) -> None:
+    """Real worker processes: each owns 4 symbols of very different scales and stacks them."""
+    from core.sensor_pool import SensorPool
+
+    symbols = [s for s in SOURCES if s != "YOUNGUSDT"] + ["ETHUSDT", "BTC2USDT", "DOGE2USDT"]
+    extra = {"ETHUSDT": histories["YOUNGUSDT"], "BTC2USDT": histories["MICROUSDT"], "DOGE2USDT": histories["HUGEUSDT"]}
+    feeds = {**{s: histories[s] for s in SOURCES}, **extra}
+    settings = SensorSettings(workers=2, timeframes=["1m"])
+    md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    pool = SensorPool(md, settings)
+    try:
+        for i in range(1_100):
+            for s in symbols:
+                _feed(md, s, feeds[s], i)
+        await pool.start()
+        assert all(len(syms) >= BURST_MIN_SYMBOLS for syms in pool._slot_symbols)  # each worker stacks
+        closed = {}
+        for s in symbols:
+            _feed(md, s, feeds[s], 1_100)
+            closed[s] = (Timeframe.M1,)
+        burst = await pool.evaluate_many(closed)
+        assert set(burst) == set(symbols)
+        for s in symbols:
+            b = Bars(*(c[:1_101] for c in feeds[s][0]))
+            readings = burst[s]
+            assert len(readings) == len(pool.plan.sensors_for(Timeframe.M1))
+            for r in readings:
+                expected = BUILTIN[r.sensor].compute(b, dict(next(p.params for p in pool.plan.sensors_for(
+                    Timeframe.M1) if p.name == r.sensor)))[-1]
+                assert r.signal is not None and abs(r.signal - expected) <= TOLERANCE, f"{r.sensor} {s}"
+                assert r.open_time_ms == int(feeds[s][1][1_100]) and r.symbol == s
+    finally:
+        await pool.stop()
+        md.close()
