@@ -216,7 +216,9 @@ async def test_the_pool_answers_a_burst_stacked_in_its_workers_with_batch_values
     symbols = [s for s in SOURCES if s != "YOUNGUSDT"] + ["ETHUSDT", "BTC2USDT", "DOGE2USDT"]
     extra = {"ETHUSDT": histories["YOUNGUSDT"], "BTC2USDT": histories["MICROUSDT"], "DOGE2USDT": histories["HUGEUSDT"]}
     feeds = {**{s: histories[s] for s in SOURCES}, **extra}
-    settings = SensorSettings(workers=2, timeframes=["1m"])
+    # the built-in sensors only: test doubles other modules registered in this process are not
+    # loaded into these workers
+    settings = SensorSettings(workers=2, timeframes=["1m"], enabled=sorted(BUILTIN))
     md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
     pool = SensorPool(md, settings)
     try:
