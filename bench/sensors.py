@@ -3,7 +3,9 @@
 (a) all 1m sensors for one symbol-candle, in process (µs);
 (b) a burst of 50 symbols closing together → all readings back through the worker pool
     (``SensorPool.evaluate_many``), p50/p99 over ≥ 200 bursts, the engine process's own CPU
-    per burst, and the single-process time for the same work;
+    per burst, and the single-process time for the same work — symbol by symbol
+    (``evaluate_local``) and as the workers do it, stacked (``evaluate_burst_local``, wall and
+    CPU: the CPU figure is what a loaded, shared machine distorts least);
 (c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s), in one process and in one
     process per core (one history each); ``_cpu`` lines give the same bars per CPU second, what
     unshared cores would do. ``--per-sensor`` adds each sensor's own batch cost (ns/bar).
@@ -32,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import SensorSettings  # noqa: E402
 from core.history import CandleSeries, find_data_dir, load_candles  # noqa: E402
 from core.market_data import MarketData  # noqa: E402
-from core.sensor_pool import SensorPool, evaluate_local, worker_count  # noqa: E402
+from core.sensor_pool import SensorPool, evaluate_burst_local, evaluate_local, worker_count  # noqa: E402
 from core.types import Timeframe  # noqa: E402
 from sensors.base import Bars  # noqa: E402
 from sensors.batch import keep_heap, run_batch  # noqa: E402
@@ -103,7 +105,7 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick
         for _ in range(warm):
             close_all()
         await pool.start()
-        p50s, p99s, singles, parent_cpu = [], [], [], []
+        p50s, p99s, singles, parent_cpu, stacked, stacked_cpu = [], [], [], [], [], []
         readings = 0
         for _ in range(runs):
             samples, cpu = [], []
@@ -125,12 +127,22 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick
                     evaluate_local(md, pool.plan, specs, s, (Timeframe.M1,))
                 single.append(time.perf_counter() - t)
             singles.append(statistics.median(single))
+            wall, cpu = [], []
+            for _ in range(min(bursts, 10 if quick else 20)):
+                t, c = time.perf_counter(), time.process_time()
+                evaluate_burst_local(md, pool.plan, specs, closed)
+                wall.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+            stacked.append(statistics.median(wall))
+            stacked_cpu.append(statistics.mean(cpu))
         workers = len(pool.worker_pids)
         emit("burst50_p50", statistics.median(p50s) * 1e3, "ms", runs, workers=workers, bursts=bursts,
              readings=readings)
         emit("burst50_p99", statistics.median(p99s) * 1e3, "ms", runs, workers=workers, bursts=bursts)
         emit("burst50_engine_cpu", statistics.median(parent_cpu) * 1e3, "ms", runs)  # dispatch + readings
         emit("burst50_single_process", statistics.median(singles) * 1e3, "ms", runs)
+        emit("burst50_single_process_stacked", statistics.median(stacked) * 1e3, "ms", runs)
+        emit("burst50_single_process_stacked_cpu", statistics.median(stacked_cpu) * 1e3, "ms", runs)
     finally:
         await pool.stop()
         md.close()

@@ -120,6 +120,11 @@ class RingBuffer:
         start = (end - n + 1) % self.capacity
         return slice(start, start + n)
 
+    def block(self, sl: slice) -> np.ndarray:
+        """The price and volume columns of the slots ``sl`` as one (5, n) view: open, high, low,
+        close, volume (one copy moves a whole window; see ``core.sensor_plan.evaluate_burst``)."""
+        return self._columns[:, sl]
+
     def overwritten(self, end: int, n: int) -> bool:
         """True if bars written after ``end`` may have overwritten the window read."""
         return self.count - 1 - end > self.capacity - min(n, self.capacity)

@@ -110,6 +110,11 @@ class SensorSpec:
     # The signal at the last bar only (same params as ``fn``): what a live worker needs, without
     # shaping the whole window with numpy. Must equal ``fn(bars)[-1]`` (tested for every sensor).
     live: LiveFn | None = None
+    # True: ``live`` also takes a burst — columns of shape (W, S), one per symbol, each symbol's
+    # prices and volume scaled by its own power of two — and returns the S last-bar signals, which
+    # must not depend on that scaling (see ``core.sensor_plan.evaluate_burst``). False: the
+    # sensor is evaluated symbol by symbol.
+    stacked: bool = False
 
     def resolve(self, overrides: Mapping[str, ParamValue] | None = None) -> dict[str, ParamValue]:
         """Defaults updated with ``overrides``; unknown names or wrong types raise ValueError."""
@@ -211,17 +216,18 @@ def sensor(
     return wrap
 
 
-def live(name: str) -> Callable[[LiveFn], LiveFn]:
+def live(name: str, *, stacked: bool = False) -> Callable[[LiveFn], LiveFn]:
     """Decorator registering the last-bar twin of sensor ``name`` (see ``SensorSpec.live``).
 
     Called with the same ``Bars`` and params as the sensor, more than ``warmup`` bars long.
+    ``stacked``: the twin also evaluates a burst of symbols at once (``SensorSpec.stacked``).
     """
 
     def wrap(fn: LiveFn) -> LiveFn:
         spec = _DEFINED[name]
         if spec.live is not None:
             raise ValueError(f"sensor {name!r} has two live twins")
-        _DEFINED[name] = replace(spec, live=fn)
+        _DEFINED[name] = replace(spec, live=fn, stacked=stacked)
         return fn
 
     return wrap

@@ -8,8 +8,9 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, Params, live, sensor, wilder_settle
-from sensors.shape import band, band1, cross, cross1, diff1, squash
-from sensors.shape import above, below, squash_
+from sensors.shape import (
+    above, band, band1, below, cross, cross1, diff1, missing1, nan1, squash_, tanh1, where1,
+)
 
 
 @sensor("rsi2_extreme", Family.MOMENTUM, params={"period": 2, "low": 10.0, "high": 90.0},
@@ -126,75 +127,78 @@ def awesome(b: Bars, fast: int, slow: int, atr: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
 
 
-@live("rsi2_extreme")
+@live("rsi2_extreme", stacked=True)
 def _rsi2_extreme(b: Bars, period: int, low: float, high: float) -> float:
     return band1(ta.RSI(b.close, period)[-1], low, high, 10.0)
 
 
-@live("rsi14")
+@live("rsi14", stacked=True)
 def _rsi14(b: Bars, period: int, low: float, high: float) -> float:
     return band1(ta.RSI(b.close, period)[-1], low, high, 30.0)
 
 
-@live("rsi_momentum")
+@live("rsi_momentum", stacked=True)
 def _rsi_momentum(b: Bars, period: int) -> float:
-    return math.tanh((ta.RSI(b.close, period)[-1] - 50.0) / 15.0)
+    return tanh1((ta.RSI(b.close, period)[-1] - 50.0) / 15.0)
 
 
-@live("stoch")
+@live("stoch", stacked=True)
 def _stoch(b: Bars, fastk: int, slowk: int, slowd: int, low: float, high: float) -> float:
     k, d = ta.STOCH(b.high, b.low, b.close, fastk, slowk, 0, slowd, 0)
     c = cross1(k[-1], d[-1], k[-2], d[-2])
-    if c != c:
-        return math.nan
-    return 1.0 if c > 0 and diff1(d[-1], low) < 0 else -1.0 if c < 0 and diff1(d[-1], high) > 0 else 0.0
+    d = d[-1]
+    buy = where1(diff1(d, low) < 0, 1.0, 0.0)  # an up-cross inside the oversold zone
+    sell = where1(diff1(d, high) > 0, -1.0, 0.0)  # a down-cross inside the overbought zone
+    out = where1(c > 0, buy, where1(c < 0, sell, 0.0))
+    return missing1(nan1(c), out)
 
 
-@live("stochrsi")
+@live("stochrsi", stacked=True)
 def _stochrsi(b: Bars, period: int, fastk: int, fastd: int, low: float, high: float) -> float:
     return band1(ta.STOCHRSI(b.close, period, fastk, fastd, 0)[1][-1], low, high, 20.0)
 
 
-@live("cci")
+@live("cci", stacked=True)
 def _cci(b: Bars, period: int) -> float:
     return band1(ta.CCI(b.high, b.low, b.close, period)[-1], -100.0, 100.0, 100.0)
 
 
-@live("williams_r")
+@live("williams_r", stacked=True)
 def _williams_r(b: Bars, period: int) -> float:
     return band1(ta.WILLR(b.high, b.low, b.close, period)[-1], -80.0, -20.0, 20.0)
 
 
-@live("mfi")
+@live("mfi", stacked=True)
 def _mfi(b: Bars, period: int, low: float, high: float) -> float:
     return band1(ta.MFI(b.high, b.low, b.close, b.volume, period)[-1], low, high, 20.0)
 
 
-@live("roc")
+@live("roc", stacked=True)
 def _roc(b: Bars, period: int, atr: int) -> float:
     expected = ta.NATR(b.high, b.low, b.close, atr)[-1] * math.sqrt(period)
-    return math.tanh(ta.ROC(b.close, period)[-1] / expected)
+    return tanh1(ta.ROC(b.close, period)[-1] / expected)
 
 
-@live("cmo")
+@live("cmo", stacked=True)
 def _cmo(b: Bars, period: int) -> float:
     return ta.CMO(b.close, period)[-1] / 100.0
 
 
-@live("ultimate")
+@live("ultimate", stacked=True)
 def _ultimate(b: Bars, short: int, mid: int, long: int) -> float:
     return band1(ta.ULTOSC(b.high, b.low, b.close, short, mid, long)[-1], 30.0, 70.0, 20.0)
 
 
-@live("balance_of_power")
+@live("balance_of_power", stacked=True)
 def _balance_of_power(b: Bars, period: int) -> float:
     return ta.SMA(ta.BOP(b.open, b.high, b.low, b.close), period)[-1]
 
 
-@live("awesome")
+@live("awesome", stacked=True)
 def _awesome(b: Bars, fast: int, slow: int, atr: int) -> float:
     median = ta.MEDPRICE(b.high, b.low)
     ao = ta.SMA(median, fast)[-1] - ta.SMA(median, slow)[-1]
-    return math.tanh(ao / ta.ATR(b.high, b.low, b.close, atr)[-1])
+    return tanh1(ao / ta.ATR(b.high, b.low, b.close, atr)[-1])

@@ -15,7 +15,7 @@ import talib
 import talib.abstract
 
 from sensors.base import Bars, Family, live, sensor
-from sensors.ta import unwrapped
+from sensors.ta import direct, unwrapped
 
 # name → (TA-Lib function, side: 0 = TA-Lib's sign, +1/-1 = fixed side, extra parameters)
 PATTERNS: dict[str, tuple[str, int, dict[str, float]]] = {
@@ -63,10 +63,14 @@ def _make(function: str, side: int) -> Callable[..., np.ndarray]:
 
 
 def _make_live(function: str, side: int) -> Callable[..., float]:
-    call = unwrapped(getattr(talib, function))
+    """The last-bar twin: one symbol's window or a burst's stacked (W, S) windows. The shapes
+    TA-Lib compares (bodies, shadows, their averages × constants) scale alike, so a burst's
+    power-of-two scaling of a symbol's prices changes no answer."""
+    call = direct(getattr(talib, function))
 
     def pattern_last(b: Bars, **extra: float) -> float:
-        raw = float(call(b.open, b.high, b.low, b.close, **extra)[-1]) / 100.0
+        last = call(b.open, b.high, b.low, b.close, **extra)[-1]
+        raw = last / 100.0 if last.ndim else float(last) / 100.0  # numpy's int32 / float: ~1.5 µs
         return raw if side == 0 else side * abs(raw)
 
     return pattern_last
@@ -77,4 +81,4 @@ for _name, (_function, _side, _extra) in PATTERNS.items():
     sensor(_name, Family.PATTERNS, params=_extra, warmup=lambda p, w=_warm: w, indicators=(_function,))(
         _make(_function, _side)
     )
-    live(_name)(_make_live(_function, _side))
+    live(_name, stacked=True)(_make_live(_function, _side))

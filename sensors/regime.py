@@ -12,8 +12,9 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import nan_if, prev, safe_div, safe_div1
-from sensors.shape import ratio, squash_
+from sensors.shape import (
+    log1, missing1, nan1, nan_if, ratio, safe_div1, squash_, tanh1, where1,
+)
 
 
 @sensor("htf_trend", Family.REGIME, params={"fast": 20, "slow": 50, "atr": 14}, context=True,
@@ -93,41 +94,42 @@ def efficiency_ratio(b: Bars, period: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
 
 
-@live("htf_trend")
+@live("htf_trend", stacked=True)
 def _htf_trend(b: Bars, fast: int, slow: int, atr: int) -> float:
     gap = ta.EMA(b.close, fast)[-1] - ta.EMA(b.close, slow)[-1]
-    return math.tanh(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
+    return tanh1(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
 
 
-@live("vol_regime")
+@live("vol_regime", stacked=True)
 def _vol_regime(b: Bars, atr: int, period: int) -> float:
     # the z-score reads only the last ``period`` levels: TA-Lib's SMA/STDDEV over exactly those
-    level = np.log(np.maximum(ta.NATR(b.high, b.low, b.close, atr)[-period:], 1e-6))
+    level = np.log(np.maximum(ta.NATR(b.high, b.low, b.close, atr)[-period:], 1e-6))  # NATR is scale-free
     z = safe_div1(level[-1] - ta.SMA(level, period)[-1], ta.STDDEV(level, period, 1.0)[-1])
-    return math.tanh(z / 2.0)
+    return tanh1(z / 2.0)
 
 
-@live("adx_regime")
+@live("adx_regime", stacked=True)
 def _adx_regime(b: Bars, period: int) -> float:
-    return math.tanh((ta.ADX(b.high, b.low, b.close, period)[-1] - 22.5) / 7.5)
+    return tanh1((ta.ADX(b.high, b.low, b.close, period)[-1] - 22.5) / 7.5)
 
 
-@live("efficiency_ratio")
+@live("efficiency_ratio", stacked=True)
 def _efficiency_ratio(b: Bars, period: int) -> float:
     c = b.close[-period - 1:]
-    return safe_div1(c[-1] - c[0], float(np.sum(np.abs(np.diff(c)))))
+    return safe_div1(c[-1] - c[0], np.sum(np.abs(np.diff(c, axis=0)), axis=0))
 
 
-@live("hurst")
+# Stacked: a burst scales a symbol's prices by a power of two, which shifts every log close by
+# the same constant; the log returns (differences) read here equal batch mode's to rounding.
+@live("hurst", stacked=True)
 def _hurst(b: Bars, period: int, lag: int) -> float:
     log_close = np.log(b.close[-(period + lag):])  # the last ``period`` returns of each kind
     var1 = ta.VAR(log_close[lag:] - log_close[lag - 1:-1], period)[-1]
     var_k = ta.VAR(log_close[lag:] - log_close[:-lag], period)[-1]
-    if var1 != var1 or var_k != var_k:
-        return math.nan
     ratio = safe_div1(var_k, lag * var1)
-    if not ratio > 0:
-        return 0.0
-    return (0.5 + 0.5 * math.log(ratio) / math.log(lag) - 0.5) * 4.0
+    positive = ratio > 0
+    h = 0.5 + 0.5 * log1(where1(positive, ratio, 1.0)) / math.log(lag)
+    return missing1(nan1(var1, var_k), where1(positive, (h - 0.5) * 4.0, 0.0))

@@ -6,6 +6,8 @@ false 0 vote) and look only backwards (``prev`` shifts towards the future, never
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 NAN = np.nan
@@ -165,50 +167,177 @@ def sign_of(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-# ---------------------------------------------------------------- scalar twins
-# Live evaluation needs only the last bar: these give, for plain floats (numpy scalars keep
-# numpy's division semantics), exactly what the array helpers above give at one bar — the
-# same operations in the same order, NaN propagated the same way.
+# ---------------------------------------------------------------- last-bar twins
+# Live evaluation needs only the last bar: these give, at one bar, exactly what the array
+# helpers above give — the same operations in the same order, NaN propagated the same way.
+# Each takes either one symbol's values (plain floats / numpy scalars: Python arithmetic, far
+# cheaper than a numpy call on one value — the single-symbol path) or one value per symbol of a
+# burst (1-D arrays, one numpy call for all symbols; see ``core.sensor_plan.evaluate_burst``).
+# Conditions combine with ``&`` / ``|`` (they work on bools and bool arrays alike), never
+# ``and`` / ``or`` / ``not``; mixing a Python bool into them costs ~1 µs (numpy's promotion), so
+# nested ``where1`` does it where one side is a Python value.
+
+_ARRAY = np.ndarray
+_price_factors: np.ndarray | None = None  # a burst's per-symbol price scaling, while its twins run
 
 
-def nan1(*values: float) -> bool:
-    """True if any value is NaN (x != x is the NaN test)."""
+class price_scale:  # noqa: N801 - used like a function: ``with shape.price_scale(factors): ...``
+    """While a burst's stacked twins run: each symbol's prices were multiplied by ``factors``
+    (powers of two, see ``core.sensor_plan``); ``price1`` divides them back out."""
+
+    __slots__ = ("_factors", "_outer")
+
+    def __init__(self, factors: np.ndarray) -> None:
+        self._factors = factors
+
+    def __enter__(self) -> None:
+        global _price_factors
+        self._outer, _price_factors = _price_factors, self._factors
+
+    def __exit__(self, *_: object) -> None:
+        global _price_factors
+        _price_factors = self._outer
+
+
+def price1(*values: float | np.ndarray) -> tuple[float | np.ndarray, ...]:
+    """Last-bar values in price units, in the symbol's own units again (exact: powers of two).
+
+    A twin passes price-unit values through this before ``diff1``/``cross1``/``sign_of1``: the
+    tie rule's absolute floor ``TIE_ABS`` is in price units, so a tie must be judged there for
+    a burst to decide every tie exactly as batch mode does. Outside a burst: unchanged."""
+    factors = _price_factors
+    if factors is None:
+        return values
+    return tuple(v / factors for v in values)
+
+
+def _any_array(values: tuple[object, ...]) -> bool:
+    for v in values:
+        if v.__class__ is _ARRAY:
+            return True
+    return False
+
+
+def nan1(*values: float | np.ndarray) -> bool | np.ndarray:
+    """True where any value is NaN (x != x is the NaN test)."""
+    if _any_array(values):
+        bad = values[0] != values[0]
+        for v in values[1:]:
+            bad = bad | (v != v)
+        return bad
     for v in values:
         if v != v:
             return True
     return False
 
 
-def sign1(x: float) -> float:
-    """np.sign for one value (NaN stays NaN)."""
+def where1(cond: bool | np.ndarray, a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """``a`` where ``cond`` holds, else ``b`` (np.where for a burst)."""
+    if cond.__class__ is _ARRAY:
+        return np.where(cond, a, b)
+    return a if cond else b
+
+
+def missing1(bad: bool | np.ndarray, value: float | np.ndarray) -> float | np.ndarray:
+    """NaN where ``bad`` (see ``nan1``), else ``value`` (``nan_if`` at the last bar)."""
+    if bad.__class__ is _ARRAY:
+        return np.where(bad, NAN, value)
+    return NAN if bad else value
+
+
+def float1(cond: bool | np.ndarray) -> float | np.ndarray:
+    """1.0 where ``cond`` holds, else 0.0 (one numpy bool: a Python float, ~30× cheaper than numpy's)."""
+    if cond.__class__ is _ARRAY:
+        return cond * 1.0
+    return 1.0 if cond else 0.0
+
+
+def count1(mask: np.ndarray) -> int | np.ndarray:
+    """How many bars of a window's bool mask are True (per symbol for a burst's (m, S) mask)."""
+    return int(np.count_nonzero(mask)) if mask.ndim == 1 else mask.sum(axis=0)
+
+
+def tanh1(x: float | np.ndarray) -> float | np.ndarray:
+    """``squash`` at the last bar."""
+    return np.tanh(x) if x.__class__ is _ARRAY else math.tanh(x)
+
+
+def log1(x: float | np.ndarray) -> float | np.ndarray:
+    """Natural log (np.log for a burst)."""
+    return np.log(x) if x.__class__ is _ARRAY else math.log(x)
+
+
+def delta1(x: np.ndarray) -> np.ndarray:
+    """``x - prev(x)`` over a window: NaN at the first bar of one symbol. Stacked symbols (W, S)
+    get 0 there instead: a NaN inside the flattened buffer a TA-Lib call sees (``sensors.ta``)
+    would poison a recursive indicator for every later symbol, while TA-Lib skips a leading one;
+    the first bar only seeds the recursion, whose start the window rule lets settle."""
+    if x.ndim == 1:
+        return x - prev(x)
+    out = np.empty_like(x)  # same (column-major) layout: the transpose stays contiguous
+    out[0] = 0.0
+    np.subtract(x[1:], x[:-1], out=out[1:])
+    return out
+
+
+def min1(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """np.minimum (NaN wins) for one value or one per symbol."""
+    if a.__class__ is _ARRAY or b.__class__ is _ARRAY:
+        return np.minimum(a, b)
+    return NAN if a != a or b != b else a if a <= b else b
+
+
+def max1(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """np.maximum (NaN wins) for one value or one per symbol."""
+    if a.__class__ is _ARRAY or b.__class__ is _ARRAY:
+        return np.maximum(a, b)
+    return NAN if a != a or b != b else a if a >= b else b
+
+
+def sign1(x: float | np.ndarray) -> float | np.ndarray:
+    """np.sign (NaN stays NaN)."""
+    if x.__class__ is _ARRAY:
+        return np.sign(x)
     return 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else NAN
 
 
-def diff1(a: float, b: float) -> float:
-    """``diff`` for one pair of values."""
+def diff1(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """``diff`` at the last bar."""
     d = a - b
+    if d.__class__ is _ARRAY:
+        threshold = np.abs(a) + np.abs(b)
+        threshold *= TIE
+        threshold += TIE_ABS
+        return np.where(np.abs(d) <= threshold, 0.0, d)
     return 0.0 if abs(d) <= (abs(a) + abs(b)) * TIE + TIE_ABS else d
 
 
-def sign_of1(a: float, b: float) -> float:
-    """``sign_of`` for one pair of values."""
+def sign_of1(a: float | np.ndarray, b: float | np.ndarray) -> float | np.ndarray:
+    """``sign_of`` at the last bar."""
     return sign1(diff1(a, b))
 
 
-def cross1(a: float, b: float, a_prev: float, b_prev: float) -> float:
+def cross1(a: float | np.ndarray, b: float | np.ndarray, a_prev: float | np.ndarray,
+           b_prev: float | np.ndarray) -> float | np.ndarray:
     """``cross`` at one bar, from this bar's and the previous bar's values."""
     s = sign1(diff1(a, b))
     ps = sign1(diff1(a_prev, b_prev))
-    return (s if s != ps else 0.0) + ps * 0.0
+    return where1(s != ps, s, 0.0) + ps * 0.0
 
 
-def safe_div1(num: float, den: float) -> float:
-    """``safe_div`` for one pair of values."""
+def safe_div1(num: float | np.ndarray, den: float | np.ndarray) -> float | np.ndarray:
+    """``safe_div`` at the last bar."""
+    if num.__class__ is _ARRAY or den.__class__ is _ARRAY:
+        out = np.broadcast_to(np.multiply(num, 0.0), np.broadcast_shapes(np.shape(num), np.shape(den))).copy()
+        np.divide(num, den, out=out, where=den != 0)  # den NaN → NaN; den 0 → stays 0 (NaN if num is)
+        return out
     return num / den if den != 0 else num * 0.0
 
 
-def band1(x: float, low: float, high: float, span: float) -> float:
-    """``band`` for one value."""
+def band1(x: float | np.ndarray, low: float, high: float, span: float) -> float | np.ndarray:
+    """``band`` at the last bar."""
+    if x.__class__ is _ARRAY:
+        return band(x, low, high, span)
     if x != x:
         return NAN
     v = (max(low - x, 0.0) - max(x - high, 0.0)) / span

@@ -13,7 +13,9 @@ import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, live, sensor
-from sensors.shape import nan_if, safe_div
+from sensors.shape import (
+    count1, float1, nan_if, safe_div, where1,
+)
 
 
 @sensor("nr7", Family.STRUCTURE, params={"period": 7}, warmup=lambda p: p["period"], indicators=("MIN",))
@@ -169,76 +171,121 @@ def close_location(b: Bars, period: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
+# Comparisons and counts only: scaling a symbol's prices changes none of them.
 
 
-@live("nr7")
+@live("nr7", stacked=True)
 def _nr7(b: Bars, period: int) -> float:
     rng = b.high[-period - 1:-1] - b.low[-period - 1:-1]  # the previous bar and the ones before it
-    if rng[-1] != rng.min():
-        return 0.0
     close = b.close[-1]
-    return 1.0 if close > b.high[-2] else -1.0 if close < b.low[-2] else 0.0
+    breakout = where1(close > b.high[-2], 1.0, where1(close < b.low[-2], -1.0, 0.0))
+    return where1(rng[-1] == rng.min(axis=0), breakout, 0.0)
 
 
-@live("inside_bar")
+@live("inside_bar", stacked=True)
 def _inside_bar(b: Bars) -> float:
     high, low, close = b.high, b.low, b.close
-    if not (high[-2] < high[-3] and low[-2] > low[-3]):
-        return 0.0
-    return 1.0 if close[-1] > high[-3] else -1.0 if close[-1] < low[-3] else 0.0
+    breakout = where1(close[-1] > high[-3], 1.0, where1(close[-1] < low[-3], -1.0, 0.0))
+    return where1((high[-2] < high[-3]) & (low[-2] > low[-3]), breakout, 0.0)
 
 
-@live("higher_highs")
+@live("higher_highs", stacked=True)
 def _higher_highs(b: Bars, period: int) -> float:
     h, lo = b.high[-period - 1:], b.low[-period - 1:]
-    up = int(np.count_nonzero((h[1:] > h[:-1]) & (lo[1:] > lo[:-1])))
-    down = int(np.count_nonzero((h[1:] < h[:-1]) & (lo[1:] < lo[:-1])))
+    up = count1((h[1:] > h[:-1]) & (lo[1:] > lo[:-1]))
+    down = count1((h[1:] < h[:-1]) & (lo[1:] < lo[:-1]))
     return (up - down) / period
 
 
-@live("close_location")
+@live("close_location", stacked=True)
 def _close_location(b: Bars, period: int) -> float:
     t = b.tail(period)
-    return float(np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low))) / period
+    return np.sum(safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low), axis=0) / period
 
 
-def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray:
-    """Positions of the pivots ``_pivots`` confirms at bars ≤ n - 2 that are at most ``lookback``
-    bars old at the last bar n - 1 (older ones are forgotten by both sensors below), oldest first."""
+def _recent_pivots(values: np.ndarray, k: int, lookback: int, highs: bool) -> np.ndarray | None:
+    """Which bars are pivots ``_pivots`` confirms at bars ≤ n - 2 and at most ``lookback`` bars old
+    at the last bar n - 1 (older ones are forgotten by both sensors below): a bool (m, S) mask over
+    bars ``n - 1 - m … n - 2`` (shape (m,) for one symbol), or None when no bar qualifies."""
     i = values.shape[0] - 1
     lo = max(2 * k, i - lookback + k)  # first confirmation bar whose pivot (k bars earlier) is fresh
     if lo > i - 1:
-        return np.empty(0, dtype=np.int64)
+        return None
     extreme = (ta.MAX(values, 2 * k + 1) if highs else ta.MIN(values, 2 * k + 1))[lo:i]
-    return np.flatnonzero(values[lo - k: i - k] == extreme) + (lo - k)
+    return values[lo - k: i - k] == extreme
 
 
-@live("sr_break")
+def _last_two(mask: np.ndarray) -> tuple[int | np.ndarray, int | np.ndarray, int | np.ndarray]:
+    """Per symbol: (how many True, row of the last True, row of the one before; 0 if absent)."""
+    if mask.ndim == 1:  # one symbol: plain ints
+        rows = np.flatnonzero(mask)
+        n = int(rows.size)
+        return n, int(rows[-1]) if n else 0, int(rows[-2]) if n >= 2 else 0
+    count = np.cumsum(mask, axis=0)  # the last True sits where the running count first reaches the total
+    total = count[-1]
+    last = np.argmax(count >= total, axis=0)
+    before = np.argmax(count >= total - 1, axis=0)
+    return total, last, np.minimum(before, mask.shape[0] - 1)
+
+
+def _take(values: np.ndarray, rows: np.ndarray | int) -> np.ndarray | float:
+    """values[rows] per symbol: ``rows`` holds one row index per column of a (W, S) ``values``."""
+    if values.ndim == 1:
+        return values[rows]
+    return values[rows, np.arange(values.shape[1])]
+
+
+@live("sr_break", stacked=True)
 def _sr_break(b: Bars, pivot: int, lookback: int) -> float:
-    highs, lows = _recent_pivots(b.high, pivot, lookback, True), _recent_pivots(b.low, pivot, lookback, False)
-    res = b.high[highs[-1]] if highs.size else math.nan
-    sup = b.low[lows[-1]] if lows.size else math.nan
     close, pc = b.close[-1], b.close[-2]
-    return float(close > res and pc <= res) - float(close < sup and pc >= sup)
+    out = 0.0
+    for values, highs in ((b.high, True), (b.low, False)):
+        mask = _recent_pivots(values, pivot, lookback, highs)
+        if mask is None:
+            continue  # no level: NaN compares false, as in the array function
+        start = values.shape[0] - 1 - mask.shape[0] - pivot  # the bar of mask row 0's pivot
+        count, last, _ = _last_two(mask)
+        level = where1(count >= 1, _take(values, start + last), math.nan)
+        if highs:  # close breaking above the last swing high (resistance)
+            out = out + float1((close > level) & (pc <= level))
+        else:  # or below the last swing low (support)
+            out = out - float1((close < level) & (pc >= level))
+    return out
 
 
-def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float:
+def _neckline(opposite: np.ndarray, p1: int | np.ndarray, p2: int | np.ndarray, highs: bool) -> float | np.ndarray:
+    """The other side's extreme over bars p1 … p2 - 1 (per symbol for (W, S) columns)."""
+    if opposite.ndim == 1:
+        return opposite[p1:p2].min() if highs else opposite[p1:p2].max()
+    rows = np.arange(opposite.shape[0])[:, None]
+    between = (rows >= p1) & (rows < p2)
+    if highs:
+        return np.where(between, opposite, np.inf).min(axis=0)
+    return np.where(between, opposite, -np.inf).max(axis=0)
+
+
+def _double1(b: Bars, k: int, lookback: int, tolerance: float, highs: bool) -> float | np.ndarray:
     """``_double`` at the last bar."""
     values, opposite = (b.high, b.low) if highs else (b.low, b.high)
-    pos = _recent_pivots(values, k, lookback, highs)
-    if pos.size < 2:  # the pair's first pivot would be older than ``lookback``: no pattern
+    mask = _recent_pivots(values, k, lookback, highs)
+    if mask is None:
         return 0.0
-    p1, p2 = int(pos[-2]), int(pos[-1])
-    if not abs(values[p1] - values[p2]) <= tolerance * values[p2]:
+    count, last, before = _last_two(mask)
+    if values.ndim == 1 and count < 2:  # the pair's first pivot would be older than ``lookback``: no pattern
         return 0.0
+    start = values.shape[0] - 1 - mask.shape[0] - k
+    p1, p2 = start + before, start + last
+    v1, v2 = _take(values, p1), _take(values, p2)
+    similar = abs(v1 - v2) <= tolerance * v2
+    pattern = similar if values.ndim == 1 else similar & (count >= 2)
+    level = _neckline(opposite, p1, p2, highs)
     close, pc = b.close[-1], b.close[-2]
     if highs:
-        level = opposite[p1:p2].min()
-        return -1.0 if close < level and pc >= level else 0.0
-    level = opposite[p1:p2].max()
-    return 1.0 if close > level and pc <= level else 0.0
+        return where1(pattern & (close < level) & (pc >= level), -1.0, 0.0)
+    return where1(pattern & (close > level) & (pc <= level), 1.0, 0.0)
 
 
-@live("double_top_bottom")
+@live("double_top_bottom", stacked=True)
 def _double_top_bottom(b: Bars, pivot: int, lookback: int, tolerance: float) -> float:
     return _double1(b, pivot, lookback, tolerance, True) + _double1(b, pivot, lookback, tolerance, False)

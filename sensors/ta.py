@@ -13,6 +13,15 @@ values are the same object); each entry keeps its arguments alive so an id canno
 a different object while the scope lasts. Stored outputs are made read-only: a sensor writing
 into an indicator it shares with others would raise instead of corrupting them.
 
+Stacked symbols (a burst): an argument of shape (W, S) — time on axis 0, one column per
+symbol, the transpose of a C-contiguous (S, W) matrix — is computed as ONE TA-Lib call over
+the flattened (S, W) buffer (``x.T.ravel()`` is a view) and handed back as (W, S) again. Each
+symbol's segment then follows the previous symbol's: a value reading only its own segment
+(rolling windows) is unaffected; a recursive indicator (EMA, Wilder, SAR…) starts the segment
+from the previous symbol's state instead of its own seed, a start-dependence the window rule
+(``sensors.base``) already bounds — relative to the price scale, which is why the caller
+scales each symbol to a common one (``core.sensor_plan.evaluate_burst``).
+
 Memory stays bounded: once the stored outputs exceed ``MEMO_BYTES`` (batch mode over millions
 of bars: ~8 MB per indicator per million bars) the memo is emptied and starts again — later
 calls recompute, nothing else changes. A live window never comes close (~0.5 MB per bar).
@@ -57,6 +66,27 @@ def unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
     return getattr(fn, "__wrapped__", fn)
 
 
+def _stacked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn`` over (W, S) arguments as one call on the flattened (S, W) buffers (see above)."""
+    steps, symbols = args[0].shape
+    flat = [np.ascontiguousarray(a.T).ravel() if a.__class__ is np.ndarray and a.ndim == 2 else a for a in args]
+    out = fn(*flat, **kwargs)
+    if out.__class__ is np.ndarray:
+        return out.reshape(symbols, steps).T
+    return tuple(x.reshape(symbols, steps).T for x in out)
+
+
+def direct(wrapped: Callable[..., Any]) -> Callable[..., Any]:
+    """A TA-Lib function that also takes stacked (W, S) arguments, without the memo (for
+    indicators no two sensors share, such as the candlestick patterns)."""
+    fn = unwrapped(wrapped)
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        return _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
+
+    return run
+
+
 def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
     fn = unwrapped(wrapped)
     ndarray = np.ndarray
@@ -65,12 +95,13 @@ def _memoised(name: str, wrapped: Callable[..., Any]) -> Callable[..., Any]:
         global _memo_bytes
         memo = _memo
         if memo is None:
-            return fn(*args, **kwargs)
+            return _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
         key = (name, *map(id, args), *kwargs.items())
         hit = memo.get(key)
         if hit is not None:
             return hit[0]
-        out = fn(*args, **kwargs)
+        # (inlined rather than through ``direct``: one Python frame less on a live bar's ~60 calls)
+        out = _stacked(fn, args, kwargs) if args[0].ndim == 2 else fn(*args, **kwargs)
         if out.__class__ is ndarray:
             out.flags.writeable = False
             size = out.nbytes

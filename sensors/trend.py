@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import cross, cross1, nan1, sign1, sign_of, sign_of1
-from sensors.shape import squash_
+from sensors.shape import (
+    cross, cross1, float1, max1, min1, missing1, nan1, price1, sign1, sign_of, sign_of1, squash_, tanh1, where1,
+)
 
 # SAR has no smoothing constant: its start-dependence ends at a reversal that both runs share
 # (the SAR re-anchors on the prior extreme). 500 bars always contained enough reversals on
@@ -180,59 +180,62 @@ def ma_ribbon(b: Bars, short: int, mid: int, long: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``):
+# the shape helpers (``*1``) work on one value or one per symbol alike. Price-unit values pass
+# through ``price1`` before a tie is judged (see there).
 
 
-@live("ema_cross")
+@live("ema_cross", stacked=True)
 def _ema_cross(b: Bars, fast: int, slow: int) -> float:
     f, s = ta.EMA(b.close, fast), ta.EMA(b.close, slow)
-    return cross1(f[-1], s[-1], f[-2], s[-2])
+    return cross1(*price1(f[-1], s[-1], f[-2], s[-2]))  # ties are judged in price units
 
 
-@live("ema_trend")
+@live("ema_trend", stacked=True)
 def _ema_trend(b: Bars, fast: int, slow: int, atr: int) -> float:
     gap = ta.EMA(b.close, fast)[-1] - ta.EMA(b.close, slow)[-1]
-    return math.tanh(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
+    return tanh1(gap / ta.ATR(b.high, b.low, b.close, atr)[-1])
 
 
-@live("macd_cross")
+@live("macd_cross", stacked=True)
 def _macd_cross(b: Bars, fast: int, slow: int, signal: int) -> float:
     macd, sig, _ = ta.MACD(b.close, fast, slow, signal)
-    return cross1(macd[-1], sig[-1], macd[-2], sig[-2])
+    # MACD and its signal are price differences near 0, where the tie rule's absolute floor
+    # (TIE_ABS, in price units) decides ties: judged in the symbol's own units
+    return cross1(*price1(macd[-1], sig[-1], macd[-2], sig[-2]))
 
 
-@live("macd_hist")
+@live("macd_hist", stacked=True)
 def _macd_hist(b: Bars, fast: int, slow: int, signal: int, atr: int) -> float:
     hist = ta.MACD(b.close, fast, slow, signal)[2][-1]
-    return math.tanh(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr)[-1])
+    return tanh1(2.0 * hist / ta.ATR(b.high, b.low, b.close, atr)[-1])
 
 
-@live("psar")
+@live("psar", stacked=True)
 def _psar(b: Bars, acceleration: float, maximum: float, atr: int) -> float:
     sar = ta.SAR(b.high, b.low, acceleration, maximum)[-1]
-    return math.tanh((b.close[-1] - sar) / ta.ATR(b.high, b.low, b.close, atr)[-1])
+    return tanh1((b.close[-1] - sar) / ta.ATR(b.high, b.low, b.close, atr)[-1])
 
 
-@live("adx_di")
+@live("adx_di", stacked=True)
 def _adx_di(b: Bars, period: int, threshold: float) -> float:
     adx = ta.ADX(b.high, b.low, b.close, period)[-1]
     di = ta.PLUS_DI(b.high, b.low, b.close, period)[-1] - ta.MINUS_DI(b.high, b.low, b.close, period)[-1]
-    if nan1(adx, di):
-        return math.nan
-    return sign1(di) * min(1.0, adx / 50.0) if adx > threshold else 0.0
+    return missing1(nan1(adx, di), where1(adx > threshold, sign1(di) * min1(1.0, adx / 50.0), 0.0))
 
 
-@live("di_cross")
+@live("di_cross", stacked=True)
 def _di_cross(b: Bars, period: int) -> float:
     plus, minus = ta.PLUS_DI(b.high, b.low, b.close, period), ta.MINUS_DI(b.high, b.low, b.close, period)
     return cross1(plus[-1], minus[-1], plus[-2], minus[-2])
 
 
-@live("aroon")
+@live("aroon", stacked=True)
 def _aroon(b: Bars, period: int) -> float:
     return ta.AROONOSC(b.high, b.low, period)[-1] / 100.0
 
 
-@live("ichimoku")
+@live("ichimoku", stacked=True)
 def _ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> float:
     hi_t, lo_t = ta.MAX(b.high, tenkan), ta.MIN(b.low, tenkan)
     hi_k, lo_k = ta.MAX(b.high, kijun), ta.MIN(b.low, kijun)
@@ -240,26 +243,25 @@ def _ichimoku(b: Bars, tenkan: int, kijun: int, senkou: int) -> float:
     t, k = (hi_t[-1] + lo_t[-1]) / 2.0, (hi_k[-1] + lo_k[-1]) / 2.0
     span_a = ((hi_t[j] + lo_t[j]) / 2.0 + (hi_k[j] + lo_k[j]) / 2.0) / 2.0
     span_b = (ta.MAX(b.high, senkou)[j] + ta.MIN(b.low, senkou)[j]) / 2.0
-    if nan1(span_a, span_b, t, k):
-        return math.nan
     close = b.close[-1]
-    cloud = float(close > max(span_a, span_b)) - float(close < min(span_a, span_b))
-    return 0.5 * cloud + 0.5 * sign1(t - k)
+    cloud = float1(close > max1(span_a, span_b)) - float1(close < min1(span_a, span_b))
+    return missing1(nan1(span_a, span_b, t, k), 0.5 * cloud + 0.5 * sign1(t - k))
 
 
-@live("linreg_slope")
+@live("linreg_slope", stacked=True)
 def _linreg_slope(b: Bars, period: int, atr: int) -> float:
-    slope = float(np.dot(np.diff(b.close[-period:]), _slope_weights(period)))
-    return math.tanh(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
+    slope = _slope_weights(period) @ np.diff(b.close[-period:], axis=0)
+    return tanh1(slope * period / (3.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
 
 
-@live("sma_cross")
+@live("sma_cross", stacked=True)
 def _sma_cross(b: Bars, fast: int, slow: int) -> float:
     f, s = ta.SMA(b.close, fast), ta.SMA(b.close, slow)
-    return cross1(f[-1], s[-1], f[-2], s[-2])
+    return cross1(*price1(f[-1], s[-1], f[-2], s[-2]))
 
 
-@live("ma_ribbon")
+@live("ma_ribbon", stacked=True)
 def _ma_ribbon(b: Bars, short: int, mid: int, long: int) -> float:
-    s, m, lg = ta.SMA(b.close, short)[-1], ta.SMA(b.close, mid)[-1], ta.SMA(b.close, long)[-1]
-    return (sign_of1(b.close[-1], s) + sign_of1(s, m) + sign_of1(m, lg)) / 3.0
+    close, s, m, lg = price1(b.close[-1], ta.SMA(b.close, short)[-1], ta.SMA(b.close, mid)[-1],
+                             ta.SMA(b.close, long)[-1])
+    return (sign_of1(close, s) + sign_of1(s, m) + sign_of1(m, lg)) / 3.0

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import diff1, nan1, nan_if, safe_div, safe_div1, sign1
-from sensors.shape import above, below, ratio
+from sensors.shape import (
+    above, below, diff1, float1, min1, missing1, nan1, nan_if, price1, ratio, safe_div, safe_div1, sign1,
+    where1,
+)
 
 
 def _beyond(close: np.ndarray, upper: np.ndarray, lower: np.ndarray, unit: np.ndarray) -> np.ndarray:
@@ -144,81 +144,72 @@ def tr_spike(b: Bars, period: int, threshold: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
 
 
 def _beyond1(close: float, upper: float, lower: float, unit: float) -> float:
-    """``_beyond`` at one bar."""
-    if nan1(upper, lower, unit):
-        return math.nan
-    if diff1(close, upper) > 0:
-        return min(1.0, 0.5 + safe_div1(close - upper, unit))
-    if diff1(close, lower) < 0:
-        return -min(1.0, 0.5 + safe_div1(lower - close, unit))
-    return 0.0
+    """``_beyond`` at one bar (ties judged in the symbol's own price units, see ``price1``)."""
+    close, upper, lower, unit = price1(close, upper, lower, unit)
+    over = min1(1.0, 0.5 + safe_div1(close - upper, unit))
+    under = min1(1.0, 0.5 + safe_div1(lower - close, unit))
+    out = where1(diff1(close, upper) > 0, over, where1(diff1(close, lower) < 0, -under, 0.0))
+    return missing1(nan1(upper, lower, unit), out)
 
 
-@live("bb_touch")
+@live("bb_touch", stacked=True)
 def _bb_touch(b: Bars, period: int, stdevs: float) -> float:
     upper, middle, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
     return -_beyond1(b.close[-1], upper[-1], lower[-1], (upper[-1] - middle[-1]) / stdevs)
 
 
-@live("bb_squeeze")
+@live("bb_squeeze", stacked=True)
 def _bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> float:
     upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
     atr = ta.ATR(b.high, b.low, b.close, period)
-    if nan1(upper[-1], atr[-1], atr[-2]):
-        return math.nan
     squeezed = (upper[-1] - lower[-1]) < 2.0 * keltner * atr[-1]
     was_squeezed = (upper[-2] - lower[-2]) < 2.0 * keltner * atr[-2]
-    if was_squeezed and not squeezed:
-        return sign1(b.close[-1] - ta.EMA(b.close, period)[-1])
-    return 0.0
+    released = where1(squeezed, False, was_squeezed)
+    out = where1(released, sign1(b.close[-1] - ta.EMA(b.close, period)[-1]), 0.0)
+    return missing1(nan1(upper[-1], atr[-1], atr[-2]), out)
 
 
-@live("bb_rejection")
+@live("bb_rejection", stacked=True)
 def _bb_rejection(b: Bars, period: int, stdevs: float) -> float:
     upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
-    if nan1(upper[-2], lower[-2], upper[-1]):
-        return math.nan
     pc, c = b.close[-2], b.close[-1]
-    return float(pc < lower[-2] and c > lower[-1]) - float(pc > upper[-2] and c < upper[-1])
+    out = float1((pc < lower[-2]) & (c > lower[-1])) - float1((pc > upper[-2]) & (c < upper[-1]))
+    return missing1(nan1(upper[-2], lower[-2], upper[-1]), out)
 
 
-@live("keltner_breakout")
+@live("keltner_breakout", stacked=True)
 def _keltner_breakout(b: Bars, period: int, atr: int, mult: float) -> float:
     mid = ta.EMA(b.close, period)[-1]
     a = ta.ATR(b.high, b.low, b.close, atr)[-1]
     return _beyond1(b.close[-1], mid + mult * a, mid - mult * a, a)
 
 
-@live("donchian_breakout")
+@live("donchian_breakout", stacked=True)
 def _donchian_breakout(b: Bars, period: int) -> float:
     upper, lower = ta.MAX(b.high, period)[-2], ta.MIN(b.low, period)[-2]
-    if nan1(upper, lower):
-        return math.nan
-    return float(b.close[-1] > upper) - float(b.close[-1] < lower)
+    return missing1(nan1(upper, lower), float1(b.close[-1] > upper) - float1(b.close[-1] < lower))
 
 
-@live("atr_expansion")
+@live("atr_expansion", stacked=True)
 def _atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> float:
     a = ta.ATR(b.high, b.low, b.close, atr)
     ratio = safe_div1(a[-1], ta.SMA(a, baseline)[-1])
-    if ratio != ratio:
-        return math.nan
-    return sign1(b.close[-1] - b.open[-1]) * min(1.0, (ratio - 1.0) / threshold) if ratio > threshold else 0.0
+    out = where1(ratio > threshold, sign1(b.close[-1] - b.open[-1]) * min1(1.0, (ratio - 1.0) / threshold), 0.0)
+    return missing1(nan1(ratio), out)
 
 
-@live("zscore")
+@live("zscore", stacked=True)
 def _zscore(b: Bars, period: int) -> float:
     z = safe_div1(b.close[-1] - ta.SMA(b.close, period)[-1], ta.STDDEV(b.close, period, 1.0)[-1])
     return -z / 3.0
 
 
-@live("tr_spike")
+@live("tr_spike", stacked=True)
 def _tr_spike(b: Bars, period: int, threshold: float) -> float:
     tr = ta.TRANGE(b.high, b.low, b.close)
     ratio = safe_div1(tr[-1], ta.SMA(tr, period)[-1])
-    if ratio != ratio:
-        return math.nan
-    return sign1(b.close[-1] - b.open[-1]) if ratio > threshold else 0.0
+    return missing1(nan1(ratio), where1(ratio > threshold, sign1(b.close[-1] - b.open[-1]), 0.0))

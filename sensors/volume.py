@@ -7,14 +7,13 @@ do not, so a live window equals batch mode.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
-from sensors.shape import nan1, nan_if, prev, safe_div, safe_div1, sign1
-from sensors.shape import ratio, squash_
+from sensors.shape import (
+    delta1, float1, missing1, nan1, nan_if, ratio, safe_div, safe_div1, sign1, squash_, tanh1, where1,
+)
 
 
 @sensor("obv_divergence", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"],
@@ -165,68 +164,68 @@ def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ live twins (last bar only)
+# Each takes one symbol's window or a burst's stacked (W, S) windows (``SensorSpec.stacked``).
+# OBV and A/D run through a burst's symbols one after the other (``sensors.ta``): a symbol's
+# totals carry the previous symbols' as a constant offset, which the differences used here cancel.
 
 
-@live("obv_divergence")
+@live("obv_divergence", stacked=True)
 def _obv_divergence(b: Bars, period: int) -> float:
     obv = ta.OBV(b.close, b.volume)
     j = -1 - period
     flow = safe_div1(obv[-1] - obv[j], ta.SUM(b.volume, period)[-1])
     move = b.close[-1] - b.close[j]
-    if nan1(flow, move):
-        return math.nan
-    return flow if (move < 0 and flow > 0) or (move > 0 and flow < 0) else 0.0
+    out = where1(((move < 0) & (flow > 0)) | ((move > 0) & (flow < 0)), flow, 0.0)
+    return missing1(nan1(flow, move), out)
 
 
-@live("obv_trend")
+@live("obv_trend", stacked=True)
 def _obv_trend(b: Bars, period: int) -> float:
     obv = ta.OBV(b.close, b.volume)
-    return math.tanh(4.0 * safe_div1(obv[-1] - ta.EMA(obv, period)[-1], ta.SUM(b.volume, period)[-1]))
+    return tanh1(4.0 * safe_div1(obv[-1] - ta.EMA(obv, period)[-1], ta.SUM(b.volume, period)[-1]))
 
 
-@live("vwap_deviation")
+@live("vwap_deviation", stacked=True)
 def _vwap_deviation(b: Bars, period: int, atr: int) -> float:
+    # the last window's sums in one pass (batch mode's ``window_sum`` adds the same values in
+    # another order: equal to rounding, far inside the 1e-9 parity)
     v = b.volume[-period:]
-    volume = window_sum(v, period)[-1]  # the same summation as batch mode's window sums
-    weighted = window_sum(ta.TYPPRICE(b.high, b.low, b.close)[-period:] * v, period)[-1]
+    volume = np.sum(v, axis=0)
+    weighted = np.sum(ta.TYPPRICE(b.high, b.low, b.close)[-period:] * v, axis=0)
     close = b.close[-1]
-    vwap = safe_div1(weighted, volume) if volume > 0 else close  # no trades: no deviation
-    return -math.tanh((close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
+    vwap = where1(volume > 0, safe_div1(weighted, volume), close)  # no trades: no deviation
+    return -tanh1((close - vwap) / (2.0 * ta.ATR(b.high, b.low, b.close, atr)[-1]))
 
 
-@live("volume_climax")
+@live("volume_climax", stacked=True)
 def _volume_climax(b: Bars, period: int, threshold: float) -> float:
     avg = ta.SMA(b.volume, period)[-1]
-    if avg != avg:
-        return math.nan
-    return -sign1(b.close[-1] - b.open[-1]) if b.volume[-1] > threshold * avg else 0.0
+    return missing1(nan1(avg), where1(b.volume[-1] > threshold * avg, -sign1(b.close[-1] - b.open[-1]), 0.0))
 
 
-@live("cmf")
+@live("cmf", stacked=True)
 def _cmf(b: Bars, period: int) -> float:
     t = b.tail(period)
     flow = safe_div((t.close - t.low) - (t.high - t.close), t.high - t.low) * t.volume
-    return safe_div1(float(np.sum(flow)), float(np.sum(t.volume)))
+    return safe_div1(np.sum(flow, axis=0), np.sum(t.volume, axis=0))
 
 
-@live("adosc")
+@live("adosc", stacked=True)
 def _adosc(b: Bars, fast: int, slow: int) -> float:
     osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)[-1]
-    return math.tanh(0.5 * safe_div1(osc, ta.SMA(b.volume, slow)[-1]))
+    return tanh1(0.5 * safe_div1(osc, ta.SMA(b.volume, slow)[-1]))
 
 
-@live("volume_breakout")
+@live("volume_breakout", stacked=True)
 def _volume_breakout(b: Bars, period: int, mult: float) -> float:
     upper, lower = ta.MAX(b.high, period)[-2], ta.MIN(b.low, period)[-2]
-    if nan1(upper, lower):
-        return math.nan
     loud = b.volume[-1] > mult * ta.SMA(b.volume, period)[-2]
     close = b.close[-1]
-    return float(close > upper and loud) - float(close < lower and loud)
+    return missing1(nan1(upper, lower), float1((close > upper) & loud) - float1((close < lower) & loud))
 
 
-@live("force_index")
+@live("force_index", stacked=True)
 def _force_index(b: Bars, period: int, atr: int) -> float:
-    force = ta.EMA((b.close - prev(b.close)) * b.volume, period)[-1]
+    force = ta.EMA(delta1(b.close) * b.volume, period)[-1]
     unit = ta.ATR(b.high, b.low, b.close, atr)[-1] * ta.SMA(b.volume, period)[-1]
-    return math.tanh(safe_div1(force, unit))
+    return tanh1(safe_div1(force, unit))
