@@ -49,7 +49,10 @@ def test_live_twin_equals_the_array_functions_last_value(name: str, data_dir: Pa
             if math.isnan(expected):
                 assert math.isnan(got), f"{name} {file} bar {i}: twin {got}, array NaN"
             else:
-                assert abs(got - expected) <= 1e-12, f"{name} {file} bar {i}: twin {got}, array {expected}"
+                # 1e-10, inside the 1e-9 parity: batch sums a rolling window by a doubling tree
+                # (sensors.volume.window_sum), the twin sums the last window directly; the order of
+                # the additions differs by ~1e-12 on real prices.
+                assert abs(got - expected) <= 1e-10, f"{name} {file} bar {i}: twin {got}, array {expected}"
             checked += 1
     assert checked > 500
 
