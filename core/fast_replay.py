@@ -1,0 +1,565 @@
+"""``python main.py replay --fast``: the event-driven replay's results, computed a second way.
+
+The engine path plays every 1m bar of every symbol through sensors, tracker, player, risk,
+croupier and the simulated venue. Here every per-bar step is numpy over whole histories and
+the real components run only where something can happen:
+
+1. readings: ``core.fast_readings`` (batch signals, higher timeframes visible once closed);
+2. tracker: every vote judged by ``core.fast_passage`` (first passage, stop first), each
+   sensor key's outcome sequence in the tracker's order (``core.fast_tracker``);
+3. consensus: ``core.fast_consensus`` classifies every bar; the real ``core.player.decide``
+   (with a real ``SensorTracker`` rebuilt for that instant) answers every deciding or unsure bar;
+4. trades: decisions in time order, with exits and funding, through the real ``core.sizing``,
+   ``core.risk.RiskGate`` and the simulator's ``MatchingEngine`` (``core.fast_trades``);
+5. the same ``core.report`` session report.
+
+What it does not reproduce it refuses up front (``unsupported``: exit 2 naming the option),
+and a run that comes near a rule it does not model (the daily loss halt) stops with an error
+instead of approximating. tests/test_fast_replay_parity.py compares both paths trade by trade.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from config.settings import Settings
+from core.clock import FakeClock
+from core.errors import ConfigError, DataError
+from core.events import Decision, SensorReading
+from core.fast_consensus import CODE, DECISION, REASONS, BarInputs, classify
+from core.fast_passage import NOT_FOUND, judge_votes
+from core.fast_readings import TimeframeReadings, symbol_readings
+from core.fast_tracker import KeyEvents, approx_scores, build_key_events, exact_tracker
+from core.fast_trades import OpenBracket, SparseVenue
+from core.history import find_data_dir
+from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
+from core.report import MAX_SERIES_POINTS, SessionRecord, TradeRecord
+from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
+from core.sensor_plan import PlannedSensor, build_plan
+from core.sensor_tracker import TrackerParams, sensor_key
+from core.sizing import SizeSkip, SizingParams, size_entry
+from core.types import Candle, Side, Timeframe
+from croupier.ids import Leg, bracket_id, client_id, session_tag
+from exchanges.sim.errors import SimError
+from exchanges.sim.feed import MINUTE_MS, funding_times_between
+from exchanges.sim.local import engine_config, venue_config
+from exchanges.sim.venue import Venue
+from sensors.registry import all_sensors
+
+log = logging.getLogger(__name__)
+
+M = MINUTE_MS
+QUOTE = "USDT"
+_BLOCK = 65_536  # bars per consensus block (bounds memory with hundreds of sensor keys)
+_PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
+
+
+def unsupported(s: Settings, duration_s: float | None) -> list[tuple[str, str]]:
+    """Options the fast path does not reproduce exactly: (key, why). Empty = supported."""
+    out = []
+    if s.croupier.entry_type != "MARKET":
+        out.append(("croupier.entry_type", "LIMIT entries (queue position, timeouts) are not simulated here"))
+    if s.croupier.take_profit != "algo":
+        out.append(("croupier.take_profit", "only the algo TAKE_PROFIT_MARKET leg is reproduced"))
+    if not s.croupier.stop_close_position:
+        out.append(("croupier.stop_close_position", "only closePosition legs are reproduced"))
+    if s.session.on_exit != "flatten":
+        out.append(("session.on_exit", "only the flatten exit policy is reproduced"))
+    if s.risk.universe.enabled:
+        out.append(("risk.universe.enabled", "the universe selector is not reproduced"))
+    if duration_s is not None:
+        out.append(("--duration", "the fast path replays the whole dataset; cut the data instead"))
+    return out
+
+
+@dataclass
+class _Symbol:
+    """One symbol's arrays and state during a fast replay."""
+
+    name: str
+    index: int
+    first: int  # index (in the symbol's 1m data) of global bar 0
+    readings: dict[Timeframe, TimeframeReadings]
+    codes: np.ndarray | None = None  # reason code per global bar 1 … G
+    last_decision_index: int | None = None
+    bracket: OpenBracket | None = None
+    decisions: list[int] = field(default_factory=list)  # global bars decided
+    active: list[tuple[int, int]] = field(default_factory=list)  # global bars [from, to] with a bracket
+
+
+class FastReplay:
+    """One fast replay over ``settings`` (see the module docstring)."""
+
+    def __init__(self, settings: Settings, session_id: str, progress: Callable[[str, float], None] | None = None) -> None:
+        self.s = settings
+        self.session_id = session_id
+        self.tag = session_tag(session_id)
+        self.progress = progress or (lambda phase, fraction: None)
+        self.specs = all_sensors()
+        self.plan = build_plan(settings.sensors, self.specs)
+        self.player = PlayerParams.from_settings(settings.player)
+        self.tracker_params = TrackerParams.from_settings(settings.tracker, settings.player)
+        self.sizing = SizingParams.from_settings(settings.sizing)
+        sim = settings.sim
+        folder = find_data_dir(settings.session.data_dir) / settings.session.dataset
+        self.venue = Venue.from_folder(folder, settings.session.symbols, engine_config=engine_config(sim),
+                                       config=venue_config(sim, intrabar_events=False), warmup_bars=sim.warmup_bars)
+        self.sv = SparseVenue(self.venue)
+        self.clock = FakeClock(self.venue.now_ms)
+        self.start_balance = self.sv.wallet()
+        allow = settings.allowlist
+        self.risk = RiskGate(RiskParams.from_settings(settings.risk), self.clock, allowlist=allow,
+                             start_equity=self.start_balance)
+        # global bar 0 is the bar the engine backfills (records, never decides); 1 … G decide
+        self.t0 = self.venue.start_ms - M
+        self.last_open = self.venue.end_ms - (M - 1)
+        self.n_bars = (self.last_open - self.t0) // M
+        self.symbols: list[_Symbol] = []
+        self.events: dict[str, KeyEvents] = {}
+        self.trades: list[TradeRecord] = []
+        self.extra_skips: Counter[str] = Counter()
+        self.next_number = 1
+        self.seq = 0
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> None:
+        self.sv.account_setup(list(self.s.session.symbols), self.s.croupier.margin_type)
+        self._load()
+        self._track()
+        self._consensus()
+        self._trade()
+
+    def _load(self) -> None:
+        names = list(self.s.session.symbols)
+        for k, name in enumerate(names):
+            m1 = self.venue.data[name].m1
+            first = self.venue.data[name].bar_index(self.t0)
+            want = self.t0 + M * np.arange(self.n_bars + 1, dtype=np.int64)
+            if first is None or first + self.n_bars > len(m1) - 1 \
+                    or not np.array_equal(m1.open_time[first:first + self.n_bars + 1], want):
+                raise DataError(f"{name}: the fast replay needs gap-free 1m data over the replayed window "
+                                f"({self.t0} … {self.last_open}); replay without --fast")
+            cut = _head(m1, first + self.n_bars + 1)
+            self.symbols.append(_Symbol(name, k, first, symbol_readings(cut, self.plan, self.specs)))
+            self.progress("signals", (k + 1) / len(names))
+
+    def _track(self) -> None:
+        """Judge every vote; one ordered outcome sequence per sensor key."""
+        per_key: dict[str, list[tuple[np.ndarray, ...]]] = {}
+        n_sym = len(self.symbols)
+        horizon = self.tracker_params.horizon_bars
+        for sym in self.symbols:
+            m1 = self.venue.data[sym.name].m1
+            last = sym.first + self.n_bars
+            hi, lo, cl = m1.high[:last + 1], m1.low[:last + 1], m1.close[:last + 1]
+            bars = sym.first + np.arange(self.n_bars + 1)
+            groups: dict[tuple[int, float, float], list[tuple[str, np.ndarray, np.ndarray]]] = {}
+            for tf, rd in sym.readings.items():
+                for ps in rd.sensors:
+                    if ps.context or not (0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1):
+                        continue
+                    sig = rd.signal_at(ps.name, bars)
+                    mask = rd.fresh[bars] & ~np.isnan(sig) & (sig != 0)
+                    groups.setdefault((tf.ms, ps.tp_fraction, ps.sl_fraction), []).append(
+                        (sensor_key(ps.name, tf), bars[mask], np.where(sig[mask] > 0, 1, -1)))
+            for (tf_ms, tp, sl), members in groups.items():
+                entry = np.concatenate([e for _, e, _ in members])
+                direction = np.concatenate([d for _, _, d in members])
+                if not entry.size:
+                    continue
+                code = entry * 2 + (direction > 0)
+                uniq, inverse = np.unique(code, return_inverse=True)
+                res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                          horizon * tf_ms // M)
+                res, r, won = res[inverse], r[inverse], won[inverse]
+                start = 0
+                for key, e, _d in members:
+                    stop = start + len(e)
+                    rr = res[start:stop]
+                    ok = rr != NOT_FOUND
+                    per_key.setdefault(key, []).append((
+                        rr[ok] - sym.first, np.full(int(ok.sum()), sym.index), e[ok] - sym.first,
+                        r[start:stop][ok], won[start:stop][ok], m1.open_time[rr[ok]] + M,
+                    ))
+                    start = stop
+        for key, parts in per_key.items():
+            cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
+            self.events[key] = build_key_events(*cols, n_sym, self.tracker_params)
+        self.progress("tracker", 1.0)
+
+    def _consensus(self) -> None:
+        g_all = np.arange(1, self.n_bars + 1, dtype=np.int64)
+        total = len(self.symbols) * len(g_all)
+        done = 0
+        for sym in self.symbols:
+            voters = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if not ps.context]
+            context = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if ps.context]
+            codes = np.empty(len(g_all), dtype=np.int8)
+            for a in range(0, len(g_all), _BLOCK):
+                g = g_all[a:a + _BLOCK]
+                lb = sym.first + g
+                now = self.t0 + (g + 1) * M
+                sig = np.array([sym.readings[tf].signal_at(ps.name, lb) for tf, ps in voters]).reshape(len(voters), len(g))
+                scores = np.full(sig.shape, 0.5)
+                neutral = np.ones(sig.shape, dtype=bool)
+                for row, (tf, ps) in enumerate(voters):
+                    ev = self.events.get(sensor_key(ps.name, tf))
+                    if ev is not None:
+                        scores[row], neutral[row] = approx_scores(ev, ev.prefix(g, sym.index, len(self.symbols)), now,
+                                                                  self.tracker_params)
+                ctx = np.array([sym.readings[tf].signal_at(ps.name, lb) for tf, ps in context]).reshape(len(context), len(g))
+                block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+                                 lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
+                codes[a:a + len(g)] = block
+                done += len(g)
+                self.progress("consensus", done / total)
+            sym.codes = codes
+
+    # ------------------------------------------------------------------ exact pieces
+    def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:
+        lb = sym.first + g
+        out = []
+        for tf, rd in sym.readings.items():
+            j = int(rd.visible[lb])
+            if j < 0:
+                continue
+            for ps in rd.sensors:
+                out.append(SensorReading(ps.name, sym.name, tf, int(rd.open_time[j]), float(rd.signals[ps.name][j]),
+                                         ps.tp_fraction, ps.sl_fraction, ps.context))
+        return out
+
+    def _bar(self, sym: _Symbol, g: int) -> Bar:
+        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+        return Bar(sym.name, Timeframe.M1, self.t0 + g * M, close)
+
+    def _tracker_at(self, sym: _Symbol, g: int, keys: list[str]) -> Any:
+        return exact_tracker(self.events, g, sym.index, len(self.symbols), self.t0 + (g + 1) * M,
+                             self.tracker_params, keys)
+
+    def _decide(self, sym: _Symbol, g: int, book: SymbolBook) -> tuple[Any, Any]:
+        readings = self._readings(sym, g)
+        keys = [sensor_key(r.sensor, r.timeframe) for r in readings if not r.context and not r.is_missing]
+        tracker = self._tracker_at(sym, g, keys)
+        verdict = decide(self._bar(sym, g), readings, tracker.scores(keys), self.player, book,
+                         decided_ms=self.t0 + (g + 1) * M)
+        return verdict, tracker
+
+    def _exact_reason(self, sym: _Symbol, g: int) -> str:
+        verdict, _ = self._decide(sym, g, SymbolBook())
+        return DECISION if isinstance(verdict, Decision) else verdict.reason
+
+    # ------------------------------------------------------------------ trading
+    def _push(self, t_ms: int, phase: int, symbol: int, kind: str, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self._queue, (t_ms, phase, symbol, self.seq, kind, payload))
+
+    def _trade(self) -> None:
+        self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        for sym in self.symbols:
+            assert sym.codes is not None
+            for g in np.flatnonzero(sym.codes == CODE[DECISION]) + 1:
+                self._push(self._decision_time(int(g)), _PHASE_DECIDE, sym.index, "decide", int(g))
+        for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
+            self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
+        n_decisions = max(1, len(self._queue))
+        handled = 0
+        while self._queue:
+            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
+            if kind == "decide":
+                handled += 1
+                self._on_decision(self.symbols[_k], payload, t_ms)
+                if handled % 256 == 0:
+                    self.progress("trades", handled / n_decisions)
+            elif kind == "exit":
+                self._on_exit(self.symbols[_k], payload)
+            else:
+                self._on_funding(payload)
+        self._shutdown()
+        self.progress("trades", 1.0)
+
+    def _decision_time(self, g: int) -> int:
+        """When the engine decides bar ``g``: at the next bar's first point (the data's end for the last)."""
+        return self.venue.end_ms if g == self.n_bars else self.t0 + (g + 1) * M
+
+    def _on_decision(self, sym: _Symbol, g: int, t_ms: int) -> None:
+        book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
+        verdict, tracker = self._decide(sym, g, book)
+        if not isinstance(verdict, Decision):
+            return  # debounce (bracket_open / cooldown): counted with the masks
+        sym.last_decision_index = (self.t0 + g * M) // M
+        sym.decisions.append(g)
+        self.clock.set_ms(t_ms)
+        self._act(sym, g, verdict, tracker, t_ms)
+
+    def _marks(self, deciding: _Symbol, g: int) -> dict[str, Decimal]:
+        """The croupier's marks when ``deciding`` decides bar ``g``: symbols before it in the
+        stream have delivered bar ``g``'s close, the ones after it its third point."""
+        marks = {}
+        for sym in self.symbols:
+            b = sym.bracket
+            if b is None:
+                continue
+            i = sym.first + g
+            if sym.index < deciding.index:
+                marks[sym.name] = self.sv.decimal_bar(sym.name, i)[3]
+            else:
+                adverse = None if b.entry_bar == i else b.side
+                marks[sym.name] = self.sv.path(sym.name, i, adverse)[-2].price
+        return marks
+
+    def _exposure(self, deciding: _Symbol, g: int) -> Exposure:
+        marks = self._marks(deciding, g)
+        with localcontext() as ctx:
+            ctx.prec = 60
+            equity = self.sv.wallet()
+            notional: dict[str, Decimal] = {}
+            for sym in self.symbols:
+                b = sym.bracket
+                if b is None:
+                    continue
+                qty = b.quantity if b.side is Side.BUY else -b.quantity
+                equity += qty * marks[sym.name] - qty * b.entry_price
+                notional[sym.name] = abs(qty) * marks[sym.name]
+        brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
+        return Exposure(equity, notional, brackets)
+
+    def _act(self, sym: _Symbol, g: int, decision: Decision, tracker: Any, t_ms: int) -> None:
+        rules = self.venue.specs[sym.name].rules
+        exposure = self._exposure(sym, g)
+        room = self.risk.entry_headroom(sym.name, exposure)
+        size = size_entry(price=decision.reference_price, sl_fraction=decision.sl_fraction, equity=exposure.equity,
+                          rules=rules, stats=tracker.performance(winning_keys(decision)), params=self.sizing,
+                          market=True, max_notional=room)
+        if isinstance(size, SizeSkip):
+            self.extra_skips[f"size_{size.reason}"] += 1
+            return
+        o, h, low, c, v = self.sv.decimal_bar(sym.name, sym.first + g)
+        self.risk.on_candle(Candle(sym.name, Timeframe.M1, self.t0 + g * M, o, h, low, c, v))
+        verdict = self.risk.check_entry(EntryIntent(sym.name, decision.side, size.notional), exposure)
+        if not verdict.allowed:
+            self.extra_skips[f"risk_{verdict.reason}"] += 1
+            return
+        self.risk.on_order_sent()
+        qty = rules.round_qty(size.quantity, market=True)
+        if rules.check(quantity=qty, price=None, reference_price=decision.reference_price, market=True,
+                       side=decision.side):
+            self.extra_skips["entry_rejected"] += 1
+            return
+        number = self.next_number
+        self.next_number += 1
+        entry_bar = sym.first + g + (1 if g < self.n_bars else 0)
+        if g < self.n_bars:
+            self._prices_at(entry_bar - sym.first, t_ms)
+        else:
+            self.sv.set_price(sym.name, c, t_ms)
+        try:
+            price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
+                                                 client_id(self.tag, sym.name, number, Leg.ENTRY))
+        except SimError:
+            self.extra_skips["entry_rejected"] += 1
+            return
+        sl, tp, sl_algo, tp_algo = self.sv.protect(
+            sym.name, decision.side, price, decision.tp_fraction, decision.sl_fraction, t_ms,
+            client_id(self.tag, sym.name, number, Leg.STOP_LOSS), client_id(self.tag, sym.name, number, Leg.TAKE_PROFIT))
+        b = OpenBracket(number, sym.name, decision.side, qty, entry_bar, t_ms, price, notional, fee, sl, tp, sl_algo,
+                        tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes))
+        sym.bracket = b
+        sym.active.append((g + 1, self.n_bars))  # closed by _on_exit
+        if g < self.n_bars:
+            self.sv.find_exit(b, sym.first + self.n_bars)
+        if b.exit_bar != NOT_FOUND:
+            self._push(b.exit_path[b.exit_point].time_ms, _PHASE_EXIT, sym.index, "exit", b)
+
+    def _prices_at(self, g: int, t_ms: int) -> None:
+        """Every symbol with a position (and the deciding one) at bar ``g``'s first point."""
+        for sym in self.symbols:
+            self.sv.set_price(sym.name, self.sv.decimal_bar(sym.name, sym.first + g)[0], t_ms)
+
+    def _on_exit(self, sym: _Symbol, b: OpenBracket) -> None:
+        fill = self.sv.play_exit(b)
+        m1 = self.venue.data[sym.name].m1
+        bar_open = int(m1.open_time[b.exit_bar])
+        point_ms = b.exit_path[b.exit_point].time_ms
+        step_end = point_ms if b.exit_point == 0 else min(bar_open + M, self.venue.end_ms)
+        self.clock.set_ms(step_end)
+        self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, step_end, point_ms)
+        g_exit = b.exit_bar - sym.first
+        free_from = g_exit - 1 if b.exit_point == 0 else g_exit  # first bar decided without the bracket
+        start, _ = sym.active[-1]
+        sym.active[-1] = (start, free_from - 1)
+
+    def _close(self, sym: _Symbol, b: OpenBracket, exit_price: Decimal, exit_qty: Decimal, fees: Decimal,
+               reason: str, exit_ms: int, booked_until_ms: int) -> None:
+        gross = (exit_price - b.entry_price) * exit_qty * b.side.sign
+        funding = self.sv.funding_paid(sym.name, b.entry_ms, booked_until_ms)
+        record = TradeRecord(bracket_id(self.tag, sym.name, b.number), sym.name, b.side, b.quantity, b.entry_ms,
+                             b.entry_price, exit_ms, exit_price, reason, gross, fees, funding, b.confidence, b.votes)
+        self.trades.append(record)
+        self.risk.on_trade_closed(record.net_pnl)
+        sym.bracket = None
+
+    def _on_funding(self, t_ms: int) -> None:
+        open_syms = [s.name for s in self.symbols if s.bracket is not None]
+        prev = {}
+        for s in self.symbols:
+            if s.bracket is not None:
+                i = s.first + (t_ms - M - self.t0) // M
+                prev[s.name] = (self.sv.decimal_bar(s.name, i)[3], t_ms - 1)
+        self.sv.funding(t_ms, open_syms, prev)
+
+    def _shutdown(self) -> None:
+        """Data end: the flatten exit policy closes what is still open at the last close."""
+        end = self.venue.end_ms
+        self.clock.set_ms(end)
+        for sym in sorted((s for s in self.symbols if s.bracket is not None), key=lambda s: s.bracket.number):
+            b = sym.bracket
+            assert b is not None
+            close = self.sv.decimal_bar(sym.name, sym.first + self.n_bars)[3]
+            fill = self.sv.flatten(b, close, end, client_id(self.tag, sym.name, b.number, Leg.FLATTEN))
+            self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, end, end)
+
+    # ------------------------------------------------------------------ results
+    def skip_counts(self) -> dict[str, int]:
+        """Every skip the engine would count: the player's per bar, then sizing/risk/venue refusals."""
+        out: Counter[str] = Counter()
+        cooldown = self.player.cooldown_bars
+        for sym in self.symbols:
+            assert sym.codes is not None
+            reasons = np.array(REASONS, dtype=object)[sym.codes.astype(np.int64)]
+            mask = np.zeros(self.n_bars + 1, dtype=np.int8)  # 1 cooldown, 2 bracket, by global bar
+            for d in sym.decisions:
+                mask[d + 1:min(d + cooldown, self.n_bars) + 1] = 1
+            for a, z in sym.active:
+                if z >= a:
+                    mask[a:z + 1] = 2
+            m = mask[1:]
+            reasons = np.where(m == 2, SKIP_BRACKET_OPEN, np.where(m == 1, SKIP_COOLDOWN, reasons))
+            values, counts = np.unique(reasons.astype(str), return_counts=True)
+            out.update({str(v): int(c) for v, c in zip(values, counts, strict=True) if v != DECISION})
+        out.update(self.extra_skips)
+        return dict(out)
+
+    def daily_loss_guard(self, equity: np.ndarray) -> None:
+        """The fast path does not model the daily-loss halt: refuse a run that came near it."""
+        p = self.s.risk
+        limit = float(self.start_balance) * p.daily_loss_limit_fraction
+        worst = float(equity.min()) - float(self.start_balance) if equity.size else 0.0
+        if worst <= -0.9 * limit:
+            raise ConfigError(
+                f"--fast: equity fell {-worst:.2f} USDT below the start, within 10 % of the daily loss limit "
+                f"({limit:.2f}); the fast path does not reproduce the HALTED state — replay without --fast",
+                key="risk.daily_loss_limit_fraction")
+
+    def equity_per_minute(self) -> tuple[np.ndarray, np.ndarray]:
+        """(close times, equity) per 1m bar for the report: the wallet after each closed trade
+        plus open positions marked at each bar's close (the engine samples its marks once a minute)."""
+        times = self.t0 + (np.arange(self.n_bars + 1) + 1) * M
+        equity = np.full(len(times), float(self.start_balance))
+        index = {s.name: s for s in self.symbols}
+        for t in self.trades:
+            sym = index[t.symbol]
+            m1 = self.venue.data[t.symbol].m1
+            g_in = (t.entry_time_ms - self.t0) // M  # the bar whose open filled the entry
+            g_out = min((t.exit_time_ms - self.t0) // M, self.n_bars + 1)  # first bar after the exit
+            equity[g_out:] += float(t.net_pnl)
+            if g_out > g_in:
+                closes = m1.close[sym.first + g_in:sym.first + g_out]
+                equity[g_in:g_out] += float(t.side.sign) * float(t.quantity) * (closes - float(t.entry_price))
+        return times, equity
+
+    def record(self, config_hash: str) -> SessionRecord:
+        rec = SessionRecord(self.session_id, "replay", config_hash, list(self.s.session.symbols),
+                            self.venue.start_ms - 1, self.start_balance, on_exit=self.s.session.on_exit)
+        rec.ended_ms = self.venue.end_ms
+        rec.exit_reason = "data_end"
+        rec.trades = list(self.trades)
+        rec.final_balance = self.sv.wallet()
+        ledger = self.sv.engine.account.ledger
+        rec.fees_total = -sum((e.amount for e in ledger if e.income_type == "COMMISSION"), Decimal(0))
+        rec.funding_total = sum((e.amount for e in ledger if e.income_type == "FUNDING_FEE"), Decimal(0))
+        times, equity = self.equity_per_minute()
+        step = max(1, len(times) // MAX_SERIES_POINTS)
+        rec.equity = [(int(t), float(e)) for t, e in zip(times[::step], equity[::step], strict=True)]
+        for sym in self.symbols:
+            m1 = self.venue.data[sym.name].m1
+            idx = np.arange(sym.first, sym.first + self.n_bars + 1, step)
+            rec.prices[sym.name] = [(int(m1.open_time[i]) + M, float(m1.close[i])) for i in idx]
+        rec.skip_reasons = self.skip_counts()
+        rec.notes.append("fast replay (vectorised path: core/fast_replay.py); same rules, parity-tested "
+                         "against the event-driven replay")
+        self.daily_loss_guard(equity)
+        return rec
+
+
+def _head(series: Any, n: int) -> Any:
+    """The first ``n`` bars of a candle series (the replay never reads past its last bar)."""
+    from dataclasses import replace
+
+    return replace(series, open_time=series.open_time[:n], open=series.open[:n], high=series.high[:n],
+                   low=series.low[:n], close=series.close[:n], volume=series.volume[:n])
+
+
+def progress_printer(total_bars: int) -> Callable[[str, float], None]:
+    """A one-line progress bar on stderr: phase, bars done, bars/s, ETA (bars = symbol-bars)."""
+    started = time.monotonic()
+    last = [0.0]
+    weights = {"signals": (0.0, 0.3), "tracker": (0.3, 0.1), "consensus": (0.4, 0.4), "trades": (0.8, 0.2)}
+
+    def show(phase: str, fraction: float) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.2 and fraction < 1.0:
+            return
+        last[0] = now
+        base, share = weights.get(phase, (0.0, 1.0))
+        overall = min(1.0, base + share * fraction)
+        done = int(total_bars * overall)
+        elapsed = max(now - started, 1e-9)
+        rate = done / elapsed
+        eta = (total_bars - done) / rate if rate > 0 else math.nan
+        filled = int(30 * overall)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total_bars:,} bars {100 * overall:5.1f} %  "
+                         f"{rate:,.0f} bars/s  ETA {eta:,.0f} s  ({phase}) ")
+        sys.stderr.flush()
+
+    return show
+
+
+def run_fast_replay(settings: Settings, session_id: str, session_dir: Path, *, duration_s: float | None,
+                    progress: bool) -> tuple[SessionRecord, FastReplay]:
+    """Refuse what is not reproduced, run, and return the session record (report not yet written)."""
+    import hashlib
+
+    problems = unsupported(settings, duration_s)
+    if problems:
+        key, why = problems[0]
+        raise ConfigError(f"replay --fast cannot reproduce {key} = {_current(settings, key)!r}: {why}; "
+                          "replay without --fast", key=key)
+    fast = FastReplay(settings, session_id)
+    if progress:
+        fast.progress = progress_printer((fast.n_bars + 1) * len(settings.session.symbols))
+    fast.run()
+    if progress:
+        sys.stderr.write("\n")
+    config_hash = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+    return fast.record(config_hash), fast
+
+
+def _current(settings: Settings, key: str) -> Any:
+    if key.startswith("--"):
+        return "given"
+    obj: Any = settings
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
