@@ -5,9 +5,10 @@ order to whole arrays of bars, *ignoring the debounce book* (bracket and cooldow
 trades; the fast replay applies them afterwards). Scores come from
 ``core.fast_tracker.approx_scores``, which differ from the tracker's ``math.fsum`` arithmetic
 by rounding only; every bar where a comparison is within ``TOLERANCE`` of its threshold (and
-every bar that would decide) is handed to ``exact`` — the real ``decide`` on the real readings
-and a real tracker — whose answer replaces the vectorised one. So the reasons counted are the
-engine's, and a decision is only ever produced by the real player.
+only those) is handed to ``exact`` — the real ``decide`` on the real readings and a real
+tracker — whose answer replaces the vectorised one. So the reasons counted are the engine's;
+and a bar classified as deciding is only a candidate: the fast replay acts on it only through
+the real ``decide``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class BarInputs:
 
 
 def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.ndarray:
-    """Reason code per bar (``CODE``); ``exact(column)`` is asked for every unsure or deciding bar."""
+    """Reason code per bar (``CODE``); ``exact(column)`` is asked for every unsure bar."""
     v, sc = x.voter_signals, x.voter_scores
     n = v.shape[1]
     present = ~np.isnan(v)
@@ -88,6 +89,6 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
     code[n_present < p.min_voters] = CODE[SKIP_INSUFFICIENT]
     # reasons decided before any score is used are exact whatever the rounding
     unsure &= n_present >= p.min_voters
-    for col in np.flatnonzero(unsure | (code == CODE[DECISION])):
+    for col in np.flatnonzero(unsure):
         code[col] = CODE[exact(int(col))]
     return code

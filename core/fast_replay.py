@@ -295,6 +295,11 @@ class FastReplay:
 
     def _on_decision(self, sym: _Symbol, g: int, t_ms: int) -> None:
         book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
+        # the player's debounce comes first in decide(): asked without readings, it answers
+        # bracket_open / cooldown before anything is built for this bar
+        first = decide(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), (), {}, self.player, book)
+        if first.reason in (SKIP_BRACKET_OPEN, SKIP_COOLDOWN):
+            return  # counted with the masks (skip_counts)
         verdict, tracker = self._decide(sym, g, book)
         if not isinstance(verdict, Decision):
             return  # debounce (bracket_open / cooldown): counted with the masks
