@@ -1,8 +1,10 @@
-"""Replay throughput: 1m bars per second through the whole engine (`python main.py replay`'s path).
+"""Replay throughput: 1m bars per second, through the whole engine (`python main.py replay`)
+and through the vectorised path (`python main.py replay --fast`).
 
-    python bench/replay.py             # 3 runs per case, longer windows
-    python bench/replay.py --quick     # 2 runs per case, short windows (well under a minute)
-    python bench/replay.py --profile   # also: cProfile of the engine process, top functions
+    python bench/replay.py                 # both paths; engine: 3 runs per case, longer windows
+    python bench/replay.py --quick         # short windows, fewer runs (under a minute)
+    python bench/replay.py --path fast     # only the fast path (1 × 1 M and 50 × 20 k bars)
+    python bench/replay.py --profile       # also: cProfile of the engine process, top functions
 
 Cases: (a) a minimal EMA-cross strategy (the ``ema_cross`` voter and one context sensor,
 ``htf_trend``) and (b) the default ensemble (every registered sensor), each on 1 symbol and on
@@ -13,6 +15,15 @@ Measured: the trading phase only (``Engine.run``: recorded bars played → senso
 croupier on the in-process simulator), not start-up and warm-up, which are reported apart.
 The figure is bars processed / wall seconds of that phase, the median of the runs. The
 engine runs in this process, the sensors in their worker processes, as in a real replay.
+
+Fast path (``fast_*`` metrics): the same cases on 1 symbol × 1 M bars and 50 symbols × 20 k
+bars (quick: 1 × 200 k and 50 × 4 k; the default ensemble on a tenth of that). The recorded
+files hold ~64 k bars per symbol, so the 1 M-bar series is stitched from them: each real file
+in turn, scaled so it opens where the previous one closed, written once into a temporary
+folder as ``BTCUSDT`` (real moves, continuous prices). 50 × 20 k uses the symlinked folder with
+the warm-up chosen so that 20 k bars are replayed. The daily loss limit is lifted (a losing
+month would halt; the fast path refuses to approximate that). Measured: ``FastReplay.run`` + the report
+record (signals, tracker, consensus, trades), not loading the CSV files (``fast_*_load_s``).
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gzip
 import io
 import logging
 import os
@@ -32,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -125,10 +138,85 @@ def run_once(root: Path, dataset: str, symbols: list[str], minutes: int, extra: 
     return timing.run_s, timing.bars, time.perf_counter() - t0
 
 
+def stitched_dataset(root: Path, bars: int) -> Path:
+    """One continuous 1m series of ``bars`` bars from the real files, as ``BTCUSDT`` (see the docstring)."""
+    from core.history import load_candles
+    from core.types import Timeframe
+
+    folder = root / "bench-long"
+    folder.mkdir(parents=True, exist_ok=True)
+    t = 1_600_000_020_000 - 1_600_000_020_000 % 3_600_000
+    price = 30_000.0
+    rows: list[str] = []
+    k = 0
+    while len(rows) < bars:
+        real = REAL[k % len(REAL)]
+        k += 1
+        s = load_candles(DATA_DIR / DATASET / f"{real}-1m.csv.gz", symbol=real, timeframe=Timeframe.M1)
+        scale = price / float(s.open[0])
+        o, h, lo, c = (np.round(x * scale, 1) for x in (s.open, s.high, s.low, s.close))
+        take = min(len(s), bars - len(rows))
+        times = t + 60_000 * np.arange(take)
+        rows.extend(f"{times[i]},{o[i]:.1f},{h[i]:.1f},{lo[i]:.1f},{c[i]:.1f},{float(s.volume[i])!r}" for i in range(take))
+        t = int(times[-1]) + 60_000
+        price = float(c[take - 1])
+    with gzip.open(folder / "BTCUSDT-1m.csv.gz", "wt", compresslevel=1) as f:
+        f.write("open_time_ms,open,high,low,close,volume\n")
+        f.write("\n".join(rows))
+        f.write("\n")
+    return folder
+
+
+def fast_once(data_dir: Path, dataset: str, symbols: list[str], warmup: int, extra: dict[str, Any]) -> tuple[float, int, float, int]:
+    """(replay seconds, bars, load seconds, trades) of one fast replay."""
+    from core.fast_replay import FastReplay
+
+    settings = load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": symbols, "session.data_dir": data_dir,
+        "session.dataset": dataset, "session.log_level": "ERROR", "sim.warmup_bars": warmup,
+        # a month-long losing replay would reach the daily-loss halt, which the fast path refuses
+        # to approximate: lift the limit, this measures throughput
+        "risk.daily_loss_limit_fraction": 0.99, **extra,
+    })
+    t0 = time.perf_counter()
+    fast = FastReplay(settings, "bench-fast")
+    t1 = time.perf_counter()
+    fast.run()
+    record = fast.record("bench")
+    t2 = time.perf_counter()
+    return t2 - t1, (fast.n_bars + 1) * len(symbols), t1 - t0, len(record.trades)
+
+
+def bench_fast(root: Path, folder: Path, fifty: list[str], quick: bool) -> None:
+    logging.getLogger().setLevel(logging.ERROR)
+    long_bars = 200_000 if quick else 1_000_000
+    warmup = 7200
+    long = stitched_dataset(root, long_bars + warmup)
+    common = 43_197  # bars every real file shares (the symlinked folder's replay window)
+    per_symbol = 4_000 if quick else 20_000
+    for case, extra, shrink in (("minimal", MINIMAL, 1), ("default", DEFAULT, 10)):
+        for label, data_dir, dataset, symbols, wu in (
+            ("1sym", root, long.name, ["BTCUSDT"], warmup + (long_bars - long_bars // shrink)),
+            ("50sym", root, folder.name, fifty, common - per_symbol // shrink),
+        ):
+            rates, loads = [], []
+            runs = 1 if (quick or shrink > 1) else 3
+            bars = trades = 0
+            for _ in range(runs):
+                run_s, bars, load_s, trades = fast_once(data_dir, dataset, symbols, wu, extra)
+                rates.append(bars / run_s)
+                loads.append(load_s)
+            emit(f"fast_{case}_{label}_bars_per_s", statistics.median(rates), "bars/s", runs)
+            emit(f"fast_{case}_{label}_bars", bars, "bars", runs)
+            emit(f"fast_{case}_{label}_trades", trades, "trades", runs)
+            emit(f"fast_{case}_{label}_load_s", statistics.median(loads), "s", runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short windows, 2 runs (under a minute)")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine process of one run per case")
+    parser.add_argument("--path", choices=["engine", "fast", "both"], default="both", help="which replay to measure")
     args = parser.parse_args()
     runs = 2 if args.quick else 3
     # simulated minutes per case: (1 symbol, 50 symbols); quick: one run of each 50-symbol case
@@ -138,7 +226,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
-        for case, extra in (("minimal", MINIMAL), ("default", DEFAULT)):
+        if args.path in ("fast", "both"):
+            bench_fast(root, folder, fifty, args.quick)
+        for case, extra in (() if args.path == "fast" else (("minimal", MINIMAL), ("default", DEFAULT))):
             for label, dataset, symbols, mins in (("1sym", DATASET, ["BTCUSDT"], minutes[case][0]),
                                                   ("50sym", folder.name, fifty, minutes[case][1])):
                 rates, starts = [], []

@@ -48,7 +48,7 @@ from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, Sym
 from core.report import MAX_SERIES_POINTS, SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import PlannedSensor, build_plan
-from core.sensor_tracker import TrackerParams, sensor_key
+from core.sensor_tracker import PerformanceStats, TrackerParams, sensor_key
 from core.sizing import SizeSkip, SizingParams, size_entry
 from core.types import Candle, Side, Timeframe
 from croupier.ids import Leg, bracket_id, client_id, session_tag
@@ -64,6 +64,9 @@ M = MINUTE_MS
 QUOTE = "USDT"
 _BLOCK = 65_536  # bars per consensus block (bounds memory with hundreds of sensor keys)
 _PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
+# tracker statistics giving the two smallest sizes kelly sizing can choose: the fallback
+# (too few resolved votes) and min_fraction (losses only)
+_SMALLEST_SIZES = (PerformanceStats(0, 0, 0, 0.0, 0.0), PerformanceStats(10**9, 0, 10**9, 0.0, 1.0))
 
 
 def unsupported(s: Settings, duration_s: float | None) -> list[tuple[str, str]]:
@@ -102,7 +105,8 @@ class _Symbol:
 class FastReplay:
     """One fast replay over ``settings`` (see the module docstring)."""
 
-    def __init__(self, settings: Settings, session_id: str, progress: Callable[[str, float], None] | None = None) -> None:
+    def __init__(self, settings: Settings, session_id: str, progress: Callable[[str, float], None] | None = None,
+                 venue: Venue | None = None) -> None:
         self.s = settings
         self.session_id = session_id
         self.tag = session_tag(session_id)
@@ -113,9 +117,11 @@ class FastReplay:
         self.tracker_params = TrackerParams.from_settings(settings.tracker, settings.player)
         self.sizing = SizingParams.from_settings(settings.sizing)
         sim = settings.sim
-        folder = find_data_dir(settings.session.data_dir) / settings.session.dataset
-        self.venue = Venue.from_folder(folder, settings.session.symbols, engine_config=engine_config(sim),
-                                       config=venue_config(sim, intrabar_events=False), warmup_bars=sim.warmup_bars)
+        if venue is None:  # ``venue``: already loaded data (benchmarks reuse one load for many runs)
+            folder = find_data_dir(settings.session.data_dir) / settings.session.dataset
+            venue = Venue.from_folder(folder, settings.session.symbols, engine_config=engine_config(sim),
+                                      config=venue_config(sim, intrabar_events=False), warmup_bars=sim.warmup_bars)
+        self.venue = venue
         self.sv = SparseVenue(self.venue)
         self.clock = FakeClock(self.venue.now_ms)
         self.start_balance = self.sv.wallet()
@@ -300,13 +306,48 @@ class FastReplay:
         first = decide(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), (), {}, self.player, book)
         if first.reason in (SKIP_BRACKET_OPEN, SKIP_COOLDOWN):
             return  # counted with the masks (skip_counts)
-        verdict, tracker = self._decide(sym, g, book)
-        if not isinstance(verdict, Decision):
-            return  # debounce (bracket_open / cooldown): counted with the masks
+        # past the debounce this bar decides (the consensus classified it with certainty)
         sym.last_decision_index = (self.t0 + g * M) // M
         sym.decisions.append(g)
         self.clock.set_ms(t_ms)
-        self._act(sym, g, verdict, tracker, t_ms)
+        exposure = self._exposure(sym, g)
+        if self._refused_whatever_the_size(sym, g, exposure):
+            return
+        verdict, tracker = self._decide(sym, g, book)
+        if not isinstance(verdict, Decision):
+            raise RuntimeError(f"fast replay: {sym.name} bar {g} classified as deciding, decide() says {verdict}")
+        self._act(sym, g, verdict, tracker, t_ms, exposure)
+
+    def _refused_whatever_the_size(self, sym: _Symbol, g: int, exposure: Exposure) -> bool:
+        """True (skip counted) when the risk gate refuses this entry for a reason no size changes
+        (halted, cooldown, max positions …) and sizing cannot fail first: then the decision's
+        details (exact scores, sizing statistics) cannot change the outcome and are not built.
+
+        Sizing is asked with the smallest fraction any tracker statistics can give (fallback
+        or min_fraction); a larger fraction never makes sizing fail where a smaller one passed
+        (quantities are capped, never refused, above). fixed_risk sizes from the decision's stop
+        distance, so it always takes the full path.
+        """
+        if self.sizing.mode.value == "fixed_risk":
+            return False
+        rules = self.venue.specs[sym.name].rules
+        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+        room = self.risk.entry_headroom(sym.name, exposure)
+        for stats in _SMALLEST_SIZES:
+            size = size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=exposure.equity, rules=rules,
+                              stats=stats, params=self.sizing, market=True, max_notional=room)
+            if isinstance(size, SizeSkip):
+                return False
+        self._feed_candle(sym, g)
+        verdict = self.risk.check_entry(EntryIntent(sym.name, Side.BUY, Decimal(0)), exposure)
+        if verdict.allowed:
+            return False
+        self.extra_skips[f"risk_{verdict.reason}"] += 1
+        return True
+
+    def _feed_candle(self, sym: _Symbol, g: int) -> None:
+        o, h, low, c, v = self.sv.decimal_bar(sym.name, sym.first + g)
+        self.risk.on_candle(Candle(sym.name, Timeframe.M1, self.t0 + g * M, o, h, low, c, v))
 
     def _marks(self, deciding: _Symbol, g: int) -> dict[str, Decimal]:
         """The croupier's marks when ``deciding`` decides bar ``g``: symbols before it in the
@@ -340,9 +381,8 @@ class FastReplay:
         brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
         return Exposure(equity, notional, brackets)
 
-    def _act(self, sym: _Symbol, g: int, decision: Decision, tracker: Any, t_ms: int) -> None:
+    def _act(self, sym: _Symbol, g: int, decision: Decision, tracker: Any, t_ms: int, exposure: Exposure) -> None:
         rules = self.venue.specs[sym.name].rules
-        exposure = self._exposure(sym, g)
         room = self.risk.entry_headroom(sym.name, exposure)
         size = size_entry(price=decision.reference_price, sl_fraction=decision.sl_fraction, equity=exposure.equity,
                           rules=rules, stats=tracker.performance(winning_keys(decision)), params=self.sizing,
@@ -350,8 +390,7 @@ class FastReplay:
         if isinstance(size, SizeSkip):
             self.extra_skips[f"size_{size.reason}"] += 1
             return
-        o, h, low, c, v = self.sv.decimal_bar(sym.name, sym.first + g)
-        self.risk.on_candle(Candle(sym.name, Timeframe.M1, self.t0 + g * M, o, h, low, c, v))
+        self._feed_candle(sym, g)
         verdict = self.risk.check_entry(EntryIntent(sym.name, decision.side, size.notional), exposure)
         if not verdict.allowed:
             self.extra_skips[f"risk_{verdict.reason}"] += 1
@@ -368,7 +407,7 @@ class FastReplay:
         if g < self.n_bars:
             self._prices_at(entry_bar - sym.first, t_ms)
         else:
-            self.sv.set_price(sym.name, c, t_ms)
+            self.sv.set_price(sym.name, decision.reference_price, t_ms)
         try:
             price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
                                                  client_id(self.tag, sym.name, number, Leg.ENTRY))
@@ -456,16 +495,31 @@ class FastReplay:
         out.update(self.extra_skips)
         return dict(out)
 
-    def daily_loss_guard(self, equity: np.ndarray) -> None:
-        """The fast path does not model the daily-loss halt: refuse a run that came near it."""
+    def daily_loss_guard(self, times: np.ndarray, equity: np.ndarray) -> None:
+        """The fast path does not model the daily-loss halt: refuse a run that came near it.
+
+        Per loss period (the session, or each UTC day), the worst equity against the period's
+        starting equity must stay clear of the limit by 10 % of it; the engine samples equity
+        at its marks once a minute, these per-minute closes are near enough for that margin.
+        """
         p = self.s.risk
-        limit = float(self.start_balance) * p.daily_loss_limit_fraction
-        worst = float(equity.min()) - float(self.start_balance) if equity.size else 0.0
-        if worst <= -0.9 * limit:
-            raise ConfigError(
-                f"--fast: equity fell {-worst:.2f} USDT below the start, within 10 % of the daily loss limit "
-                f"({limit:.2f}); the fast path does not reproduce the HALTED state — replay without --fast",
-                key="risk.daily_loss_limit_fraction")
+        if not equity.size:
+            return
+        if p.daily_reset == "utc_midnight":
+            day = times // 86_400_000
+            starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
+        else:
+            starts = np.array([0])
+        ends = np.r_[starts[1:], len(equity)]
+        for a, z in zip(starts, ends, strict=True):
+            base = float(self.start_balance) if a == 0 else float(equity[a - 1])
+            limit = base * p.daily_loss_limit_fraction
+            worst = float(equity[a:z].min()) - base
+            if worst <= -0.9 * limit:
+                raise ConfigError(
+                    f"replay --fast: equity fell {-worst:.2f} USDT in a loss period, within 10 % of the daily loss "
+                    f"limit ({limit:.2f}); the fast path does not reproduce the HALTED state — replay without --fast "
+                    "(or raise risk.daily_loss_limit_fraction)", key="risk.daily_loss_limit_fraction")
 
     def equity_per_minute(self) -> tuple[np.ndarray, np.ndarray]:
         """(close times, equity) per 1m bar for the report: the wallet after each closed trade
@@ -500,11 +554,11 @@ class FastReplay:
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
             idx = np.arange(sym.first, sym.first + self.n_bars + 1, step)
-            rec.prices[sym.name] = [(int(m1.open_time[i]) + M, float(m1.close[i])) for i in idx]
+            rec.prices[sym.name] = list(zip((m1.open_time[idx] + M).tolist(), m1.close[idx].tolist(), strict=True))
         rec.skip_reasons = self.skip_counts()
         rec.notes.append("fast replay (vectorised path: core/fast_replay.py); same rules, parity-tested "
                          "against the event-driven replay")
-        self.daily_loss_guard(equity)
+        self.daily_loss_guard(times, equity)
         return rec
 
 

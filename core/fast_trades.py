@@ -72,6 +72,8 @@ class SparseVenue:
         self.venue = venue
         self.engine = venue.engine
         self._floats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._bars: dict[tuple[str, int], tuple[Decimal, Decimal, Decimal, Decimal, Decimal]] = {}
+        self._paths: dict[tuple[str, int, Side | None], list[PathPoint]] = {}
 
     # ------------------------------------------------------------------ prices
     def bar_index(self, symbol: str, open_ms: int) -> int:
@@ -81,15 +83,29 @@ class SparseVenue:
         return i
 
     def decimal_bar(self, symbol: str, i: int) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal]:
-        return self.venue.data[symbol].decimal_bar(i, self.venue.specs[symbol].rules.tick_size)
+        """The venue's Decimal OHLCV of bar ``i`` (tick-quantized), memoised (bounded)."""
+        key = (symbol, i)
+        bar = self._bars.get(key)
+        if bar is None:
+            if len(self._bars) > 100_000:
+                self._bars.clear()
+            bar = self._bars[key] = self.venue.data[symbol].decimal_bar(i, self.venue.specs[symbol].rules.tick_size)
+        return bar
 
     def path(self, symbol: str, i: int, adverse: Side | None) -> list[PathPoint]:
         """The venue's path through bar ``i`` (``adverse``: the position side at the bar's start)."""
+        key = (symbol, i, adverse)
+        found = self._paths.get(key)
+        if found is not None:
+            return found
+        if len(self._paths) > 100_000:
+            self._paths.clear()
         o, h, low, c, _v = self.decimal_bar(symbol, i)
         m1 = self.venue.data[symbol].m1
-        return intra_bar_path(o, h, low, c, open_time_ms=int(m1.open_time[i]), steps=self.venue.config.path_steps,
-                              tick=self.venue.specs[symbol].rules.tick_size,
-                              adverse=adverse if self.engine.config.pessimistic else None)
+        path = self._paths[key] = intra_bar_path(
+            o, h, low, c, open_time_ms=int(m1.open_time[i]), steps=self.venue.config.path_steps,
+            tick=self.venue.specs[symbol].rules.tick_size, adverse=adverse if self.engine.config.pessimistic else None)
+        return path
 
     def set_price(self, symbol: str, price: Decimal, t_ms: int) -> None:
         self.engine.set_price(symbol, price, t_ms)
