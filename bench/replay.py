@@ -19,11 +19,13 @@ engine runs in this process, the sensors in their worker processes, as in a real
 Fast path (``fast_*`` metrics): the same cases on 1 symbol × 1 M bars and 50 symbols × 20 k
 bars (quick: 1 × 200 k and 50 × 4 k; the default ensemble on a tenth of that). The recorded
 files hold ~64 k bars per symbol, so the 1 M-bar series is stitched from them: each real file
-in turn, scaled so it opens where the previous one closed, written once into a temporary
-folder as ``BTCUSDT`` (real moves, continuous prices). 50 × 20 k uses the symlinked folder with
-the warm-up chosen so that 20 k bars are replayed. The daily loss limit is lifted (a losing
-month would halt; the fast path refuses to approximate that). Measured: ``FastReplay.run`` + the report
-record (signals, tracker, consensus, trades), not loading the CSV files (``fast_*_load_s``).
+in turn, scaled so it opens where the previous one closed, rounded to BTCUSDT's tick, as one
+in-memory ``BTCUSDT`` series (real moves, continuous prices). 50 × 20 k uses the 50
+symbols S00USDT … (each one of the 7 real files) with
+the replay window cut to the last 20 k bars. The daily loss limit is lifted (a losing month
+would halt; the fast path refuses to approximate that). Measured: ``FastReplay`` on data
+already in memory (``fast_data_load_s`` apart): signals, tracker, consensus, trades, report
+record.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import gzip
 import io
 import logging
 import os
@@ -138,78 +139,97 @@ def run_once(root: Path, dataset: str, symbols: list[str], minutes: int, extra: 
     return timing.run_s, timing.bars, time.perf_counter() - t0
 
 
-def stitched_dataset(root: Path, bars: int) -> Path:
-    """One continuous 1m series of ``bars`` bars from the real files, as ``BTCUSDT`` (see the docstring)."""
-    from core.history import load_candles
+def real_data() -> dict[str, Any]:
+    """The recorded symbols' data (1m candles, funding, marks), loaded once."""
+    from exchanges.sim.feed import load_symbol_data
+
+    return {r: load_symbol_data(DATA_DIR / DATASET, r) for r in REAL}
+
+
+def stitched_series(loaded: dict[str, Any], bars: int) -> Any:
+    """One continuous ``BTCUSDT`` 1m series of ``bars`` bars from the real files (see the docstring)."""
+    from core.history import CandleSeries
     from core.types import Timeframe
 
-    folder = root / "bench-long"
-    folder.mkdir(parents=True, exist_ok=True)
-    t = 1_600_000_020_000 - 1_600_000_020_000 % 3_600_000
+    t0 = 1_600_000_020_000 - 1_600_000_020_000 % 3_600_000
     price = 30_000.0
-    rows: list[str] = []
-    k = 0
-    while len(rows) < bars:
-        real = REAL[k % len(REAL)]
+    cols: list[list[np.ndarray]] = [[], [], [], [], []]
+    n = k = 0
+    while n < bars:
+        s = loaded[REAL[k % len(REAL)]].m1
         k += 1
-        s = load_candles(DATA_DIR / DATASET / f"{real}-1m.csv.gz", symbol=real, timeframe=Timeframe.M1)
+        take = min(len(s), bars - n)
         scale = price / float(s.open[0])
-        o, h, lo, c = (np.round(x * scale, 1) for x in (s.open, s.high, s.low, s.close))
-        take = min(len(s), bars - len(rows))
-        times = t + 60_000 * np.arange(take)
-        rows.extend(f"{times[i]},{o[i]:.1f},{h[i]:.1f},{lo[i]:.1f},{c[i]:.1f},{float(s.volume[i])!r}" for i in range(take))
-        t = int(times[-1]) + 60_000
-        price = float(c[take - 1])
-    with gzip.open(folder / "BTCUSDT-1m.csv.gz", "wt", compresslevel=1) as f:
-        f.write("open_time_ms,open,high,low,close,volume\n")
-        f.write("\n".join(rows))
-        f.write("\n")
-    return folder
+        for col, x in zip(cols, (s.open, s.high, s.low, s.close), strict=False):
+            col.append(np.round(x[:take] * scale, 1))
+        cols[4].append(s.volume[:take])
+        n += take
+        price = float(cols[3][-1][-1])
+    o, h, lo, c, v = (np.concatenate(col) for col in cols)
+    return CandleSeries("BTCUSDT", Timeframe.M1, t0 + 60_000 * np.arange(bars, dtype=np.int64), o, h, lo, c, v)
 
 
-def fast_once(data_dir: Path, dataset: str, symbols: list[str], warmup: int, extra: dict[str, Any]) -> tuple[float, int, float, int]:
-    """(replay seconds, bars, load seconds, trades) of one fast replay."""
+def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any]) -> tuple[float, int, int]:
+    """(replay seconds, bars, trades) of one fast replay on an already loaded venue."""
     from core.fast_replay import FastReplay
 
     settings = load_settings(None, overrides={
-        "session.mode": "replay", "session.symbols": symbols, "session.data_dir": data_dir,
-        "session.dataset": dataset, "session.log_level": "ERROR", "sim.warmup_bars": warmup,
+        "session.mode": "replay", "session.symbols": symbols, "session.log_level": "ERROR",
         # a month-long losing replay would reach the daily-loss halt, which the fast path refuses
         # to approximate: lift the limit, this measures throughput
         "risk.daily_loss_limit_fraction": 0.99, **extra,
     })
     t0 = time.perf_counter()
-    fast = FastReplay(settings, "bench-fast")
-    t1 = time.perf_counter()
+    fast = FastReplay(settings, "bench-fast", venue=venue)
     fast.run()
     record = fast.record("bench")
-    t2 = time.perf_counter()
-    return t2 - t1, (fast.n_bars + 1) * len(symbols), t1 - t0, len(record.trades)
+    return time.perf_counter() - t0, (fast.n_bars + 1) * len(symbols), len(record.trades)
 
 
-def bench_fast(root: Path, folder: Path, fifty: list[str], quick: bool) -> None:
+def fast_venue(data: dict[str, Any], replay_bars: int) -> Any:
+    """A fresh simulated venue on ``data`` whose replay window is the last ``replay_bars`` bars."""
+    from config.settings import SimSettings
+    from exchanges.sim.local import engine_config, venue_config
+    from exchanges.sim.venue import Venue
+
+    first = max(int(d.m1.open_time[0]) for d in data.values())
+    last = min(int(d.m1.open_time[-1]) for d in data.values())
+    sim = SimSettings()
+    return Venue(data, engine_config(sim), venue_config(sim, intrabar_events=False),
+                 start_ms=last - (replay_bars - 2) * 60_000 if replay_bars > 1 else first)
+
+
+def bench_fast(quick: bool) -> None:
+    from dataclasses import replace
+
+    from exchanges.sim.feed import SymbolData
+
     logging.getLogger().setLevel(logging.ERROR)
+    t0 = time.perf_counter()
+    loaded = real_data()
     long_bars = 200_000 if quick else 1_000_000
-    warmup = 7200
-    long = stitched_dataset(root, long_bars + warmup)
-    common = 43_197  # bars every real file shares (the symlinked folder's replay window)
     per_symbol = 4_000 if quick else 20_000
+    long = stitched_series(loaded, long_bars + 7_200)
+    emit("fast_data_load_s", time.perf_counter() - t0, "s", 1)
+    fifty = {}
+    for i in range(50):
+        name = f"S{i:02d}USDT"
+        d = loaded[REAL[i % len(REAL)]]
+        fifty[name] = SymbolData(name, replace(d.m1, symbol=name), d.funding, d.mark_8h)
     for case, extra, shrink in (("minimal", MINIMAL, 1), ("default", DEFAULT, 10)):
-        for label, data_dir, dataset, symbols, wu in (
-            ("1sym", root, long.name, ["BTCUSDT"], warmup + (long_bars - long_bars // shrink)),
-            ("50sym", root, folder.name, fifty, common - per_symbol // shrink),
+        for label, data, bars in (
+            ("1sym", {"BTCUSDT": SymbolData("BTCUSDT", long)}, long_bars // shrink),
+            ("50sym", fifty, per_symbol // shrink),
         ):
-            rates, loads = [], []
+            rates = []
             runs = 1 if (quick or shrink > 1) else 3
-            bars = trades = 0
+            total = trades = 0
             for _ in range(runs):
-                run_s, bars, load_s, trades = fast_once(data_dir, dataset, symbols, wu, extra)
-                rates.append(bars / run_s)
-                loads.append(load_s)
+                run_s, total, trades = fast_once(fast_venue(data, bars), list(data), extra)
+                rates.append(total / run_s)
             emit(f"fast_{case}_{label}_bars_per_s", statistics.median(rates), "bars/s", runs)
-            emit(f"fast_{case}_{label}_bars", bars, "bars", runs)
+            emit(f"fast_{case}_{label}_bars", total, "bars", runs)
             emit(f"fast_{case}_{label}_trades", trades, "trades", runs)
-            emit(f"fast_{case}_{label}_load_s", statistics.median(loads), "s", runs)
 
 
 def main() -> None:
@@ -227,7 +247,7 @@ def main() -> None:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
         if args.path in ("fast", "both"):
-            bench_fast(root, folder, fifty, args.quick)
+            bench_fast(args.quick)
         for case, extra in (() if args.path == "fast" else (("minimal", MINIMAL), ("default", DEFAULT))):
             for label, dataset, symbols, mins in (("1sym", DATASET, ["BTCUSDT"], minutes[case][0]),
                                                   ("50sym", folder.name, fifty, minutes[case][1])):

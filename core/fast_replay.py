@@ -99,6 +99,7 @@ class _Symbol:
     last_decision_index: int | None = None
     bracket: OpenBracket | None = None
     decisions: list[int] = field(default_factory=list)  # global bars decided
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # bars classified deciding
     active: list[tuple[int, int]] = field(default_factory=list)  # global bars [from, to] with a bracket
 
 
@@ -273,27 +274,54 @@ class FastReplay:
 
     def _trade(self) -> None:
         self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        n_decisions = 1
         for sym in self.symbols:
             assert sym.codes is not None
-            for g in np.flatnonzero(sym.codes == CODE[DECISION]) + 1:
-                self._push(self._decision_time(int(g)), _PHASE_DECIDE, sym.index, "decide", int(g))
+            sym.candidates = np.flatnonzero(sym.codes == CODE[DECISION]) + 1
+            n_decisions += len(sym.candidates)
+            self._next_candidate(sym, 1)
         for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
             self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
-        n_decisions = max(1, len(self._queue))
         handled = 0
         while self._queue:
             t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
             if kind == "decide":
-                handled += 1
-                self._on_decision(self.symbols[_k], payload, t_ms)
-                if handled % 256 == 0:
-                    self.progress("trades", handled / n_decisions)
+                sym = self.symbols[_k]
+                handled = max(handled, int(np.searchsorted(sym.candidates, payload)))
+                self._on_decision(sym, payload, t_ms)
+                self._next_candidate(sym, self._next_possible(sym, payload))
+                self.progress("trades", handled / n_decisions)
             elif kind == "exit":
                 self._on_exit(self.symbols[_k], payload)
             else:
                 self._on_funding(payload)
         self._shutdown()
         self.progress("trades", 1.0)
+
+    def _next_candidate(self, sym: _Symbol, from_g: int | None) -> None:
+        """Queue the symbol's first deciding bar at or after ``from_g`` (None: no more)."""
+        if from_g is None:
+            return
+        k = int(np.searchsorted(sym.candidates, from_g))
+        if k < len(sym.candidates):
+            g = int(sym.candidates[k])
+            self._push(self._decision_time(g), _PHASE_DECIDE, sym.index, "decide", g)
+
+    def _next_possible(self, sym: _Symbol, g: int) -> int | None:
+        """The first bar after ``g`` at which the player's debounce could let ``sym`` decide:
+        past the cooldown of its last decision and, with a bracket open, from the bar its exit
+        is known (None: the bracket outlives the data). Bars skipped here are counted by the
+        masks in ``skip_counts``; they can never reach an entry."""
+        nxt = g + 1
+        if sym.decisions and sym.decisions[-1] == g:
+            nxt = g + self.player.cooldown_bars + 1
+        b = sym.bracket
+        if b is not None:
+            if b.exit_bar == NOT_FOUND:
+                return None
+            g_exit = b.exit_bar - sym.first
+            nxt = max(nxt, g_exit - 1 if b.exit_point == 0 else g_exit)
+        return nxt
 
     def _decision_time(self, g: int) -> int:
         """When the engine decides bar ``g``: at the next bar's first point (the data's end for the last)."""
@@ -418,7 +446,8 @@ class FastReplay:
             sym.name, decision.side, price, decision.tp_fraction, decision.sl_fraction, t_ms,
             client_id(self.tag, sym.name, number, Leg.STOP_LOSS), client_id(self.tag, sym.name, number, Leg.TAKE_PROFIT))
         b = OpenBracket(number, sym.name, decision.side, qty, entry_bar, t_ms, price, notional, fee, sl, tp, sl_algo,
-                        tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes))
+                        tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes),
+                        funding_start=self.sv.funding_so_far(sym.name))
         sym.bracket = b
         sym.active.append((g + 1, self.n_bars))  # closed by _on_exit
         if g < self.n_bars:
@@ -447,7 +476,7 @@ class FastReplay:
     def _close(self, sym: _Symbol, b: OpenBracket, exit_price: Decimal, exit_qty: Decimal, fees: Decimal,
                reason: str, exit_ms: int, booked_until_ms: int) -> None:
         gross = (exit_price - b.entry_price) * exit_qty * b.side.sign
-        funding = self.sv.funding_paid(sym.name, b.entry_ms, booked_until_ms)
+        funding = self.sv.funding_so_far(sym.name) - b.funding_start
         record = TradeRecord(bracket_id(self.tag, sym.name, b.number), sym.name, b.side, b.quantity, b.entry_ms,
                              b.entry_price, exit_ms, exit_price, reason, gross, fees, funding, b.confidence, b.votes)
         self.trades.append(record)
@@ -479,19 +508,18 @@ class FastReplay:
         """Every skip the engine would count: the player's per bar, then sizing/risk/venue refusals."""
         out: Counter[str] = Counter()
         cooldown = self.player.cooldown_bars
+        bracket_code, cooldown_code = len(REASONS), len(REASONS) + 1
+        names = (*REASONS, SKIP_BRACKET_OPEN, SKIP_COOLDOWN)
         for sym in self.symbols:
             assert sym.codes is not None
-            reasons = np.array(REASONS, dtype=object)[sym.codes.astype(np.int64)]
-            mask = np.zeros(self.n_bars + 1, dtype=np.int8)  # 1 cooldown, 2 bracket, by global bar
+            codes = np.concatenate([[CODE[DECISION]], sym.codes]).astype(np.int64)  # by global bar 0 … G
             for d in sym.decisions:
-                mask[d + 1:min(d + cooldown, self.n_bars) + 1] = 1
+                codes[d + 1:min(d + cooldown, self.n_bars) + 1] = cooldown_code
             for a, z in sym.active:
                 if z >= a:
-                    mask[a:z + 1] = 2
-            m = mask[1:]
-            reasons = np.where(m == 2, SKIP_BRACKET_OPEN, np.where(m == 1, SKIP_COOLDOWN, reasons))
-            values, counts = np.unique(reasons.astype(str), return_counts=True)
-            out.update({str(v): int(c) for v, c in zip(values, counts, strict=True) if v != DECISION})
+                    codes[a:z + 1] = bracket_code
+            counts = np.bincount(codes[1:], minlength=len(names))
+            out.update({names[k]: int(c) for k, c in enumerate(counts) if c and names[k] != DECISION})
         out.update(self.extra_skips)
         return dict(out)
 
@@ -524,19 +552,21 @@ class FastReplay:
     def equity_per_minute(self) -> tuple[np.ndarray, np.ndarray]:
         """(close times, equity) per 1m bar for the report: the wallet after each closed trade
         plus open positions marked at each bar's close (the engine samples its marks once a minute)."""
-        times = self.t0 + (np.arange(self.n_bars + 1) + 1) * M
-        equity = np.full(len(times), float(self.start_balance))
+        n = self.n_bars + 1
+        times = self.t0 + (np.arange(n) + 1) * M
+        steps = np.zeros(n + 1)
+        equity = np.full(n, float(self.start_balance))
         index = {s.name: s for s in self.symbols}
         for t in self.trades:
             sym = index[t.symbol]
             m1 = self.venue.data[t.symbol].m1
             g_in = (t.entry_time_ms - self.t0) // M  # the bar whose open filled the entry
-            g_out = min((t.exit_time_ms - self.t0) // M, self.n_bars + 1)  # first bar after the exit
-            equity[g_out:] += float(t.net_pnl)
+            g_out = min((t.exit_time_ms - self.t0) // M, n)  # first bar after the exit
+            steps[g_out] += float(t.net_pnl)
             if g_out > g_in:
                 closes = m1.close[sym.first + g_in:sym.first + g_out]
                 equity[g_in:g_out] += float(t.side.sign) * float(t.quantity) * (closes - float(t.entry_price))
-        return times, equity
+        return times, equity + np.cumsum(steps)[:n]
 
     def record(self, config_hash: str) -> SessionRecord:
         rec = SessionRecord(self.session_id, "replay", config_hash, list(self.s.session.symbols),

@@ -140,7 +140,7 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
         lo = max(0, m - params.window)
         lw = int(ev.last_win_ms[m])
         history[key] = {
-            "outcomes": [[float(r), bool(w)] for r, w in zip(ev.r[lo:m], ev.won[lo:m], strict=True)],
+            "outcomes": list(zip(ev.r[lo:m].tolist(), ev.won[lo:m].tolist(), strict=True)),
             "last_win_ms": None if lw < 0 else lw,
         }
     return SensorTracker.from_dict(

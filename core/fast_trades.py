@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from core.fast_passage import NOT_FOUND, first_touch
+from core.fast_passage import NOT_FOUND
 from core.types import ZERO, OrderType, Rounding, Side, WorkingType
 from croupier.order_states import PRICE_QUANTUM
 from exchanges.sim import algo as algo_rules
@@ -53,6 +53,7 @@ class OpenBracket:
     exit_bar: int = NOT_FOUND
     exit_point: int = -1
     exit_path: list[PathPoint] = field(default_factory=list)
+    funding_start: Decimal = ZERO  # the symbol's funding so far when the bracket opened
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,19 @@ class ExitFill:
     reason: str  # take_profit | stop_loss | flatten
 
 
+def _first_range_touch(hi: np.ndarray, lo: np.ndarray, start: int, end: int, upper: float, lower: float) -> int:
+    """One question of ``first_touch``, scanned in growing numpy chunks (one bracket at a time)."""
+    width = 256
+    while start <= end:
+        stop = min(end + 1, start + width)
+        hit = np.flatnonzero((hi[start:stop] >= upper) | (lo[start:stop] <= lower))
+        if hit.size:
+            return start + int(hit[0])
+        start = stop
+        width = min(width * 4, 1 << 16)
+    return NOT_FOUND
+
+
 class SparseVenue:
     """The simulator's venue and matching engine, driven point by point only when needed."""
 
@@ -74,6 +88,7 @@ class SparseVenue:
         self._floats: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._bars: dict[tuple[str, int], tuple[Decimal, Decimal, Decimal, Decimal, Decimal]] = {}
         self._paths: dict[tuple[str, int, Side | None], list[PathPoint]] = {}
+        self.funding_total: dict[str, Decimal] = {}
 
     # ------------------------------------------------------------------ prices
     def bar_index(self, symbol: str, open_ms: int) -> int:
@@ -159,8 +174,7 @@ class SparseVenue:
         lower = float(b.sl_price if long else b.tp_price)
         start = b.entry_bar
         while start <= last_bar:
-            j = int(first_touch(hi, lo, np.array([start]), np.array([last_bar]), np.array([upper]),
-                                np.array([lower]))[0])
+            j = _first_range_touch(hi, lo, start, last_bar, upper, lower)
             if j == NOT_FOUND:
                 return
             path = self.path(b.symbol, j, None if j == b.entry_bar else b.side)
@@ -226,16 +240,18 @@ class SparseVenue:
             if mark is None and sym in open_symbols and sym in prev_close:
                 price, at = prev_close[sym]
                 self.set_price(sym, price, at)
-            self.engine.apply_funding(sym, self.venue.funding_rate(sym, t_ms), t_ms, mark)
+            paid = self.engine.apply_funding(sym, self.venue.funding_rate(sym, t_ms), t_ms, mark)
+            if paid:
+                self.funding_total[sym] = self.funding_total.get(sym, ZERO) + paid
         self.engine.drain()
 
     def wallet(self) -> Decimal:
         return self.engine.account.wallet
 
-    def funding_paid(self, symbol: str, after_ms: int, until_ms: int) -> Decimal:
-        """Funding booked on ``symbol`` in ``(after_ms, until_ms]`` (signed, + received)."""
-        return sum((e.amount for e in self.engine.account.ledger
-                    if e.symbol == symbol and e.income_type == "FUNDING_FEE" and after_ms < e.time_ms <= until_ms), ZERO)
+    def funding_so_far(self, symbol: str) -> Decimal:
+        """Funding booked on ``symbol`` since the start (signed, + received); a bracket's funding
+        is the difference between its close and its opening, as the croupier computes it."""
+        return self.funding_total.get(symbol, ZERO)
 
     def account_setup(self, symbols: list[str], margin_type: str) -> None:
         """The croupier's start: one-way mode and the margin type on every session symbol."""
