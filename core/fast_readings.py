@@ -44,12 +44,25 @@ def series_for(m1: CandleSeries, timeframe: Timeframe) -> CandleSeries:
     return m1 if timeframe is Timeframe.M1 else resample(m1, timeframe)
 
 
-def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, SensorSpec]) -> dict[Timeframe, TimeframeReadings]:
-    """Signals of every planned sensor for one symbol, with the 1m visibility map."""
+def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, SensorSpec], *,
+                    first_close_ms: int | None = None, history_bars: int | None = None) -> dict[Timeframe, TimeframeReadings]:
+    """Signals of every planned sensor for one symbol, with the 1m visibility map.
+
+    With ``first_close_ms`` (the first 1m close the replay reads) and ``history_bars`` (the
+    engine's ``sensors.window_bars``), each timeframe is computed from ``history_bars`` bars
+    before the first one read, not from the start of the file: every window the live pool
+    evaluates lies inside that history, which is what batch parity needs (a recursive
+    indicator has settled within its window); older bars only cost time.
+    """
     close_1m = m1.open_time + Timeframe.M1.ms
     out: dict[Timeframe, TimeframeReadings] = {}
     for tf in plan.timeframes:
         s = series_for(m1, tf)
+        if first_close_ms is not None and history_bars is not None:
+            first = int(np.searchsorted(s.open_time + tf.ms, first_close_ms, side="right")) - 1
+            lo = max(0, first - history_bars)
+            if lo:
+                s = _tail(s, lo)
         bars = Bars(s.open, s.high, s.low, s.close, s.volume)
         signals = batch_signals(plan, specs, tf, bars)
         closes = s.open_time + tf.ms
@@ -58,3 +71,10 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
         fresh = (visible >= 0) & (closes[vis_c] == close_1m)
         out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time, visible.astype(np.int64), fresh)
     return out
+
+
+def _tail(s: CandleSeries, lo: int) -> CandleSeries:
+    from dataclasses import replace
+
+    return replace(s, open_time=s.open_time[lo:], open=s.open[lo:], high=s.high[lo:], low=s.low[lo:],
+                   close=s.close[lo:], volume=s.volume[lo:])

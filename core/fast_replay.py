@@ -159,7 +159,9 @@ class FastReplay:
                 raise DataError(f"{name}: the fast replay needs gap-free 1m data over the replayed window "
                                 f"({self.t0} … {self.last_open}); replay without --fast")
             cut = _head(m1, first + self.n_bars + 1)
-            self.symbols.append(_Symbol(name, k, first, symbol_readings(cut, self.plan, self.specs)))
+            readings = symbol_readings(cut, self.plan, self.specs, first_close_ms=self.t0 + M,
+                                       history_bars=self.s.sensors.window_bars + self.s.sensors.ring_slack_bars)
+            self.symbols.append(_Symbol(name, k, first, readings))
             self.progress("signals", (k + 1) / len(names))
 
     def _track(self) -> None:
