@@ -434,19 +434,23 @@ class FastReplay:
         number = self.next_number
         self.next_number += 1
         entry_bar = sym.first + g + (1 if g < self.n_bars else 0)
-        if g < self.n_bars:
-            self._prices_at(entry_bar - sym.first, t_ms)
-        else:
-            self.sv.set_price(sym.name, decision.reference_price, t_ms)
+        self._prices_at(g, t_ms)
         try:
             price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
                                                  client_id(self.tag, sym.name, number, Leg.ENTRY))
         except SimError:
             self.extra_skips["entry_rejected"] += 1
             return
-        sl, tp, sl_algo, tp_algo = self.sv.protect(
-            sym.name, decision.side, price, decision.tp_fraction, decision.sl_fraction, t_ms,
-            client_id(self.tag, sym.name, number, Leg.STOP_LOSS), client_id(self.tag, sym.name, number, Leg.TAKE_PROFIT))
+        try:
+            sl, tp, sl_algo, tp_algo = self.sv.protect(
+                sym.name, decision.side, price, decision.tp_fraction, decision.sl_fraction, t_ms,
+                client_id(self.tag, sym.name, number, Leg.STOP_LOSS),
+                client_id(self.tag, sym.name, number, Leg.TAKE_PROFIT))
+        except SimError as exc:
+            raise ConfigError(
+                f"replay --fast: the venue refused a protective leg of {sym.name} at {t_ms} ({exc.code}: {exc.msg}); "
+                "the croupier's retries and protective flatten are not reproduced — replay without --fast",
+                key="croupier.protect_attempts") from None
         b = OpenBracket(number, sym.name, decision.side, qty, entry_bar, t_ms, price, notional, fee, sl, tp, sl_algo,
                         tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes),
                         funding_start=self.sv.funding_so_far(sym.name))
@@ -458,9 +462,14 @@ class FastReplay:
             self._push(b.exit_path[b.exit_point].time_ms, _PHASE_EXIT, sym.index, "exit", b)
 
     def _prices_at(self, g: int, t_ms: int) -> None:
-        """Every symbol with a position (and the deciding one) at bar ``g``'s first point."""
+        """Every symbol at the venue's price when bar ``g`` is decided: the next bar's first
+        point, or the last close when ``g`` is the data's last bar (nothing plays after it)."""
         for sym in self.symbols:
-            self.sv.set_price(sym.name, self.sv.decimal_bar(sym.name, sym.first + g)[0], t_ms)
+            if g < self.n_bars:
+                price = self.sv.decimal_bar(sym.name, sym.first + g + 1)[0]
+            else:
+                price = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+            self.sv.set_price(sym.name, price, t_ms)
 
     def _on_exit(self, sym: _Symbol, b: OpenBracket) -> None:
         fill = self.sv.play_exit(b)
