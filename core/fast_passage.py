@@ -6,10 +6,9 @@ judges and of every bracket the fast replay follows. Comparisons are exactly the
 event-driven code makes (``high >= upper``, ``low <= lower`` on the same float64 values), so
 the answer is the same bar, not an approximation.
 
-The scan is chunked: all open questions look at the next ``width`` bars in one gather, the
-answered ones drop out, and the width doubles for the rest, so a question costs about the
-number of bars until its answer (most votes resolve within a few bars) with numpy doing the
-work. ``NOT_FOUND`` marks questions whose range ends untouched.
+Sparse tables of range maxima/minima and binary lifting answer all questions at once in
+O(log range) vectorised steps (see ``first_touch``). ``NOT_FOUND`` marks questions whose
+range ends untouched.
 """
 
 from __future__ import annotations
@@ -17,41 +16,51 @@ from __future__ import annotations
 import numpy as np
 
 NOT_FOUND = -1
-_FIRST_WIDTH = 16
-_MAX_WIDTH = 4096
 
 
 def first_touch(high: np.ndarray, low: np.ndarray, start: np.ndarray, end: np.ndarray,
                 upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """Index of the first bar in ``[start, end]`` with ``high >= upper`` or ``low <= lower``.
 
-    ``start``/``end`` are int arrays (``end`` clipped to the data by the caller); a question
-    with ``start > end`` has no bars and answers ``NOT_FOUND``. Use ``+inf`` / ``-inf`` for a
-    side that must never be hit.
+    ``start``/``end`` are int arrays (``end`` < ``len(high)``); a question with ``start > end``
+    has no bars and answers ``NOT_FOUND``. Use ``+inf`` / ``-inf`` for a side that must never
+    be hit.
+
+    Sparse tables of range maxima/minima (``2**l`` bars from each index) answer every question
+    by binary lifting: from the highest power down, a block that stays inside the range and
+    whose max high < upper and min low > lower is untouched and skipped. The first bar not
+    skipped is the answer — one vectorised gather per level, O(log range) per question.
     """
     n = len(start)
     out = np.full(n, NOT_FOUND, dtype=np.int64)
-    todo = np.flatnonzero(start <= end)
-    pos = start.astype(np.int64).copy()
-    width = _FIRST_WIDTH
-    last = len(high) - 1
-    while todo.size:
-        base = pos[todo]
-        offsets = np.arange(width, dtype=np.int64)
-        idx = base[:, None] + offsets[None, :]
-        valid = idx <= end[todo][:, None]
-        idx_c = np.minimum(idx, last)
-        hit = ((high[idx_c] >= upper[todo][:, None]) | (low[idx_c] <= lower[todo][:, None])) & valid
-        any_hit = hit.any(axis=1)
-        first = hit.argmax(axis=1)
-        found = todo[any_hit]
-        out[found] = base[any_hit] + first[any_hit]
-        rest = ~any_hit
-        nxt = base[rest] + width
-        still = nxt <= end[todo[rest]]
-        todo = todo[rest][still]
-        pos[todo] = nxt[still]
-        width = min(width * 2, _MAX_WIDTH)
+    if n == 0:
+        return out
+    start = start.astype(np.int64)
+    end = end.astype(np.int64)
+    valid = start <= end
+    if not valid.any():
+        return out
+    span = int((end - start + 1)[valid].max())
+    levels = max(1, span.bit_length())
+    top = len(high) - 1
+    highs, lows = [high], [low]
+    for level in range(1, levels):
+        step = 1 << (level - 1)
+        h, lo_ = highs[-1], lows[-1]
+        nh, nl = h.copy(), lo_.copy()
+        nh[:-step] = np.maximum(h[:-step], h[step:])
+        nl[:-step] = np.minimum(lo_[:-step], lo_[step:])
+        highs.append(nh)
+        lows.append(nl)
+    pos = start.copy()
+    for level in range(levels - 1, -1, -1):
+        width = 1 << level
+        inside = pos + (width - 1) <= end
+        idx = np.minimum(pos, top)
+        clear = inside & (highs[level][idx] < upper) & (lows[level][idx] > lower)
+        pos = np.where(clear, pos + width, pos)
+    found = valid & (pos <= end)
+    out[found] = pos[found]
     return out
 
 

@@ -226,8 +226,8 @@ class FastReplay:
                 for row, (tf, ps) in enumerate(voters):
                     ev = self.events.get(sensor_key(ps.name, tf))
                     if ev is not None:
-                        scores[row], neutral[row] = approx_scores(ev, ev.prefix(g, sym.index, len(self.symbols)), now,
-                                                                  self.tracker_params)
+                        m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, len(self.symbols))
+                        scores[row], neutral[row] = approx_scores(ev, m, now, self.tracker_params)
                 ctx = np.array([sym.readings[tf].signal_at(ps.name, lb) for tf, ps in context]).reshape(len(context), len(g))
                 block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
                                  lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))

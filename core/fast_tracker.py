@@ -28,6 +28,7 @@ import numpy as np
 from core.sensor_tracker import NEUTRAL_SCORE, STATE_VERSION, SensorTracker, TrackerParams
 
 _DAY_MS = 86_400_000.0
+_LN_095 = float(np.log(0.95))
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class KeyEvents:
     def prefix(self, bar: np.ndarray, symbol: int | np.ndarray, n_symbols: int) -> np.ndarray:
         """How many events the tracker holds before ``symbol`` decides ``bar``."""
         return np.searchsorted(self.order, np.asarray(bar, dtype=np.int64) * n_symbols + symbol, side="right")
+
+    def prefix_range(self, first: int, last: int, symbol: int, n_symbols: int) -> np.ndarray:
+        """``prefix`` for every bar ``first … last`` of one symbol, by counting (O(bars + events))."""
+        n = last - first + 1
+        lo = int(np.searchsorted(self.order, first * n_symbols, side="left"))
+        hi = int(np.searchsorted(self.order, (last + 1) * n_symbols, side="left"))
+        sub = self.order[lo:hi]
+        bars = sub // n_symbols - first
+        all_c = np.bincount(bars, minlength=n)
+        mine = np.bincount(bars[sub % n_symbols <= symbol], minlength=n)
+        before = np.concatenate([[0], np.cumsum(all_c)[:-1]])
+        return lo + before + mine
 
 
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
@@ -119,7 +132,8 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     neutral = count < p.min_resolved_votes
     lw = ev.last_win_ms[m]
     days = np.maximum(0.0, (now_ms - lw) / _DAY_MS)
-    recency = np.where(lw < 0, 0.5, 0.95 ** np.minimum(days, 30.0))
+    # 0.95 ** d as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
+    recency = np.where(lw < 0, 0.5, np.exp(np.minimum(days, 30.0) * _LN_095))
     total = ev.partial[m] + p.weight_recency * recency
     score = np.where(neutral, NEUTRAL_SCORE, np.minimum(1.0, np.maximum(0.0, total)))
     return score, neutral
