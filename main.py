@@ -432,10 +432,11 @@ def run_fast(settings: Settings, *, duration_s: float | None, progress: bool) ->
     import secrets as pysecrets
     from datetime import UTC, datetime
 
-    from core.fast_replay import run_fast_replay
+    from core.fast_replay import refuse_unsupported, run_fast_replay
     from core.logs import setup_logging
     from core.report import write_report
 
+    refuse_unsupported(settings, duration_s)  # before anything is created
     s = settings.session
     session_id = f"{datetime.now(tz=UTC):%Y%m%d-%H%M%S}-replay-{pysecrets.token_hex(2)}"
     session_dir = s.sessions_dir / session_id

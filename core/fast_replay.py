@@ -533,11 +533,7 @@ def run_fast_replay(settings: Settings, session_id: str, session_dir: Path, *, d
     """Refuse what is not reproduced, run, and return the session record (report not yet written)."""
     import hashlib
 
-    problems = unsupported(settings, duration_s)
-    if problems:
-        key, why = problems[0]
-        raise ConfigError(f"replay --fast cannot reproduce {key} = {_current(settings, key)!r}: {why}; "
-                          "replay without --fast", key=key)
+    refuse_unsupported(settings, duration_s)
     fast = FastReplay(settings, session_id)
     if progress:
         from core.fast_results import progress_printer
@@ -548,6 +544,15 @@ def run_fast_replay(settings: Settings, session_id: str, session_dir: Path, *, d
         sys.stderr.write("\n")
     config_hash = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
     return fast.record(config_hash), fast
+
+
+def refuse_unsupported(settings: Settings, duration_s: float | None) -> None:
+    """ConfigError (exit 2) naming the first option the fast path does not reproduce."""
+    problems = unsupported(settings, duration_s)
+    if problems:
+        key, why = problems[0]
+        raise ConfigError(f"replay --fast cannot reproduce {key} = {_current(settings, key)!r}: {why}; "
+                          "replay without --fast", key=key)
 
 
 def _current(settings: Settings, key: str) -> Any:

@@ -65,6 +65,7 @@ def test_refuses_what_it_does_not_reproduce(tmp_path: Path, data_dir: Path, extr
     proc = run_fast(tmp_path, config, data_dir)
     assert proc.returncode == 2
     assert key in proc.stderr and "without --fast" in proc.stderr
+    assert not (tmp_path / "sessions").exists()  # refused before anything was created
 
 
 def test_refuses_duration(tmp_path: Path, data_dir: Path) -> None:
@@ -72,3 +73,4 @@ def test_refuses_duration(tmp_path: Path, data_dir: Path) -> None:
     config.write_text(FAST_CONFIG)
     proc = run_fast(tmp_path, config, data_dir, "--duration", "2h")
     assert proc.returncode == 2 and "--duration" in proc.stderr
+    assert not (tmp_path / "sessions").exists()
