@@ -2,7 +2,9 @@
 and through the vectorised path (`python main.py replay --fast`).
 
     python bench/replay.py                 # both paths; engine: 3 runs per case, longer windows
-    python bench/replay.py --quick         # short windows, fewer runs (under a minute)
+    python bench/replay.py --quick         # the fast path on short windows, one run (under a minute)
+    python bench/replay.py --quick --path both   # plus the engine on short windows (minutes: its
+                                           # 50-symbol start-up alone takes ~50 s on a loaded machine)
     python bench/replay.py --path fast     # only the fast path (1 × 1 M and 50 × 20 k bars)
     python bench/replay.py --profile       # also: cProfile of the engine process, top functions
 
@@ -22,8 +24,9 @@ files hold ~64 k bars per symbol, so the 1 M-bar series is stitched from them: e
 in turn, scaled so it opens where the previous one closed, rounded to BTCUSDT's tick, as one
 in-memory ``BTCUSDT`` series (real moves, continuous prices). 50 × 20 k uses the 50
 symbols S00USDT … (each one of the 7 real files) with
-the replay window cut to the last 20 k bars. The daily loss limit is lifted (a losing month
-would halt; the fast path refuses to approximate that). Measured: ``FastReplay`` on data
+the replay window cut to the last 20 k bars. The daily loss limit and tracker.max_open_votes
+are lifted (a losing month would halt, 50 symbols × every sensor overflow the open-vote bound;
+the fast path refuses to approximate either). Measured: ``FastReplay`` on data
 already in memory (``fast_data_load_s`` apart): signals, tracker, consensus, trades, report
 record.
 """
@@ -175,9 +178,10 @@ def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any]) -> tuple[fl
 
     settings = load_settings(None, overrides={
         "session.mode": "replay", "session.symbols": symbols, "session.log_level": "ERROR",
-        # a month-long losing replay would reach the daily-loss halt, which the fast path refuses
-        # to approximate: lift the limit, this measures throughput
-        "risk.daily_loss_limit_fraction": 0.99, **extra,
+        # a month-long losing replay would reach the daily-loss halt, and 50 symbols × every sensor
+        # keep more votes open than the tracker's bound (the engine would drop the oldest): the
+        # fast path refuses to approximate either, so lift both — this measures throughput
+        "risk.daily_loss_limit_fraction": 0.99, "tracker.max_open_votes": 10_000_000, **extra,
     })
     t0 = time.perf_counter()
     fast = FastReplay(settings, "bench-fast", venue=venue)
@@ -236,8 +240,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short windows, 2 runs (under a minute)")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine process of one run per case")
-    parser.add_argument("--path", choices=["engine", "fast", "both"], default="both", help="which replay to measure")
+    parser.add_argument("--path", choices=["engine", "fast", "both"],
+                        help="which replay to measure (default: both; with --quick: fast)")
     args = parser.parse_args()
+    args.path = args.path or ("fast" if args.quick else "both")
     runs = 2 if args.quick else 3
     # simulated minutes per case: (1 symbol, 50 symbols); quick: one run of each 50-symbol case
     # (its start-up — 50 symbols' warm-up through the sensors — alone takes ~20 s)

@@ -167,6 +167,7 @@ class FastReplay:
         per_key: dict[str, list[tuple[np.ndarray, ...]]] = {}
         n_sym = len(self.symbols)
         horizon = self.tracker_params.horizon_bars
+        open_votes = np.zeros(self.n_bars + 2, dtype=np.int64)  # +1 at a vote's bar, -1 after it resolves
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
             last = sym.first + self.n_bars
@@ -196,11 +197,23 @@ class FastReplay:
                     stop = start + len(e)
                     rr = res[start:stop]
                     ok = rr != NOT_FOUND
+                    open_votes += np.bincount(e - sym.first, minlength=len(open_votes))
+                    open_votes -= np.bincount(np.where(ok, rr - sym.first + 1, self.n_bars + 1),
+                                              minlength=len(open_votes))
                     per_key.setdefault(key, []).append((
                         rr[ok] - sym.first, np.full(int(ok.sum()), sym.index), e[ok] - sym.first,
                         r[start:stop][ok], won[start:stop][ok], m1.open_time[rr[ok]] + M,
                     ))
                     start = stop
+        most = int(np.cumsum(open_votes).max()) if open_votes.size else 0
+        if most > self.tracker_params.max_open_votes:
+            # the engine's tracker would drop its oldest open votes; which ones depends on the
+            # order symbols feed it within a bar — not reproduced
+            raise ConfigError(
+                f"replay --fast: up to {most:,} tracker votes are open at once, more than tracker.max_open_votes "
+                f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
+                "does not reproduce — raise tracker.max_open_votes or replay without --fast",
+                key="tracker.max_open_votes")
         for key, parts in per_key.items():
             cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
             self.events[key] = build_key_events(*cols, n_sym, self.tracker_params)

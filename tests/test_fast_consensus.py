@@ -43,3 +43,16 @@ def test_every_sampled_bar_is_classified_as_decide_says(fast: FastReplay) -> Non
             seen[vectorised] += 1
     assert sum(seen.values()) >= 200
     assert seen[DECISION] > 0 and len(seen) >= 3  # deciding bars and several skip reasons were compared
+
+
+def test_refuses_when_the_tracker_would_drop_open_votes(data_dir: Path) -> None:
+    from core.errors import ConfigError
+
+    settings = load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": ["BTCUSDT"], "session.data_dir": data_dir,
+        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 300, "sensors.timeframes": ["1m", "5m"],
+        "tracker.max_open_votes": 100,
+    })
+    replay = FastReplay(settings, "test-open-votes")
+    with pytest.raises(ConfigError, match="tracker.max_open_votes"):
+        replay.run()
