@@ -51,20 +51,33 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
     """Reason code per bar (``CODE``); ``exact(column)`` is asked for every unsure bar."""
     v, sc = x.voter_signals, x.voter_scores
     n = v.shape[1]
+    # reductions with ``where=`` instead of masked copies: the (voters × bars) arrays are the
+    # whole cost here, so every temporary of that shape saved counts
     present = ~np.isnan(v)
-    n_present = present.sum(axis=0)
-    qual = present & (sc >= p.min_score)
-    unsure = (present & ~x.voter_neutral & (np.abs(sc - p.min_score) <= TOLERANCE)).any(axis=0)
-    w = np.where(qual, sc * np.abs(np.nan_to_num(v)), 0.0)
-    long_w = np.where(qual & (v > 0), w, 0.0).sum(axis=0)
-    short_w = np.where(qual & (v < 0), w, 0.0).sum(axis=0)
+    n_present = np.count_nonzero(present, axis=0)
+    qual = sc >= p.min_score
+    qual &= present
+    near = np.abs(sc - p.min_score) <= TOLERANCE
+    near &= present
+    near &= ~x.voter_neutral
+    unsure = near.any(axis=0)
+    w = np.abs(v)
+    w *= sc  # NaN where missing; never read there (qual is False)
+    pos = v > 0
+    pos &= qual
+    neg = v < 0
+    neg &= qual
+    long_w = np.add.reduce(w, axis=0, where=pos, initial=0.0)
+    short_w = np.add.reduce(w, axis=0, where=neg, initial=0.0)
     total = long_w + short_w
-    side = np.where(long_w > short_w, 1.0, -1.0)
+    side_long = long_w > short_w
     win = np.maximum(long_w, short_w)
     lose = np.minimum(long_w, short_w)
     with np.errstate(divide="ignore", invalid="ignore"):
         margin = np.where(total > 0, (win - lose) / total, 0.0)
-    winner_score = np.where(qual & (v * side[None, :] > 0), sc, -np.inf).max(axis=0, initial=-np.inf)
+    winners = np.where(side_long[None, :], pos, neg)  # qualified voters on the winning side
+    winner_score = np.maximum.reduce(sc, axis=0, where=winners, initial=-np.inf)
+    side = np.where(side_long, 1.0, -1.0)
     confidence = margin * np.where(np.isfinite(winner_score), winner_score, 0.0)
     unsure |= (total > 0) & (np.abs(long_w - short_w) <= TOLERANCE * np.maximum(total, 1e-300))
     unsure |= np.abs(margin - p.min_margin) <= TOLERANCE
@@ -72,15 +85,15 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
 
     c = x.context_signals
     c_present = ~np.isnan(c)
-    ups = (c_present & (c > 0)).sum(axis=0)
-    downs = (c_present & (c < 0)).sum(axis=0)
+    ups = np.count_nonzero(c > 0, axis=0)  # NaN compares False: missing readings count nowhere
+    downs = np.count_nonzero(c < 0, axis=0)
     trend = np.sign(ups - downs)
 
     code = np.full(n, CODE[DECISION], dtype=np.int8)
     # the rules in decide()'s order: the first failing one names the skip (assign in reverse)
     if p.htf_filter:
         code[(trend * side) < 0] = CODE[SKIP_AGAINST_HTF]
-        code[c_present.sum(axis=0) == 0] = CODE[SKIP_HTF_MISSING]
+        code[np.count_nonzero(c_present, axis=0) == 0] = CODE[SKIP_HTF_MISSING]
     code[confidence < p.min_confidence] = CODE[SKIP_LOW_CONFIDENCE]
     code[margin < p.min_margin] = CODE[SKIP_LOW_MARGIN]
     code[(total > 0) & (long_w == short_w)] = CODE[SKIP_TIE]

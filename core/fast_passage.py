@@ -18,13 +18,34 @@ import numpy as np
 NOT_FOUND = -1
 
 
+class RangeTables:
+    """Sparse tables of one candle series' range maxima/minima: level ``l`` holds the max high
+    and min low of the ``2**l`` bars from each index. Built once per series and grown on demand,
+    so every question asked of the series (all vote groups, all timeframes) shares them."""
+
+    def __init__(self, high: np.ndarray, low: np.ndarray) -> None:
+        self.highs: list[np.ndarray] = [high]
+        self.lows: list[np.ndarray] = [low]
+
+    def ensure(self, levels: int) -> None:
+        """Build the tables up to ``levels`` levels (level 0 is the series itself)."""
+        while len(self.highs) < levels:
+            step = 1 << (len(self.highs) - 1)
+            h, lo_ = self.highs[-1], self.lows[-1]
+            nh, nl = h.copy(), lo_.copy()
+            np.maximum(h[:-step], h[step:], out=nh[:-step])
+            np.minimum(lo_[:-step], lo_[step:], out=nl[:-step])
+            self.highs.append(nh)
+            self.lows.append(nl)
+
+
 def first_touch(high: np.ndarray, low: np.ndarray, start: np.ndarray, end: np.ndarray,
-                upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+                upper: np.ndarray, lower: np.ndarray, tables: RangeTables | None = None) -> np.ndarray:
     """Index of the first bar in ``[start, end]`` with ``high >= upper`` or ``low <= lower``.
 
     ``start``/``end`` are int arrays (``end`` < ``len(high)``); a question with ``start > end``
     has no bars and answers ``NOT_FOUND``. Use ``+inf`` / ``-inf`` for a side that must never
-    be hit.
+    be hit. ``tables``: the series' ``RangeTables`` when many calls ask the same series.
 
     Sparse tables of range maxima/minima (``2**l`` bars from each index) answer every question
     by binary lifting: from the highest power down, a block that stays inside the range and
@@ -43,15 +64,10 @@ def first_touch(high: np.ndarray, low: np.ndarray, start: np.ndarray, end: np.nd
     span = int((end - start + 1)[valid].max())
     levels = max(1, span.bit_length())
     top = len(high) - 1
-    highs, lows = [high], [low]
-    for level in range(1, levels):
-        step = 1 << (level - 1)
-        h, lo_ = highs[-1], lows[-1]
-        nh, nl = h.copy(), lo_.copy()
-        nh[:-step] = np.maximum(h[:-step], h[step:])
-        nl[:-step] = np.minimum(lo_[:-step], lo_[step:])
-        highs.append(nh)
-        lows.append(nl)
+    if tables is None:
+        tables = RangeTables(high, low)
+    tables.ensure(levels)
+    highs, lows = tables.highs, tables.lows
     pos = start.copy()
     for level in range(levels - 1, -1, -1):
         width = 1 << level
@@ -66,11 +82,12 @@ def first_touch(high: np.ndarray, low: np.ndarray, start: np.ndarray, end: np.nd
 
 def judge_votes(high: np.ndarray, low: np.ndarray, close: np.ndarray, entry_bar: np.ndarray,
                 direction: np.ndarray, tp_fraction: float, sl_fraction: float,
-                horizon_bars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                horizon_bars: int, tables: RangeTables | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Outcomes of votes made at the close of ``entry_bar`` (1m bar indices), the tracker's way.
 
     Returns ``(resolved_bar, r, won)``: the bar that resolved each vote (``NOT_FOUND`` if the
-    data ends first), its result in stop distances and whether it counts as a win. Rules of
+    data ends first), its result in stop distances and whether it counts as a win (``tables``:
+    see ``first_touch``). Rules of
     ``core/vote_book.py``: judged on bars ``entry+1 … entry+horizon``; stop first when one bar
     reaches both prices; expired at the horizon's close with R = signed return / sl.
     """
@@ -85,7 +102,7 @@ def judge_votes(high: np.ndarray, low: np.ndarray, close: np.ndarray, entry_bar:
     start = entry_bar + 1
     horizon_end = entry_bar + horizon_bars
     end = np.minimum(horizon_end, last)
-    bar = first_touch(high, low, start, end, upper, lower)
+    bar = first_touch(high, low, start, end, upper, lower, tables)
     hit = bar != NOT_FOUND
     bi = np.where(hit, bar, 0)
     sl_hit = np.where(long, low[bi] <= sl_price, high[bi] >= sl_price)  # stop first

@@ -32,6 +32,22 @@ class TimeframeReadings:
     visible: np.ndarray  # per 1m bar: index of the latest closed bar of this timeframe (-1: none)
     fresh: np.ndarray  # per 1m bar: True when that bar closes a bar of this timeframe
 
+    def matrix(self, names: list[str]) -> np.ndarray:
+        """The signals of ``names`` as rows of one array, plus a last all-NaN column (the
+        reading before this timeframe's first bar): ``matrix[:, visible_or_last]`` gathers
+        every sensor of the timeframe at many 1m bars in one step (``gather``)."""
+        out = np.full((len(names), len(self.open_time) + 1), np.nan)
+        for row, name in enumerate(names):
+            out[row, :-1] = self.signals[name]
+        return out
+
+    def gather(self, matrix: np.ndarray, bars: np.ndarray, out: np.ndarray) -> None:
+        """``out[row, k]`` = the visible signal of row ``row`` of ``matrix`` at 1m bar ``bars[k]``
+        (NaN when none is visible) — ``signal_at`` for many sensors at once."""
+        j = self.visible[bars]
+        j = np.where(j >= 0, j, matrix.shape[1] - 1)
+        np.take(matrix, j, axis=1, out=out)
+
     def signal_at(self, name: str, bars: np.ndarray) -> np.ndarray:
         """The visible signal of ``name`` at 1m bars ``bars`` (NaN when none is visible)."""
         j = self.visible[bars]

@@ -37,7 +37,7 @@ from core.clock import FakeClock
 from core.errors import ConfigError, DataError
 from core.events import Decision, SensorReading
 from core.fast_consensus import CODE, DECISION, BarInputs, classify
-from core.fast_passage import NOT_FOUND, judge_votes
+from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
 from core.fast_readings import TimeframeReadings, symbol_readings
 from core.fast_tracker import KeyEvents, approx_scores, build_key_events, exact_tracker
 from core.fast_trades import OpenBracket, SparseVenue
@@ -167,11 +167,13 @@ class FastReplay:
         per_key: dict[str, list[tuple[np.ndarray, ...]]] = {}
         n_sym = len(self.symbols)
         horizon = self.tracker_params.horizon_bars
-        open_votes = np.zeros(self.n_bars + 2, dtype=np.int64)  # +1 at a vote's bar, -1 after it resolves
+        opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
+        closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
             last = sym.first + self.n_bars
             hi, lo, cl = m1.high[:last + 1], m1.low[:last + 1], m1.close[:last + 1]
+            tables = RangeTables(hi, lo)  # shared by every group of this symbol
             bars = sym.first + np.arange(self.n_bars + 1)
             groups: dict[tuple[int, float, float], list[tuple[str, np.ndarray, np.ndarray]]] = {}
             for tf, rd in sym.readings.items():
@@ -190,22 +192,26 @@ class FastReplay:
                 code = entry * 2 + (direction > 0)
                 uniq, inverse = np.unique(code, return_inverse=True)
                 res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                          horizon * tf_ms // M)
+                                          horizon * tf_ms // M, tables)
                 res, r, won = res[inverse], r[inverse], won[inverse]
                 start = 0
                 for key, e, _d in members:
                     stop = start + len(e)
                     rr = res[start:stop]
                     ok = rr != NOT_FOUND
-                    open_votes += np.bincount(e - sym.first, minlength=len(open_votes))
-                    open_votes -= np.bincount(np.where(ok, rr - sym.first + 1, self.n_bars + 1),
-                                              minlength=len(open_votes))
+                    opened.append(e - sym.first)
+                    closed.append(np.where(ok, rr - sym.first + 1, self.n_bars + 1))
                     per_key.setdefault(key, []).append((
                         rr[ok] - sym.first, np.full(int(ok.sum()), sym.index), e[ok] - sym.first,
                         r[start:stop][ok], won[start:stop][ok], m1.open_time[rr[ok]] + M,
                     ))
                     start = stop
-        most = int(np.cumsum(open_votes).max()) if open_votes.size else 0
+        size = self.n_bars + 2
+        open_votes = np.zeros(size, dtype=np.int64)
+        if opened:
+            open_votes = (np.bincount(np.concatenate(opened), minlength=size)
+                          - np.bincount(np.concatenate(closed), minlength=size))
+        most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
             # the engine's tracker would drop its oldest open votes; which ones depends on the
             # order symbols feed it within a bar — not reproduced
@@ -223,29 +229,52 @@ class FastReplay:
         g_all = np.arange(1, self.n_bars + 1, dtype=np.int64)
         total = len(self.symbols) * len(g_all)
         done = 0
+        n_sym = len(self.symbols)
         for sym in self.symbols:
+            # rows grouped by timeframe: one gather per timeframe fills all its sensors' rows
             voters = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if not ps.context]
             context = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if ps.context]
+            v_parts = self._row_groups(sym, voters)
+            c_parts = self._row_groups(sym, context)
+            keyed = [(row, self.events[k]) for row, (tf, ps) in enumerate(voters)
+                     if (k := sensor_key(ps.name, tf)) in self.events]
             codes = np.empty(len(g_all), dtype=np.int8)
             for a in range(0, len(g_all), _BLOCK):
                 g = g_all[a:a + _BLOCK]
                 lb = sym.first + g
                 now = self.t0 + (g + 1) * M
-                sig = np.array([sym.readings[tf].signal_at(ps.name, lb) for tf, ps in voters]).reshape(len(voters), len(g))
+                sig = np.empty((len(voters), len(g)))
+                ctx = np.empty((len(context), len(g)))
+                for rd, rows, mat in v_parts:
+                    rd.gather(mat, lb, sig[rows[0]:rows[1]])
+                for rd, rows, mat in c_parts:
+                    rd.gather(mat, lb, ctx[rows[0]:rows[1]])
                 scores = np.full(sig.shape, 0.5)
                 neutral = np.ones(sig.shape, dtype=bool)
-                for row, (tf, ps) in enumerate(voters):
-                    ev = self.events.get(sensor_key(ps.name, tf))
-                    if ev is not None:
-                        m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, len(self.symbols))
-                        scores[row], neutral[row] = approx_scores(ev, m, now, self.tracker_params)
-                ctx = np.array([sym.readings[tf].signal_at(ps.name, lb) for tf, ps in context]).reshape(len(context), len(g))
+                for row, ev in keyed:
+                    m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, n_sym)
+                    scores[row], neutral[row] = approx_scores(ev, m, now, self.tracker_params)
                 block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
                                  lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
                 codes[a:a + len(g)] = block
                 done += len(g)
                 self.progress("consensus", done / total)
             sym.codes = codes
+
+    @staticmethod
+    def _row_groups(sym: _Symbol, rows: list[tuple[Timeframe, Any]]) -> list[tuple[TimeframeReadings, tuple[int, int], np.ndarray]]:
+        """(readings, [first, last) row, signal matrix) per timeframe of ``rows`` (grouped by timeframe)."""
+        out = []
+        start = 0
+        while start < len(rows):
+            tf = rows[start][0]
+            stop = start
+            while stop < len(rows) and rows[stop][0] is tf:
+                stop += 1
+            rd = sym.readings[tf]
+            out.append((rd, (start, stop), rd.matrix([ps.name for _, ps in rows[start:stop]])))
+            start = stop
+        return out
 
     # ------------------------------------------------------------------ exact pieces
     def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:
@@ -507,6 +536,8 @@ class FastReplay:
 
     def _on_funding(self, t_ms: int) -> None:
         open_syms = [s.name for s in self.symbols if s.bracket is not None]
+        if not open_syms:
+            return  # every position is flat: a settlement moves nothing (positions open only in brackets)
         prev = {}
         for s in self.symbols:
             if s.bracket is not None:

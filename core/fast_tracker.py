@@ -21,7 +21,7 @@ Two views of that state:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -47,6 +47,14 @@ class KeyEvents:
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
     count: np.ndarray  # resolved votes in the window after m events
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
+    pairs: list[tuple[float, bool]] = field(default_factory=list, compare=False)  # (r, won) as Python objects, built once
+
+    def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
+        """Events ``lo … m-1`` as the tracker stores them, ``(r, won)`` (a list slice: the
+        Python objects are built once per key, not once per exact tracker)."""
+        if not self.pairs and len(self.r):
+            self.pairs.extend(zip(self.r.tolist(), self.won.tolist(), strict=True))
+        return self.pairs[lo:m]
 
     def prefix(self, bar: np.ndarray, symbol: int | np.ndarray, n_symbols: int) -> np.ndarray:
         """How many events the tracker holds before ``symbol`` decides ``bar``."""
@@ -148,13 +156,13 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
         ev = events.get(key)
         if ev is None:
             continue
-        m = int(ev.prefix(np.int64(bar), symbol, n_symbols))
+        m = int(ev.order.searchsorted(bar * n_symbols + symbol, side="right"))  # ``prefix``, one query
         if m == 0:
             continue
         lo = max(0, m - params.window)
         lw = int(ev.last_win_ms[m])
         history[key] = {
-            "outcomes": list(zip(ev.r[lo:m].tolist(), ev.won[lo:m].tolist(), strict=True)),
+            "outcomes": ev.outcomes(lo, m),
             "last_win_ms": None if lw < 0 else lw,
         }
     return SensorTracker.from_dict(

@@ -236,6 +236,9 @@ class SparseVenue:
         """Settle funding at ``t_ms`` for every symbol, as the venue does (recorded 8h mark, else
         the current price — set first for open positions, whose last point may be stale here)."""
         for sym in self.venue.data:
+            pos = self.engine.account.positions.get(sym)
+            if pos is None or not pos.qty:
+                continue  # the account settles nothing on a flat position (Account.apply_funding)
             mark = self.venue.recorded_mark(sym, t_ms)
             if mark is None and sym in open_symbols and sym in prev_close:
                 price, at = prev_close[sym]
