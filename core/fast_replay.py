@@ -36,10 +36,10 @@ from config.settings import Settings
 from core.clock import FakeClock
 from core.errors import ConfigError, DataError
 from core.events import Decision, SensorReading
-from core.fast_consensus import CODE, DECISION, BarInputs, classify
+from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
 from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
 from core.fast_readings import TimeframeReadings, symbol_readings
-from core.fast_tracker import KeyEvents, approx_scores, build_key_events, exact_tracker
+from core.fast_tracker import KeyEvents, approx_score, approx_scores, build_key_events, exact_tracker
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
@@ -177,13 +177,17 @@ class FastReplay:
             bars = sym.first + np.arange(self.n_bars + 1)
             groups: dict[tuple[int, float, float], list[tuple[str, np.ndarray, np.ndarray]]] = {}
             for tf, rd in sym.readings.items():
+                # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
+                # those bars are read, one per bar of the timeframe
+                fresh_bars = bars[rd.fresh[bars]]
+                j = rd.visible[fresh_bars]
                 for ps in rd.sensors:
                     if ps.context or not (0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1):
                         continue
-                    sig = rd.signal_at(ps.name, bars)
-                    mask = rd.fresh[bars] & ~np.isnan(sig) & (sig != 0)
+                    sig = rd.signals[ps.name][j]
+                    mask = (sig != 0) & ~np.isnan(sig)
                     groups.setdefault((tf.ms, ps.tp_fraction, ps.sl_fraction), []).append(
-                        (sensor_key(ps.name, tf), bars[mask], np.where(sig[mask] > 0, 1, -1)))
+                        (sensor_key(ps.name, tf), fresh_bars[mask], np.where(sig[mask] > 0, 1, -1)))
             for (tf_ms, tp, sl), members in groups.items():
                 entry = np.concatenate([e for _, e, _ in members])
                 direction = np.concatenate([d for _, _, d in members])
@@ -298,11 +302,32 @@ class FastReplay:
                              self.tracker_params, keys)
 
     def _decide(self, sym: _Symbol, g: int, book: SymbolBook) -> tuple[Any, Any]:
+        """The real ``decide`` with the tracker's scores; the tracker (for sizing statistics)
+        holds the voters that carry a signal.
+
+        A voter without a signal weighs nothing: its score only decides whether it qualifies
+        (a zero-weight vote). Where its approximate score is farther than ``TOLERANCE`` from
+        ``min_score`` that answer is exact and the approximation is passed; every voter with
+        a signal (and any near the threshold) is scored by a real ``SensorTracker``."""
         readings = self._readings(sym, g)
-        keys = [sensor_key(r.sensor, r.timeframe) for r in readings if not r.context and not r.is_missing]
-        tracker = self._tracker_at(sym, g, keys)
-        verdict = decide(self._bar(sym, g), readings, tracker.scores(keys), self.player, book,
-                         decided_ms=self.t0 + (g + 1) * M)
+        now = self.t0 + (g + 1) * M
+        scores: dict[str, float] = {}
+        exact_keys: list[str] = []
+        for r in readings:
+            if r.context or r.is_missing:
+                continue
+            key = sensor_key(r.sensor, r.timeframe)
+            ev = self.events.get(key)
+            if r.signal == 0 and ev is not None:
+                m = int(ev.order.searchsorted(g * len(self.symbols) + sym.index, side="right"))
+                approx = approx_score(ev, m, now, self.tracker_params)
+                if abs(approx - self.player.min_score) > TOLERANCE:
+                    scores[key] = approx
+                    continue
+            exact_keys.append(key)
+        tracker = self._tracker_at(sym, g, exact_keys)
+        scores.update(tracker.scores(exact_keys))
+        verdict = decide(self._bar(sym, g), readings, scores, self.player, book, decided_ms=now)
         return verdict, tracker
 
     def _exact_reason(self, sym: _Symbol, g: int) -> str:
@@ -474,7 +499,7 @@ class FastReplay:
         number = self.next_number
         self.next_number += 1
         entry_bar = sym.first + g + (1 if g < self.n_bars else 0)
-        self._prices_at(g, t_ms)
+        self._prices_at(g, t_ms, sym)
         try:
             price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
                                                  client_id(self.tag, sym.name, number, Leg.ENTRY))
@@ -501,10 +526,15 @@ class FastReplay:
         if b.exit_bar != NOT_FOUND:
             self._push(b.exit_path[b.exit_point].time_ms, _PHASE_EXIT, sym.index, "exit", b)
 
-    def _prices_at(self, g: int, t_ms: int) -> None:
-        """Every symbol at the venue's price when bar ``g`` is decided: the next bar's first
-        point, or the last close when ``g`` is the data's last bar (nothing plays after it)."""
+    def _prices_at(self, g: int, t_ms: int, deciding: _Symbol) -> None:
+        """The venue's price when bar ``g`` is decided: the next bar's first point, or the last
+        close when ``g`` is the data's last bar (nothing plays after it) — for the deciding
+        symbol and every symbol with an open bracket. A flat symbol with nothing resting
+        (brackets are the only orders) carries no margin, triggers nothing, and gets its price
+        set again before anything is placed on it, so its price is not fed in between."""
         for sym in self.symbols:
+            if sym is not deciding and sym.bracket is None:
+                continue
             if g < self.n_bars:
                 price = self.sv.decimal_bar(sym.name, sym.first + g + 1)[0]
             else:

@@ -20,8 +20,9 @@ Two views of that state:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,14 +48,10 @@ class KeyEvents:
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
     count: np.ndarray  # resolved votes in the window after m events
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
-    pairs: list[tuple[float, bool]] = field(default_factory=list, compare=False)  # (r, won) as Python objects, built once
 
     def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
-        """Events ``lo … m-1`` as the tracker stores them, ``(r, won)`` (a list slice: the
-        Python objects are built once per key, not once per exact tracker)."""
-        if not self.pairs and len(self.r):
-            self.pairs.extend(zip(self.r.tolist(), self.won.tolist(), strict=True))
-        return self.pairs[lo:m]
+        """Events ``lo … m-1`` as the tracker stores them, ``(r, won)``."""
+        return list(zip(self.r[lo:m].tolist(), self.won[lo:m].tolist(), strict=True))
 
     def prefix(self, bar: np.ndarray, symbol: int | np.ndarray, n_symbols: int) -> np.ndarray:
         """How many events the tracker holds before ``symbol`` decides ``bar``."""
@@ -145,6 +142,15 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     total = ev.partial[m] + p.weight_recency * recency
     score = np.where(neutral, NEUTRAL_SCORE, np.minimum(1.0, np.maximum(0.0, total)))
     return score, neutral
+
+
+def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:
+    """``approx_scores`` for one query, in Python scalars (same arithmetic, same tolerance)."""
+    if int(ev.count[m]) < p.min_resolved_votes:
+        return NEUTRAL_SCORE
+    lw = int(ev.last_win_ms[m])
+    recency = 0.5 if lw < 0 else math.exp(min(max(0.0, (now_ms - lw) / _DAY_MS), 30.0) * _LN_095)
+    return min(1.0, max(0.0, float(ev.partial[m]) + p.weight_recency * recency))
 
 
 def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symbols: int,
