@@ -8,7 +8,9 @@ the real components run only where something can happen:
 2. tracker: every vote judged by ``core.fast_passage`` (first passage, stop first), each
    sensor key's outcome sequence in the tracker's order (``core.fast_tracker``);
 3. consensus: ``core.fast_consensus`` classifies every bar; the real ``core.player.decide``
-   (with a real ``SensorTracker`` rebuilt for that instant) answers every deciding or unsure bar;
+   answers every deciding or unsure bar, its voters with a signal scored by a real
+   ``SensorTracker`` rebuilt for that instant (``_decide``: a voter without a signal only
+   qualifies or not, which the approximate score settles when it is clear of ``min_score``);
 4. trades: decisions in time order, with exits and funding, through the real ``core.sizing``,
    ``core.risk.RiskGate`` and the simulator's ``MatchingEngine`` (``core.fast_trades``);
 5. the same ``core.report`` session report.
@@ -193,8 +195,13 @@ class FastReplay:
                 direction = np.concatenate([d for _, _, d in members])
                 if not entry.size:
                     continue
+                # one judgement per distinct (bar, direction): a table over the symbol's bars
+                # instead of a sort (np.unique) of every sensor's votes
                 code = entry * 2 + (direction > 0)
-                uniq, inverse = np.unique(code, return_inverse=True)
+                seen = np.zeros(2 * len(hi), dtype=bool)
+                seen[code] = True
+                uniq = np.flatnonzero(seen)
+                inverse = (np.cumsum(seen) - 1)[code]
                 res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
                                           horizon * tf_ms // M, tables)
                 res, r, won = res[inverse], r[inverse], won[inverse]
@@ -257,7 +264,7 @@ class FastReplay:
                 neutral = np.ones(sig.shape, dtype=bool)
                 for row, ev in keyed:
                     m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, n_sym)
-                    scores[row], neutral[row] = approx_scores(ev, m, now, self.tracker_params)
+                    approx_scores(ev, m, now, self.tracker_params, out=(scores[row], neutral[row]))
                 block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
                                  lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
                 codes[a:a + len(g)] = block

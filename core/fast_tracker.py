@@ -130,17 +130,25 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray,
     return partial, n, last_win.astype(np.int64)
 
 
-def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
+def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
+                  out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(score, neutral) after ``m`` events at market time ``now_ms``; ``neutral`` marks the
-    exact 0.5 given below ``min_resolved_votes`` (no rounding involved)."""
-    count = ev.count[m]
-    neutral = count < p.min_resolved_votes
+    exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
+    to write them into (rows of the consensus block; computed in place, no temporaries)."""
+    score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
+    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
     lw = ev.last_win_ms[m]
-    days = np.maximum(0.0, (now_ms - lw) / _DAY_MS)
-    # 0.95 ** d as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
-    recency = np.where(lw < 0, 0.5, np.exp(np.minimum(days, 30.0) * _LN_095))
-    total = ev.partial[m] + p.weight_recency * recency
-    score = np.where(neutral, NEUTRAL_SCORE, np.minimum(1.0, np.maximum(0.0, total)))
+    recency = np.subtract(now_ms, lw, dtype=np.float64)
+    recency /= _DAY_MS
+    # 0.95 ** min(max(0, d), 30) as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
+    np.clip(recency, 0.0, 30.0, out=recency)
+    recency *= _LN_095
+    np.exp(recency, out=recency)
+    recency[lw < 0] = 0.5
+    recency *= p.weight_recency
+    np.add(ev.partial[m], recency, out=score)
+    np.clip(score, 0.0, 1.0, out=score)
+    score[neutral] = NEUTRAL_SCORE
     return score, neutral
 
 
