@@ -7,6 +7,7 @@ and through the vectorised path (`python main.py replay --fast`).
                                            # 50-symbol start-up alone takes ~50 s on a loaded machine)
     python bench/replay.py --path fast     # only the fast path (1 × 1 M and 50 × 20 k bars)
     python bench/replay.py --profile       # also: cProfile of the engine process, top functions
+                                           # (fast path: one extra profiled run per case)
 
 Cases: (a) a minimal EMA-cross strategy (the ``ema_cross`` voter and one context sensor,
 ``htf_trend``) and (b) the default ensemble (every registered sensor), each on 1 symbol and on
@@ -172,7 +173,8 @@ def stitched_series(loaded: dict[str, Any], bars: int) -> Any:
     return CandleSeries("BTCUSDT", Timeframe.M1, t0 + 60_000 * np.arange(bars, dtype=np.int64), o, h, lo, c, v)
 
 
-def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any]) -> tuple[float, int, int]:
+def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any],
+              profile: cProfile.Profile | None = None) -> tuple[float, int, int]:
     """(replay seconds, bars, trades) of one fast replay on an already loaded venue."""
     from core.fast_replay import FastReplay
 
@@ -184,9 +186,15 @@ def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any]) -> tuple[fl
         "risk.daily_loss_limit_fraction": 0.99, "tracker.max_open_votes": 10_000_000, **extra,
     })
     t0 = time.perf_counter()
-    fast = FastReplay(settings, "bench-fast", venue=venue)
-    fast.run()
-    record = fast.record("bench")
+    if profile is not None:
+        profile.enable()
+    try:
+        fast = FastReplay(settings, "bench-fast", venue=venue)
+        fast.run()
+        record = fast.record("bench")
+    finally:
+        if profile is not None:
+            profile.disable()
     return time.perf_counter() - t0, (fast.n_bars + 1) * len(symbols), len(record.trades)
 
 
@@ -203,7 +211,7 @@ def fast_venue(data: dict[str, Any], replay_bars: int) -> Any:
                  start_ms=last - (replay_bars - 2) * 60_000 if replay_bars > 1 else first)
 
 
-def bench_fast(quick: bool) -> None:
+def bench_fast(quick: bool, profile: bool = False) -> None:
     from dataclasses import replace
 
     from exchanges.sim.feed import SymbolData
@@ -234,12 +242,18 @@ def bench_fast(quick: bool) -> None:
             emit(f"fast_{case}_{label}_bars_per_s", statistics.median(rates), "bars/s", runs)
             emit(f"fast_{case}_{label}_bars", total, "bars", runs)
             emit(f"fast_{case}_{label}_trades", trades, "trades", runs)
+            if profile:
+                prof = cProfile.Profile()
+                fast_once(fast_venue(data, bars), list(data), extra, prof)
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+                print(f"# profile fast_{case}_{label} (by own time)\n{out.getvalue()}", file=sys.stderr)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short windows, 2 runs (under a minute)")
-    parser.add_argument("--profile", action="store_true", help="cProfile the engine process of one run per case")
+    parser.add_argument("--profile", action="store_true", help="cProfile one extra run per case (engine process / fast path)")
     parser.add_argument("--path", choices=["engine", "fast", "both"],
                         help="which replay to measure (default: both; with --quick: fast)")
     args = parser.parse_args()
@@ -253,7 +267,7 @@ def main() -> None:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
         if args.path in ("fast", "both"):
-            bench_fast(args.quick)
+            bench_fast(args.quick, args.profile)
         for case, extra in (() if args.path == "fast" else (("minimal", MINIMAL), ("default", DEFAULT))):
             for label, dataset, symbols, mins in (("1sym", DATASET, ["BTCUSDT"], minutes[case][0]),
                                                   ("50sym", folder.name, fifty, minutes[case][1])):
