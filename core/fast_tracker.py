@@ -58,11 +58,17 @@ class KeyEvents:
         return np.searchsorted(self.order, np.asarray(bar, dtype=np.int64) * n_symbols + symbol, side="right")
 
     def prefix_range(self, first: int, last: int, symbol: int, n_symbols: int) -> np.ndarray:
-        """``prefix`` for every bar ``first … last`` of one symbol, by counting (O(bars + events))."""
+        """``prefix`` for every bar ``first … last`` of one symbol: by counting (O(bars + events))
+        when the range holds few events per bar, else by binary search (O(bars · log events)) —
+        with many symbols the range holds every symbol's events, and counting them all for
+        each symbol in turn would cost O(symbols²)."""
         n = last - first + 1
         lo = int(np.searchsorted(self.order, first * n_symbols, side="left"))
         hi = int(np.searchsorted(self.order, (last + 1) * n_symbols, side="left"))
         sub = self.order[lo:hi]
+        if len(sub) > 4 * n:
+            queries = np.arange(first, last + 1, dtype=np.int64) * n_symbols + symbol
+            return lo + np.searchsorted(sub, queries, side="right")
         bars = sub // n_symbols - first
         all_c = np.bincount(bars, minlength=n)
         mine = np.bincount(bars[sub % n_symbols <= symbol], minlength=n)

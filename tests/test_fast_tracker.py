@@ -123,3 +123,15 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
             tracker.record(readings, price=x.candle(i).close, at_ms=int(x.open_time[i]) + M)
     assert checked > 50
     assert all(tracker.resolved_count(k) >= params.window for k in keys)  # the windows rolled
+
+
+@pytest.mark.parametrize("n_symbols, events", [(1, 40), (3, 5_000), (50, 200_000)])
+def test_prefix_range_counts_like_the_binary_search(n_symbols: int, events: int) -> None:
+    # both strategies (counting few events per bar, searching many) against ``prefix`` per query
+    rng = np.random.default_rng(n_symbols)
+    order = np.sort(rng.integers(0, 3_000 * n_symbols, events)).astype(np.int64)
+    ev = build_key_events(order // n_symbols, order % n_symbols, order // n_symbols, np.ones(events),
+                          np.ones(events, dtype=bool), np.zeros(events, dtype=np.int64), n_symbols, TrackerParams())
+    for symbol in {0, n_symbols // 2, n_symbols - 1}:
+        got = ev.prefix_range(100, 2_500, symbol, n_symbols)
+        assert got.tolist() == ev.prefix(np.arange(100, 2_501), symbol, n_symbols).tolist()
