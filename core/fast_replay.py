@@ -165,10 +165,16 @@ class FastReplay:
             self.progress("signals", (k + 1) / len(names))
 
     def _track(self) -> None:
-        """Judge every vote; one ordered outcome sequence per sensor key."""
-        per_key: dict[str, list[tuple[np.ndarray, ...]]] = {}
+        """Judge every vote; one ordered outcome sequence per sensor key.
+
+        Each group of votes judged alike (timeframe, TP, SL) is judged at once and kept as
+        whole arrays tagged by key id; the keys are split out once at the end (one stable
+        sort over every resolved vote) rather than sliced per sensor and symbol."""
         n_sym = len(self.symbols)
         horizon = self.tracker_params.horizon_bars
+        key_ids: dict[str, int] = {}
+        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
+        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
         opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
         closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
         for sym in self.symbols:
@@ -177,46 +183,45 @@ class FastReplay:
             hi, lo, cl = m1.high[:last + 1], m1.low[:last + 1], m1.close[:last + 1]
             tables = RangeTables(hi, lo)  # shared by every group of this symbol
             bars = sym.first + np.arange(self.n_bars + 1)
-            groups: dict[tuple[int, float, float], list[tuple[str, np.ndarray, np.ndarray]]] = {}
             for tf, rd in sym.readings.items():
                 # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
                 # those bars are read, one per bar of the timeframe
                 fresh_bars = bars[rd.fresh[bars]]
                 j = rd.visible[fresh_bars]
+                groups: dict[tuple[float, float], list[str]] = {}  # sensors judged alike
                 for ps in rd.sensors:
-                    if ps.context or not (0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1):
+                    if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
+                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
+                for (tp, sl), names in groups.items():
+                    sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
+                    for k, name in enumerate(names):
+                        np.take(rd.signals[name], j, out=sig[k])
+                    # row-major: sensor by sensor, each in bar order
+                    row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
+                    if not row.size:
                         continue
-                    sig = rd.signals[ps.name][j]
-                    mask = (sig != 0) & ~np.isnan(sig)
-                    groups.setdefault((tf.ms, ps.tp_fraction, ps.sl_fraction), []).append(
-                        (sensor_key(ps.name, tf), fresh_bars[mask], np.where(sig[mask] > 0, 1, -1)))
-            for (tf_ms, tp, sl), members in groups.items():
-                entry = np.concatenate([e for _, e, _ in members])
-                direction = np.concatenate([d for _, _, d in members])
-                if not entry.size:
-                    continue
-                # one judgement per distinct (bar, direction): a table over the symbol's bars
-                # instead of a sort (np.unique) of every sensor's votes
-                code = entry * 2 + (direction > 0)
-                seen = np.zeros(2 * len(hi), dtype=bool)
-                seen[code] = True
-                uniq = np.flatnonzero(seen)
-                inverse = (np.cumsum(seen) - 1)[code]
-                res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                          horizon * tf_ms // M, tables)
-                res, r, won = res[inverse], r[inverse], won[inverse]
-                start = 0
-                for key, e, _d in members:
-                    stop = start + len(e)
-                    rr = res[start:stop]
-                    ok = rr != NOT_FOUND
-                    opened.append(e - sym.first)
-                    closed.append(np.where(ok, rr - sym.first + 1, self.n_bars + 1))
-                    per_key.setdefault(key, []).append((
-                        rr[ok] - sym.first, np.full(int(ok.sum()), sym.index), e[ok] - sym.first,
-                        r[start:stop][ok], won[start:stop][ok], m1.open_time[rr[ok]] + M,
-                    ))
-                    start = stop
+                    entry = fresh_bars[col]
+                    direction = np.where(sig[row, col] > 0, 1, -1)
+                    ids = np.array([key_ids.setdefault(sensor_key(n, tf), len(key_ids)) for n in names], dtype=np.int64)
+                    kid = ids[row]
+                    tf_ms = tf.ms
+                    # one judgement per distinct (bar, direction): a table over the symbol's bars
+                    # instead of a sort (np.unique) of every sensor's votes
+                    code = entry * 2 + (direction > 0)
+                    seen = np.zeros(2 * len(hi), dtype=bool)
+                    seen[code] = True
+                    uniq = np.flatnonzero(seen)
+                    inverse = (np.cumsum(seen) - 1)[code]
+                    res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                              horizon * tf_ms // M, tables)
+                    res, r, won = res[inverse], r[inverse], won[inverse]
+                    ok = res != NOT_FOUND
+                    opened.append(entry - sym.first)
+                    closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
+                    rr = res[ok]
+                    for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
+                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
+                        column.append(part)
         size = self.n_bars + 2
         open_votes = np.zeros(size, dtype=np.int64)
         if opened:
@@ -231,9 +236,14 @@ class FastReplay:
                 f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
                 "does not reproduce — raise tracker.max_open_votes or replay without --fast",
                 key="tracker.max_open_votes")
-        for key, parts in per_key.items():
-            cols = [np.concatenate([p[c] for p in parts]) for c in range(6)]
-            self.events[key] = build_key_events(*cols, n_sym, self.tracker_params)
+        if key_ids:
+            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
+            by_key = np.argsort(kid, kind="stable")
+            bounds = np.searchsorted(kid[by_key], np.arange(len(key_ids) + 1))
+            for key, k in key_ids.items():
+                pick = by_key[bounds[k]:bounds[k + 1]]
+                self.events[key] = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick],
+                                                    resolved_ms[pick], n_sym, self.tracker_params)
         self.progress("tracker", 1.0)
 
     def _consensus(self) -> None:
