@@ -1,8 +1,13 @@
-"""Replay throughput: 1m bars per second through the whole engine (`python main.py replay`'s path).
+"""Replay throughput: 1m bars per second, through the whole engine (`python main.py replay`)
+and through the vectorised path (`python main.py replay --fast`).
 
-    python bench/replay.py             # 3 runs per case, longer windows
-    python bench/replay.py --quick     # 2 runs per case, short windows (well under a minute)
-    python bench/replay.py --profile   # also: cProfile of the engine process, top functions
+    python bench/replay.py                 # both paths; engine: 3 runs per case, longer windows
+    python bench/replay.py --quick         # the fast path on short windows, one run (under a minute)
+    python bench/replay.py --quick --path both   # plus the engine on short windows (minutes: its
+                                           # 50-symbol start-up alone takes ~50 s on a loaded machine)
+    python bench/replay.py --path fast     # only the fast path (1 × 1 M and 50 × 20 k bars)
+    python bench/replay.py --profile       # also: cProfile of the engine process, top functions
+                                           # (fast path: one extra profiled run per case)
 
 Cases: (a) a minimal EMA-cross strategy (the ``ema_cross`` voter and one context sensor,
 ``htf_trend``) and (b) the default ensemble (every registered sensor), each on 1 symbol and on
@@ -13,6 +18,18 @@ Measured: the trading phase only (``Engine.run``: recorded bars played → senso
 croupier on the in-process simulator), not start-up and warm-up, which are reported apart.
 The figure is bars processed / wall seconds of that phase, the median of the runs. The
 engine runs in this process, the sensors in their worker processes, as in a real replay.
+
+Fast path (``fast_*`` metrics): the same cases on 1 symbol × 1 M bars and 50 symbols × 20 k
+bars (quick: 1 × 200 k and 50 × 4 k; the default ensemble on a tenth of that). The recorded
+files hold ~64 k bars per symbol, so the 1 M-bar series is stitched from them: each real file
+in turn, scaled so it opens where the previous one closed, rounded to BTCUSDT's tick, as one
+in-memory ``BTCUSDT`` series (real moves, continuous prices). 50 × 20 k uses the 50
+symbols S00USDT … (each one of the 7 real files) with
+the replay window cut to the last 20 k bars. The daily loss limit and tracker.max_open_votes
+are lifted (a losing month would halt, 50 symbols × every sensor overflow the open-vote bound;
+the fast path refuses to approximate either). Measured: ``FastReplay`` on data
+already in memory (``fast_data_load_s`` apart): signals, tracker, consensus, trades, report
+record.
 """
 
 from __future__ import annotations
@@ -32,6 +49,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -125,11 +143,121 @@ def run_once(root: Path, dataset: str, symbols: list[str], minutes: int, extra: 
     return timing.run_s, timing.bars, time.perf_counter() - t0
 
 
+def real_data() -> dict[str, Any]:
+    """The recorded symbols' data (1m candles, funding, marks), loaded once."""
+    from exchanges.sim.feed import load_symbol_data
+
+    return {r: load_symbol_data(DATA_DIR / DATASET, r) for r in REAL}
+
+
+def stitched_series(loaded: dict[str, Any], bars: int) -> Any:
+    """One continuous ``BTCUSDT`` 1m series of ``bars`` bars from the real files (see the docstring)."""
+    from core.history import CandleSeries
+    from core.types import Timeframe
+
+    t0 = 1_600_000_020_000 - 1_600_000_020_000 % 3_600_000
+    price = 30_000.0
+    cols: list[list[np.ndarray]] = [[], [], [], [], []]
+    n = k = 0
+    while n < bars:
+        s = loaded[REAL[k % len(REAL)]].m1
+        k += 1
+        take = min(len(s), bars - n)
+        scale = price / float(s.open[0])
+        for col, x in zip(cols, (s.open, s.high, s.low, s.close), strict=False):
+            col.append(np.round(x[:take] * scale, 1))
+        cols[4].append(s.volume[:take])
+        n += take
+        price = float(cols[3][-1][-1])
+    o, h, lo, c, v = (np.concatenate(col) for col in cols)
+    return CandleSeries("BTCUSDT", Timeframe.M1, t0 + 60_000 * np.arange(bars, dtype=np.int64), o, h, lo, c, v)
+
+
+def fast_once(venue: Any, symbols: list[str], extra: dict[str, Any],
+              profile: cProfile.Profile | None = None) -> tuple[float, int, int]:
+    """(replay seconds, bars, trades) of one fast replay on an already loaded venue."""
+    from core.fast_replay import FastReplay
+
+    settings = load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": symbols, "session.log_level": "ERROR",
+        # a month-long losing replay would reach the daily-loss halt, and 50 symbols × every sensor
+        # keep more votes open than the tracker's bound (the engine would drop the oldest): the
+        # fast path refuses to approximate either, so lift both — this measures throughput
+        "risk.daily_loss_limit_fraction": 0.99, "tracker.max_open_votes": 10_000_000, **extra,
+    })
+    t0 = time.perf_counter()
+    if profile is not None:
+        profile.enable()
+    try:
+        fast = FastReplay(settings, "bench-fast", venue=venue)
+        fast.run()
+        record = fast.record("bench")
+    finally:
+        if profile is not None:
+            profile.disable()
+    return time.perf_counter() - t0, (fast.n_bars + 1) * len(symbols), len(record.trades)
+
+
+def fast_venue(data: dict[str, Any], replay_bars: int) -> Any:
+    """A fresh simulated venue on ``data`` whose replay window is the last ``replay_bars`` bars."""
+    from config.settings import SimSettings
+    from exchanges.sim.local import engine_config, venue_config
+    from exchanges.sim.venue import Venue
+
+    first = max(int(d.m1.open_time[0]) for d in data.values())
+    last = min(int(d.m1.open_time[-1]) for d in data.values())
+    sim = SimSettings()
+    return Venue(data, engine_config(sim), venue_config(sim, intrabar_events=False),
+                 start_ms=last - (replay_bars - 2) * 60_000 if replay_bars > 1 else first)
+
+
+def bench_fast(quick: bool, profile: bool = False) -> None:
+    from dataclasses import replace
+
+    from exchanges.sim.feed import SymbolData
+
+    logging.getLogger().setLevel(logging.ERROR)
+    t0 = time.perf_counter()
+    loaded = real_data()
+    long_bars = 200_000 if quick else 1_000_000
+    per_symbol = 4_000 if quick else 20_000
+    long = stitched_series(loaded, long_bars + 7_200)
+    emit("fast_data_load_s", time.perf_counter() - t0, "s", 1)
+    fifty = {}
+    for i in range(50):
+        name = f"S{i:02d}USDT"
+        d = loaded[REAL[i % len(REAL)]]
+        fifty[name] = SymbolData(name, replace(d.m1, symbol=name), d.funding, d.mark_8h)
+    for case, extra, shrink in (("minimal", MINIMAL, 1), ("default", DEFAULT, 10)):
+        for label, data, bars in (
+            ("1sym", {"BTCUSDT": SymbolData("BTCUSDT", long)}, long_bars // shrink),
+            ("50sym", fifty, per_symbol // shrink),
+        ):
+            rates = []
+            runs = 1 if (quick or shrink > 1) else 3
+            total = trades = 0
+            for _ in range(runs):
+                run_s, total, trades = fast_once(fast_venue(data, bars), list(data), extra)
+                rates.append(total / run_s)
+            emit(f"fast_{case}_{label}_bars_per_s", statistics.median(rates), "bars/s", runs)
+            emit(f"fast_{case}_{label}_bars", total, "bars", runs)
+            emit(f"fast_{case}_{label}_trades", trades, "trades", runs)
+            if profile:
+                prof = cProfile.Profile()
+                fast_once(fast_venue(data, bars), list(data), extra, prof)
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+                print(f"# profile fast_{case}_{label} (by own time)\n{out.getvalue()}", file=sys.stderr)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short windows, 2 runs (under a minute)")
-    parser.add_argument("--profile", action="store_true", help="cProfile the engine process of one run per case")
+    parser.add_argument("--profile", action="store_true", help="cProfile one extra run per case (engine process / fast path)")
+    parser.add_argument("--path", choices=["engine", "fast", "both"],
+                        help="which replay to measure (default: both; with --quick: fast)")
     args = parser.parse_args()
+    args.path = args.path or ("fast" if args.quick else "both")
     runs = 2 if args.quick else 3
     # simulated minutes per case: (1 symbol, 50 symbols); quick: one run of each 50-symbol case
     # (its start-up — 50 symbols' warm-up through the sensors — alone takes ~20 s)
@@ -138,7 +266,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
-        for case, extra in (("minimal", MINIMAL), ("default", DEFAULT)):
+        if args.path in ("fast", "both"):
+            bench_fast(args.quick, args.profile)
+        for case, extra in (() if args.path == "fast" else (("minimal", MINIMAL), ("default", DEFAULT))):
             for label, dataset, symbols, mins in (("1sym", DATASET, ["BTCUSDT"], minutes[case][0]),
                                                   ("50sym", folder.name, fifty, minutes[case][1])):
                 rates, starts = [], []

@@ -1,0 +1,655 @@
+"""``python main.py replay --fast``: the event-driven replay's results, computed a second way.
+
+The engine path plays every 1m bar of every symbol through sensors, tracker, player, risk,
+croupier and the simulated venue. Here every per-bar step is numpy over whole histories and
+the real components run only where something can happen:
+
+1. readings: ``core.fast_readings`` (batch signals, higher timeframes visible once closed);
+2. tracker: every vote judged by ``core.fast_passage`` (first passage, stop first), each
+   sensor key's outcome sequence in the tracker's order (``core.fast_tracker``);
+3. consensus: ``core.fast_consensus`` classifies every bar; the real ``core.player.decide``
+   answers every deciding or unsure bar, its voters with a signal scored by a real
+   ``SensorTracker`` rebuilt for that instant (``_decide``: a voter without a signal only
+   qualifies or not, which the approximate score settles when it is clear of ``min_score``);
+4. trades: decisions in time order, with exits and funding, through the real ``core.sizing``,
+   ``core.risk.RiskGate`` and the simulator's ``MatchingEngine`` (``core.fast_trades``);
+5. the same ``core.report`` session report.
+
+What it does not reproduce it refuses up front (``unsupported``: exit 2 naming the option),
+and a run that comes near a rule it does not model (the daily loss halt) stops with an error
+instead of approximating. tests/test_fast_replay_parity.py compares both paths trade by trade.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from config.settings import Settings
+from core.clock import FakeClock
+from core.errors import ConfigError, DataError
+from core.events import Decision, SensorReading
+from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
+from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
+from core.fast_readings import TimeframeReadings, symbol_readings
+from core.fast_tracker import KeyEvents, approx_score, approx_scores, build_key_events, exact_tracker
+from core.fast_trades import OpenBracket, SparseVenue
+from core.history import find_data_dir
+from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
+from core.report import SessionRecord, TradeRecord
+from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
+from core.sensor_plan import build_plan
+from core.sensor_tracker import PerformanceStats, TrackerParams, sensor_key
+from core.sizing import SizeSkip, SizingParams, size_entry
+from core.types import Candle, Side, Timeframe
+from croupier.ids import Leg, bracket_id, client_id, session_tag
+from exchanges.sim.errors import SimError
+from exchanges.sim.feed import MINUTE_MS, funding_times_between
+from exchanges.sim.local import engine_config, venue_config
+from exchanges.sim.venue import Venue
+from sensors.registry import all_sensors
+
+log = logging.getLogger(__name__)
+
+M = MINUTE_MS
+QUOTE = "USDT"
+_BLOCK = 65_536  # bars per consensus block (bounds memory with hundreds of sensor keys)
+_PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
+# tracker statistics giving the two smallest sizes kelly sizing can choose: the fallback
+# (too few resolved votes) and min_fraction (losses only)
+_SMALLEST_SIZES = (PerformanceStats(0, 0, 0, 0.0, 0.0), PerformanceStats(10**9, 0, 10**9, 0.0, 1.0))
+
+
+def unsupported(s: Settings, duration_s: float | None) -> list[tuple[str, str]]:
+    """Options the fast path does not reproduce exactly: (key, why). Empty = supported."""
+    out = []
+    if s.croupier.entry_type != "MARKET":
+        out.append(("croupier.entry_type", "LIMIT entries (queue position, timeouts) are not simulated here"))
+    if s.croupier.take_profit != "algo":
+        out.append(("croupier.take_profit", "only the algo TAKE_PROFIT_MARKET leg is reproduced"))
+    if not s.croupier.stop_close_position:
+        out.append(("croupier.stop_close_position", "only closePosition legs are reproduced"))
+    if s.session.on_exit != "flatten":
+        out.append(("session.on_exit", "only the flatten exit policy is reproduced"))
+    if s.risk.universe.enabled:
+        out.append(("risk.universe.enabled", "the universe selector is not reproduced"))
+    if duration_s is not None:
+        out.append(("--duration", "the fast path replays the whole dataset; cut the data instead"))
+    return out
+
+
+@dataclass
+class _Symbol:
+    """One symbol's arrays and state during a fast replay."""
+
+    name: str
+    index: int
+    first: int  # index (in the symbol's 1m data) of global bar 0
+    readings: dict[Timeframe, TimeframeReadings]
+    codes: np.ndarray | None = None  # reason code per global bar 1 … G
+    last_decision_index: int | None = None
+    bracket: OpenBracket | None = None
+    decisions: list[int] = field(default_factory=list)  # global bars decided
+    candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # bars classified deciding
+    active: list[tuple[int, int]] = field(default_factory=list)  # global bars [from, to] with a bracket
+
+
+class FastReplay:
+    """One fast replay over ``settings`` (see the module docstring)."""
+
+    def __init__(self, settings: Settings, session_id: str, progress: Callable[[str, float], None] | None = None,
+                 venue: Venue | None = None) -> None:
+        self.s = settings
+        self.session_id = session_id
+        self.tag = session_tag(session_id)
+        self.progress = progress or (lambda phase, fraction: None)
+        self.specs = all_sensors()
+        self.plan = build_plan(settings.sensors, self.specs)
+        self.player = PlayerParams.from_settings(settings.player)
+        self.tracker_params = TrackerParams.from_settings(settings.tracker, settings.player)
+        self.sizing = SizingParams.from_settings(settings.sizing)
+        sim = settings.sim
+        if venue is None:  # ``venue``: already loaded data (benchmarks reuse one load for many runs)
+            folder = find_data_dir(settings.session.data_dir) / settings.session.dataset
+            venue = Venue.from_folder(folder, settings.session.symbols, engine_config=engine_config(sim),
+                                      config=venue_config(sim, intrabar_events=False), warmup_bars=sim.warmup_bars)
+        self.venue = venue
+        self.sv = SparseVenue(self.venue)
+        self.clock = FakeClock(self.venue.now_ms)
+        self.start_balance = self.sv.wallet()
+        allow = settings.allowlist
+        self.risk = RiskGate(RiskParams.from_settings(settings.risk), self.clock, allowlist=allow,
+                             start_equity=self.start_balance)
+        # global bar 0 is the bar the engine backfills (records, never decides); 1 … G decide
+        self.t0 = self.venue.start_ms - M
+        self.last_open = self.venue.end_ms - (M - 1)
+        self.n_bars = (self.last_open - self.t0) // M
+        self.symbols: list[_Symbol] = []
+        self.events: dict[str, KeyEvents] = {}
+        self.trades: list[TradeRecord] = []
+        self.extra_skips: Counter[str] = Counter()
+        self.next_number = 1
+        self.seq = 0
+
+    # ------------------------------------------------------------------ phases
+    def run(self) -> None:
+        self.sv.account_setup(list(self.s.session.symbols), self.s.croupier.margin_type)
+        self._load()
+        self._track()
+        self._consensus()
+        self._trade()
+
+    def _load(self) -> None:
+        names = list(self.s.session.symbols)
+        for k, name in enumerate(names):
+            m1 = self.venue.data[name].m1
+            first = self.venue.data[name].bar_index(self.t0)
+            want = self.t0 + M * np.arange(self.n_bars + 1, dtype=np.int64)
+            if first is None or first + self.n_bars > len(m1) - 1 \
+                    or not np.array_equal(m1.open_time[first:first + self.n_bars + 1], want):
+                raise DataError(f"{name}: the fast replay needs gap-free 1m data over the replayed window "
+                                f"({self.t0} … {self.last_open}); replay without --fast")
+            cut = _head(m1, first + self.n_bars + 1)
+            readings = symbol_readings(cut, self.plan, self.specs, first_close_ms=self.t0 + M,
+                                       history_bars=self.s.sensors.window_bars + self.s.sensors.ring_slack_bars)
+            self.symbols.append(_Symbol(name, k, first, readings))
+            self.progress("signals", (k + 1) / len(names))
+
+    def _track(self) -> None:
+        """Judge every vote; one ordered outcome sequence per sensor key.
+
+        Each group of votes judged alike (timeframe, TP, SL) is judged at once and kept as
+        whole arrays tagged by key id; the keys are split out once at the end (one stable
+        sort over every resolved vote) rather than sliced per sensor and symbol."""
+        n_sym = len(self.symbols)
+        horizon = self.tracker_params.horizon_bars
+        key_ids: dict[str, int] = {}
+        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
+        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
+        opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
+        closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
+        for sym in self.symbols:
+            m1 = self.venue.data[sym.name].m1
+            last = sym.first + self.n_bars
+            hi, lo, cl = m1.high[:last + 1], m1.low[:last + 1], m1.close[:last + 1]
+            tables = RangeTables(hi, lo)  # shared by every group of this symbol
+            bars = sym.first + np.arange(self.n_bars + 1)
+            for tf, rd in sym.readings.items():
+                # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
+                # those bars are read, one per bar of the timeframe
+                fresh_bars = bars[rd.fresh[bars]]
+                j = rd.visible[fresh_bars]
+                groups: dict[tuple[float, float], list[str]] = {}  # sensors judged alike
+                for ps in rd.sensors:
+                    if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
+                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
+                for (tp, sl), names in groups.items():
+                    sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
+                    for k, name in enumerate(names):
+                        np.take(rd.signals[name], j, out=sig[k])
+                    # row-major: sensor by sensor, each in bar order
+                    row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
+                    if not row.size:
+                        continue
+                    entry = fresh_bars[col]
+                    direction = np.where(sig[row, col] > 0, 1, -1)
+                    ids = np.array([key_ids.setdefault(sensor_key(n, tf), len(key_ids)) for n in names], dtype=np.int64)
+                    kid = ids[row]
+                    tf_ms = tf.ms
+                    # one judgement per distinct (bar, direction): a table over the symbol's bars
+                    # instead of a sort (np.unique) of every sensor's votes
+                    code = entry * 2 + (direction > 0)
+                    seen = np.zeros(2 * len(hi), dtype=bool)
+                    seen[code] = True
+                    uniq = np.flatnonzero(seen)
+                    inverse = (np.cumsum(seen) - 1)[code]
+                    res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                              horizon * tf_ms // M, tables)
+                    res, r, won = res[inverse], r[inverse], won[inverse]
+                    ok = res != NOT_FOUND
+                    opened.append(entry - sym.first)
+                    closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
+                    rr = res[ok]
+                    for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
+                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
+                        column.append(part)
+        size = self.n_bars + 2
+        open_votes = np.zeros(size, dtype=np.int64)
+        if opened:
+            open_votes = (np.bincount(np.concatenate(opened), minlength=size)
+                          - np.bincount(np.concatenate(closed), minlength=size))
+        most = int(np.cumsum(open_votes).max())
+        if most > self.tracker_params.max_open_votes:
+            # the engine's tracker would drop its oldest open votes; which ones depends on the
+            # order symbols feed it within a bar — not reproduced
+            raise ConfigError(
+                f"replay --fast: up to {most:,} tracker votes are open at once, more than tracker.max_open_votes "
+                f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
+                "does not reproduce — raise tracker.max_open_votes or replay without --fast",
+                key="tracker.max_open_votes")
+        if key_ids:
+            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
+            by_key = np.argsort(kid, kind="stable")
+            bounds = np.searchsorted(kid[by_key], np.arange(len(key_ids) + 1))
+            for key, k in key_ids.items():
+                pick = by_key[bounds[k]:bounds[k + 1]]
+                self.events[key] = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick],
+                                                    resolved_ms[pick], n_sym, self.tracker_params)
+        self.progress("tracker", 1.0)
+
+    def _consensus(self) -> None:
+        g_all = np.arange(1, self.n_bars + 1, dtype=np.int64)
+        total = len(self.symbols) * len(g_all)
+        done = 0
+        n_sym = len(self.symbols)
+        for sym in self.symbols:
+            # rows grouped by timeframe: one gather per timeframe fills all its sensors' rows
+            voters = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if not ps.context]
+            context = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if ps.context]
+            v_parts = self._row_groups(sym, voters)
+            c_parts = self._row_groups(sym, context)
+            keyed = [(row, self.events[k]) for row, (tf, ps) in enumerate(voters)
+                     if (k := sensor_key(ps.name, tf)) in self.events]
+            codes = np.empty(len(g_all), dtype=np.int8)
+            for a in range(0, len(g_all), _BLOCK):
+                g = g_all[a:a + _BLOCK]
+                lb = sym.first + g
+                now = self.t0 + (g + 1) * M
+                sig = np.empty((len(voters), len(g)))
+                ctx = np.empty((len(context), len(g)))
+                for rd, rows, mat in v_parts:
+                    rd.gather(mat, lb, sig[rows[0]:rows[1]])
+                for rd, rows, mat in c_parts:
+                    rd.gather(mat, lb, ctx[rows[0]:rows[1]])
+                scores = np.full(sig.shape, 0.5)
+                neutral = np.ones(sig.shape, dtype=bool)
+                for row, ev in keyed:
+                    m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, n_sym)
+                    approx_scores(ev, m, now, self.tracker_params, out=(scores[row], neutral[row]))
+                block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+                                 lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
+                codes[a:a + len(g)] = block
+                done += len(g)
+                self.progress("consensus", done / total)
+            sym.codes = codes
+
+    @staticmethod
+    def _row_groups(sym: _Symbol, rows: list[tuple[Timeframe, Any]]) -> list[tuple[TimeframeReadings, tuple[int, int], np.ndarray]]:
+        """(readings, [first, last) row, signal matrix) per timeframe of ``rows`` (grouped by timeframe)."""
+        out = []
+        start = 0
+        while start < len(rows):
+            tf = rows[start][0]
+            stop = start
+            while stop < len(rows) and rows[stop][0] is tf:
+                stop += 1
+            rd = sym.readings[tf]
+            out.append((rd, (start, stop), rd.matrix([ps.name for _, ps in rows[start:stop]])))
+            start = stop
+        return out
+
+    # ------------------------------------------------------------------ exact pieces
+    def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:
+        lb = sym.first + g
+        out = []
+        for tf, rd in sym.readings.items():
+            j = int(rd.visible[lb])
+            if j < 0:
+                continue
+            for ps in rd.sensors:
+                out.append(SensorReading(ps.name, sym.name, tf, int(rd.open_time[j]), float(rd.signals[ps.name][j]),
+                                         ps.tp_fraction, ps.sl_fraction, ps.context))
+        return out
+
+    def _bar(self, sym: _Symbol, g: int) -> Bar:
+        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+        return Bar(sym.name, Timeframe.M1, self.t0 + g * M, close)
+
+    def _tracker_at(self, sym: _Symbol, g: int, keys: list[str]) -> Any:
+        return exact_tracker(self.events, g, sym.index, len(self.symbols), self.t0 + (g + 1) * M,
+                             self.tracker_params, keys)
+
+    def _decide(self, sym: _Symbol, g: int, book: SymbolBook) -> tuple[Any, Any]:
+        """The real ``decide`` with the tracker's scores; the tracker (for sizing statistics)
+        holds the voters that carry a signal.
+
+        A voter without a signal weighs nothing: its score only decides whether it qualifies
+        (a zero-weight vote). Where its approximate score is farther than ``TOLERANCE`` from
+        ``min_score`` that answer is exact and the approximation is passed; every voter with
+        a signal (and any near the threshold) is scored by a real ``SensorTracker``."""
+        readings = self._readings(sym, g)
+        now = self.t0 + (g + 1) * M
+        scores: dict[str, float] = {}
+        exact_keys: list[str] = []
+        for r in readings:
+            if r.context or r.is_missing:
+                continue
+            key = sensor_key(r.sensor, r.timeframe)
+            ev = self.events.get(key)
+            if r.signal == 0 and ev is not None:
+                m = int(ev.order.searchsorted(g * len(self.symbols) + sym.index, side="right"))
+                approx = approx_score(ev, m, now, self.tracker_params)
+                if abs(approx - self.player.min_score) > TOLERANCE:
+                    scores[key] = approx
+                    continue
+            exact_keys.append(key)
+        tracker = self._tracker_at(sym, g, exact_keys)
+        scores.update(tracker.scores(exact_keys))
+        verdict = decide(self._bar(sym, g), readings, scores, self.player, book, decided_ms=now)
+        return verdict, tracker
+
+    def _exact_reason(self, sym: _Symbol, g: int) -> str:
+        verdict, _ = self._decide(sym, g, SymbolBook())
+        return DECISION if isinstance(verdict, Decision) else verdict.reason
+
+    # ------------------------------------------------------------------ trading
+    def _push(self, t_ms: int, phase: int, symbol: int, kind: str, payload: Any) -> None:
+        self.seq += 1
+        heapq.heappush(self._queue, (t_ms, phase, symbol, self.seq, kind, payload))
+
+    def _trade(self) -> None:
+        self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        n_decisions = 1
+        for sym in self.symbols:
+            assert sym.codes is not None
+            sym.candidates = np.flatnonzero(sym.codes == CODE[DECISION]) + 1
+            n_decisions += len(sym.candidates)
+            self._next_candidate(sym, 1)
+        for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
+            self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
+        handled = 0
+        while self._queue:
+            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
+            if kind == "decide":
+                sym = self.symbols[_k]
+                handled = max(handled, int(np.searchsorted(sym.candidates, payload)))
+                self._on_decision(sym, payload, t_ms)
+                self._next_candidate(sym, self._next_possible(sym, payload))
+                self.progress("trades", handled / n_decisions)
+            elif kind == "exit":
+                self._on_exit(self.symbols[_k], payload)
+            else:
+                self._on_funding(payload)
+        self._shutdown()
+        self.progress("trades", 1.0)
+
+    def _next_candidate(self, sym: _Symbol, from_g: int | None) -> None:
+        """Queue the symbol's first deciding bar at or after ``from_g`` (None: no more)."""
+        if from_g is None:
+            return
+        k = int(np.searchsorted(sym.candidates, from_g))
+        if k < len(sym.candidates):
+            g = int(sym.candidates[k])
+            self._push(self._decision_time(g), _PHASE_DECIDE, sym.index, "decide", g)
+
+    def _next_possible(self, sym: _Symbol, g: int) -> int | None:
+        """The first bar after ``g`` at which the player's debounce could let ``sym`` decide:
+        past the cooldown of its last decision and, with a bracket open, from the bar its exit
+        is known (None: the bracket outlives the data). Bars skipped here are counted by the
+        masks in ``skip_counts``; they can never reach an entry."""
+        nxt = g + 1
+        if sym.decisions and sym.decisions[-1] == g:
+            nxt = g + self.player.cooldown_bars + 1
+        b = sym.bracket
+        if b is not None:
+            if b.exit_bar == NOT_FOUND:
+                return None
+            g_exit = b.exit_bar - sym.first
+            nxt = max(nxt, g_exit - 1 if b.exit_point == 0 else g_exit)
+        return nxt
+
+    def _decision_time(self, g: int) -> int:
+        """When the engine decides bar ``g``: at the next bar's first point (the data's end for the last)."""
+        return self.venue.end_ms if g == self.n_bars else self.t0 + (g + 1) * M
+
+    def _on_decision(self, sym: _Symbol, g: int, t_ms: int) -> None:
+        book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
+        # the player's debounce comes first in decide(): asked without readings, it answers
+        # bracket_open / cooldown before anything is built for this bar
+        first = decide(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), (), {}, self.player, book)
+        if first.reason in (SKIP_BRACKET_OPEN, SKIP_COOLDOWN):
+            return  # counted with the masks (skip_counts)
+        # past the debounce this bar decides (the consensus classified it with certainty)
+        sym.last_decision_index = (self.t0 + g * M) // M
+        sym.decisions.append(g)
+        self.clock.set_ms(t_ms)
+        exposure = self._exposure(sym, g)
+        if self._refused_whatever_the_size(sym, g, exposure):
+            return
+        verdict, tracker = self._decide(sym, g, book)
+        if not isinstance(verdict, Decision):
+            raise RuntimeError(f"fast replay: {sym.name} bar {g} classified as deciding, decide() says {verdict}")
+        self._act(sym, g, verdict, tracker, t_ms, exposure)
+
+    def _refused_whatever_the_size(self, sym: _Symbol, g: int, exposure: Exposure) -> bool:
+        """True (skip counted) when the risk gate refuses this entry for a reason no size changes
+        (halted, cooldown, max positions …) and sizing cannot fail first: then the decision's
+        details (exact scores, sizing statistics) cannot change the outcome and are not built.
+
+        Sizing is asked with the smallest fraction any tracker statistics can give (fallback
+        or min_fraction); a larger fraction never makes sizing fail where a smaller one passed
+        (quantities are capped, never refused, above). fixed_risk sizes from the decision's stop
+        distance, so it always takes the full path.
+        """
+        if self.sizing.mode.value == "fixed_risk":
+            return False
+        rules = self.venue.specs[sym.name].rules
+        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+        room = self.risk.entry_headroom(sym.name, exposure)
+        for stats in _SMALLEST_SIZES:
+            size = size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=exposure.equity, rules=rules,
+                              stats=stats, params=self.sizing, market=True, max_notional=room)
+            if isinstance(size, SizeSkip):
+                return False
+        self._feed_candle(sym, g)
+        verdict = self.risk.check_entry(EntryIntent(sym.name, Side.BUY, Decimal(0)), exposure)
+        if verdict.allowed:
+            return False
+        self.extra_skips[f"risk_{verdict.reason}"] += 1
+        return True
+
+    def _feed_candle(self, sym: _Symbol, g: int) -> None:
+        o, h, low, c, v = self.sv.decimal_bar(sym.name, sym.first + g)
+        self.risk.on_candle(Candle(sym.name, Timeframe.M1, self.t0 + g * M, o, h, low, c, v))
+
+    def _marks(self, deciding: _Symbol, g: int) -> dict[str, Decimal]:
+        """The croupier's marks when ``deciding`` decides bar ``g``: symbols before it in the
+        stream have delivered bar ``g``'s close, the ones after it its third point."""
+        marks = {}
+        for sym in self.symbols:
+            b = sym.bracket
+            if b is None:
+                continue
+            i = sym.first + g
+            if sym.index < deciding.index:
+                marks[sym.name] = self.sv.decimal_bar(sym.name, i)[3]
+            else:
+                adverse = None if b.entry_bar == i else b.side
+                marks[sym.name] = self.sv.path(sym.name, i, adverse)[-2].price
+        return marks
+
+    def _exposure(self, deciding: _Symbol, g: int) -> Exposure:
+        marks = self._marks(deciding, g)
+        with localcontext() as ctx:
+            ctx.prec = 60
+            equity = self.sv.wallet()
+            notional: dict[str, Decimal] = {}
+            for sym in self.symbols:
+                b = sym.bracket
+                if b is None:
+                    continue
+                qty = b.quantity if b.side is Side.BUY else -b.quantity
+                equity += qty * marks[sym.name] - qty * b.entry_price
+                notional[sym.name] = abs(qty) * marks[sym.name]
+        brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
+        return Exposure(equity, notional, brackets)
+
+    def _act(self, sym: _Symbol, g: int, decision: Decision, tracker: Any, t_ms: int, exposure: Exposure) -> None:
+        rules = self.venue.specs[sym.name].rules
+        room = self.risk.entry_headroom(sym.name, exposure)
+        size = size_entry(price=decision.reference_price, sl_fraction=decision.sl_fraction, equity=exposure.equity,
+                          rules=rules, stats=tracker.performance(winning_keys(decision)), params=self.sizing,
+                          market=True, max_notional=room)
+        if isinstance(size, SizeSkip):
+            self.extra_skips[f"size_{size.reason}"] += 1
+            return
+        self._feed_candle(sym, g)
+        verdict = self.risk.check_entry(EntryIntent(sym.name, decision.side, size.notional), exposure)
+        if not verdict.allowed:
+            self.extra_skips[f"risk_{verdict.reason}"] += 1
+            return
+        self.risk.on_order_sent()
+        qty = rules.round_qty(size.quantity, market=True)
+        if rules.check(quantity=qty, price=None, reference_price=decision.reference_price, market=True,
+                       side=decision.side):
+            self.extra_skips["entry_rejected"] += 1
+            return
+        number = self.next_number
+        self.next_number += 1
+        entry_bar = sym.first + g + (1 if g < self.n_bars else 0)
+        self._prices_at(g, t_ms, sym)
+        try:
+            price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
+                                                 client_id(self.tag, sym.name, number, Leg.ENTRY))
+        except SimError:
+            self.extra_skips["entry_rejected"] += 1
+            return
+        try:
+            sl, tp, sl_algo, tp_algo = self.sv.protect(
+                sym.name, decision.side, price, decision.tp_fraction, decision.sl_fraction, t_ms,
+                client_id(self.tag, sym.name, number, Leg.STOP_LOSS),
+                client_id(self.tag, sym.name, number, Leg.TAKE_PROFIT))
+        except SimError as exc:
+            raise ConfigError(
+                f"replay --fast: the venue refused a protective leg of {sym.name} at {t_ms} ({exc.code}: {exc.msg}); "
+                "the croupier's retries and protective flatten are not reproduced — replay without --fast",
+                key="croupier.protect_attempts") from None
+        b = OpenBracket(number, sym.name, decision.side, qty, entry_bar, t_ms, price, notional, fee, sl, tp, sl_algo,
+                        tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes),
+                        funding_start=self.sv.funding_so_far(sym.name))
+        sym.bracket = b
+        sym.active.append((g + 1, self.n_bars))  # closed by _on_exit
+        if g < self.n_bars:
+            self.sv.find_exit(b, sym.first + self.n_bars)
+        if b.exit_bar != NOT_FOUND:
+            self._push(b.exit_path[b.exit_point].time_ms, _PHASE_EXIT, sym.index, "exit", b)
+
+    def _prices_at(self, g: int, t_ms: int, deciding: _Symbol) -> None:
+        """The venue's price when bar ``g`` is decided: the next bar's first point, or the last
+        close when ``g`` is the data's last bar (nothing plays after it) — for the deciding
+        symbol and every symbol with an open bracket. A flat symbol with nothing resting
+        (brackets are the only orders) carries no margin, triggers nothing, and gets its price
+        set again before anything is placed on it, so its price is not fed in between."""
+        for sym in self.symbols:
+            if sym is not deciding and sym.bracket is None:
+                continue
+            if g < self.n_bars:
+                price = self.sv.decimal_bar(sym.name, sym.first + g + 1)[0]
+            else:
+                price = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+            self.sv.set_price(sym.name, price, t_ms)
+
+    def _on_exit(self, sym: _Symbol, b: OpenBracket) -> None:
+        fill = self.sv.play_exit(b)
+        m1 = self.venue.data[sym.name].m1
+        bar_open = int(m1.open_time[b.exit_bar])
+        point_ms = b.exit_path[b.exit_point].time_ms
+        step_end = point_ms if b.exit_point == 0 else min(bar_open + M, self.venue.end_ms)
+        self.clock.set_ms(step_end)
+        self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, step_end, point_ms)
+        g_exit = b.exit_bar - sym.first
+        free_from = g_exit - 1 if b.exit_point == 0 else g_exit  # first bar decided without the bracket
+        start, _ = sym.active[-1]
+        sym.active[-1] = (start, free_from - 1)
+
+    def _close(self, sym: _Symbol, b: OpenBracket, exit_price: Decimal, exit_qty: Decimal, fees: Decimal,
+               reason: str, exit_ms: int, booked_until_ms: int) -> None:
+        gross = (exit_price - b.entry_price) * exit_qty * b.side.sign
+        funding = self.sv.funding_so_far(sym.name) - b.funding_start
+        record = TradeRecord(bracket_id(self.tag, sym.name, b.number), sym.name, b.side, b.quantity, b.entry_ms,
+                             b.entry_price, exit_ms, exit_price, reason, gross, fees, funding, b.confidence, b.votes)
+        self.trades.append(record)
+        self.risk.on_trade_closed(record.net_pnl)
+        sym.bracket = None
+
+    def _on_funding(self, t_ms: int) -> None:
+        open_syms = [s.name for s in self.symbols if s.bracket is not None]
+        if not open_syms:
+            return  # every position is flat: a settlement moves nothing (positions open only in brackets)
+        prev = {}
+        for s in self.symbols:
+            if s.bracket is not None:
+                i = s.first + (t_ms - M - self.t0) // M
+                prev[s.name] = (self.sv.decimal_bar(s.name, i)[3], t_ms - 1)
+        self.sv.funding(t_ms, open_syms, prev)
+
+    def _shutdown(self) -> None:
+        """Data end: the flatten exit policy closes what is still open at the last close."""
+        end = self.venue.end_ms
+        self.clock.set_ms(end)
+        for sym in sorted((s for s in self.symbols if s.bracket is not None), key=lambda s: s.bracket.number):
+            b = sym.bracket
+            assert b is not None
+            close = self.sv.decimal_bar(sym.name, sym.first + self.n_bars)[3]
+            fill = self.sv.flatten(b, close, end, client_id(self.tag, sym.name, b.number, Leg.FLATTEN))
+            self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, end, end)
+
+    # ------------------------------------------------------------------ results
+    def record(self, config_hash: str) -> SessionRecord:
+        """The session record for core/report.py (``core.fast_results``)."""
+        from core.fast_results import build_record
+
+        return build_record(self, config_hash)
+
+
+def _head(series: Any, n: int) -> Any:
+    """The first ``n`` bars of a candle series (the replay never reads past its last bar)."""
+    from dataclasses import replace
+
+    return replace(series, open_time=series.open_time[:n], open=series.open[:n], high=series.high[:n],
+                   low=series.low[:n], close=series.close[:n], volume=series.volume[:n])
+
+
+def run_fast_replay(settings: Settings, session_id: str, session_dir: Path, *, duration_s: float | None,
+                    progress: bool) -> tuple[SessionRecord, FastReplay]:
+    """Refuse what is not reproduced, run, and return the session record (report not yet written)."""
+    import hashlib
+
+    refuse_unsupported(settings, duration_s)
+    fast = FastReplay(settings, session_id)
+    if progress:
+        from core.fast_results import progress_printer
+
+        fast.progress = progress_printer((fast.n_bars + 1) * len(settings.session.symbols))
+    fast.run()
+    if progress:
+        sys.stderr.write("\n")
+    config_hash = hashlib.sha256(settings.model_dump_json().encode()).hexdigest()
+    return fast.record(config_hash), fast
+
+
+def refuse_unsupported(settings: Settings, duration_s: float | None) -> None:
+    """ConfigError (exit 2) naming the first option the fast path does not reproduce."""
+    problems = unsupported(settings, duration_s)
+    if problems:
+        key, why = problems[0]
+        raise ConfigError(f"replay --fast cannot reproduce {key} = {_current(settings, key)!r}: {why}; "
+                          "replay without --fast", key=key)
+
+
+def _current(settings: Settings, key: str) -> Any:
+    if key.startswith("--"):
+        return "given"
+    obj: Any = settings
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,191 @@
+"""The sensor tracker's scores over a whole replay, vectorised, and exact where it matters.
+
+``core/sensor_tracker.py`` scores a sensor key from its last ``window`` resolved votes
+(pooled over symbols, in the order they resolved) plus the recency of its last win. Over a
+replay that order is known in advance: a vote made at bar ``i`` of symbol ``s`` resolves at
+the bar ``core.fast_passage.judge_votes`` finds, and within one bar the engine feeds symbols
+in session order. So every key's outcome sequence is one sorted array, and the tracker's
+state before symbol ``s`` decides bar ``i`` is the prefix of events ordered before
+``(i, s)``.
+
+Two views of that state:
+
+- ``approx_scores``: the blend for every query at once from rolling sums (numpy). It differs
+  from the tracker's ``math.fsum`` arithmetic by rounding only (≈1e-12); the consensus uses it
+  to classify bars and flags any bar within a tolerance of a threshold for an exact check.
+- ``exact_tracker``: a real ``SensorTracker`` rebuilt (``from_dict``) from the very outcomes
+  the engine's tracker would hold at that moment — the real scoring code, bit for bit, for
+  decisions, sizing statistics and flagged bars.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.sensor_tracker import NEUTRAL_SCORE, STATE_VERSION, SensorTracker, TrackerParams
+
+_DAY_MS = 86_400_000.0
+_LN_095 = float(np.log(0.95))
+
+
+@dataclass(frozen=True)
+class KeyEvents:
+    """One sensor key's resolved votes in the tracker's order, with prefix statistics.
+
+    ``order[m]`` is ``bar * n_symbols + symbol`` of event ``m`` (sorted); the state before a
+    query ``(bar, symbol)`` holds the events with ``order <= bar * n_symbols + symbol`` —
+    a candle resolves before that symbol's decision on the same bar.
+    """
+
+    order: np.ndarray  # int64, sorted
+    r: np.ndarray
+    won: np.ndarray
+    resolved_ms: np.ndarray
+    partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
+    count: np.ndarray  # resolved votes in the window after m events
+    last_win_ms: np.ndarray  # int64, -1 = never won, after m events
+
+    def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
+        """Events ``lo … m-1`` as the tracker stores them, ``(r, won)``."""
+        return list(zip(self.r[lo:m].tolist(), self.won[lo:m].tolist(), strict=True))
+
+    def prefix(self, bar: np.ndarray, symbol: int | np.ndarray, n_symbols: int) -> np.ndarray:
+        """How many events the tracker holds before ``symbol`` decides ``bar``."""
+        return np.searchsorted(self.order, np.asarray(bar, dtype=np.int64) * n_symbols + symbol, side="right")
+
+    def prefix_range(self, first: int, last: int, symbol: int, n_symbols: int) -> np.ndarray:
+        """``prefix`` for every bar ``first … last`` of one symbol: by counting (O(bars + events))
+        when the range holds few events per bar, else by binary search (O(bars · log events)) —
+        with many symbols the range holds every symbol's events, and counting them all for
+        each symbol in turn would cost O(symbols²)."""
+        n = last - first + 1
+        lo = int(np.searchsorted(self.order, first * n_symbols, side="left"))
+        hi = int(np.searchsorted(self.order, (last + 1) * n_symbols, side="left"))
+        sub = self.order[lo:hi]
+        if len(sub) > 4 * n:
+            queries = np.arange(first, last + 1, dtype=np.int64) * n_symbols + symbol
+            return lo + np.searchsorted(sub, queries, side="right")
+        bars = sub // n_symbols - first
+        all_c = np.bincount(bars, minlength=n)
+        mine = np.bincount(bars[sub % n_symbols <= symbol], minlength=n)
+        before = np.concatenate([[0], np.cumsum(all_c)[:-1]])
+        return lo + before + mine
+
+
+def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
+                     won: np.ndarray, resolved_ms: np.ndarray, n_symbols: int, p: TrackerParams) -> KeyEvents:
+    """Sort one key's resolutions into the tracker's order and precompute the blend per prefix.
+
+    Order: resolving bar, then symbol (session order), then the vote's entry bar (a book
+    judges its votes in the order they were made).
+    """
+    idx = np.lexsort((entry_bar, symbol, bar))
+    order = bar[idx].astype(np.int64) * n_symbols + symbol[idx]
+    r, won, resolved_ms = r[idx], won[idx], resolved_ms[idx].astype(np.int64)
+    partial, count, last_win = _prefix_blend(r, won, resolved_ms, p)
+    return KeyEvents(order, r, won, resolved_ms, partial, count, last_win)
+
+
+def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray,
+                  p: TrackerParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m_all = len(r)
+    m = np.arange(m_all + 1)
+    w = p.window
+    n = np.minimum(m, w)
+    lo = m - n
+    zero = np.zeros(1)
+    cs = np.concatenate([zero, np.cumsum(r)])
+    cpos = np.concatenate([zero, np.cumsum(np.where(r > 0, r, 0.0))])
+    cneg = np.concatenate([zero, np.cumsum(np.where(r < 0, r, 0.0))])
+    cwin = np.concatenate([[0], np.cumsum(won.astype(np.int64))])
+    safe_n = np.maximum(n, 1)
+    expectancy = np.where(n > 0, (cs[m] - cs[lo]) / safe_n, 0.0)
+    e_score = np.minimum(1.0, np.maximum(0.0, 0.5 + 0.5 * expectancy))
+    gross_win = cpos[m] - cpos[lo]
+    gross_loss = -(cneg[m] - cneg[lo])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pf = gross_win / gross_loss
+    pf_score = np.where(
+        gross_loss > 0,
+        np.where(pf >= 1.0, 0.5 + np.minimum((pf - 1.0) / 2.0, 0.5), pf * 0.5),
+        np.where(gross_win > 0, 1.0, 0.5),
+    )
+    # streak: length of the run of equal outcomes ending with the newest event, inside the window
+    run_start = np.zeros(m_all, dtype=np.int64)
+    if m_all:
+        change = np.r_[True, won[1:] != won[:-1]]
+        run_start = np.maximum.accumulate(np.where(change, np.arange(m_all), 0))
+    last = np.maximum(m - 1, 0)
+    run_len = np.where(m > 0, np.minimum(last - (run_start[last] if m_all else 0) + 1, n), 0)
+    newest_won = np.where(m > 0, won[last] if m_all else False, False)
+    streak_score = np.where(
+        m == 0, 0.5 - np.minimum(0 / 3.0, 0.5),
+        np.where(newest_won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5)),
+    )
+    recent_n = np.minimum(n, p.recent_window)
+    recent_wins = cwin[m] - cwin[m - recent_n]
+    recent_wr = np.where(recent_n > 0, recent_wins / np.maximum(recent_n, 1), 0.0)
+    partial = (p.weight_expectancy * e_score + p.weight_profit_factor * pf_score
+               + p.weight_streak * streak_score + p.weight_recent_win_rate * recent_wr)
+    lw = np.where(won, resolved_ms, -1)
+    last_win = np.concatenate([[-1], np.maximum.accumulate(lw) if m_all else np.zeros(0, dtype=np.int64)])
+    return partial, n, last_win.astype(np.int64)
+
+
+def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
+                  out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(score, neutral) after ``m`` events at market time ``now_ms``; ``neutral`` marks the
+    exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
+    to write them into (rows of the consensus block; computed in place, no temporaries)."""
+    score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
+    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
+    lw = ev.last_win_ms[m]
+    recency = np.subtract(now_ms, lw, dtype=np.float64)
+    recency /= _DAY_MS
+    # 0.95 ** min(max(0, d), 30) as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
+    np.clip(recency, 0.0, 30.0, out=recency)
+    recency *= _LN_095
+    np.exp(recency, out=recency)
+    recency[lw < 0] = 0.5
+    recency *= p.weight_recency
+    np.add(ev.partial[m], recency, out=score)
+    np.clip(score, 0.0, 1.0, out=score)
+    score[neutral] = NEUTRAL_SCORE
+    return score, neutral
+
+
+def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:
+    """``approx_scores`` for one query, in Python scalars (same arithmetic, same tolerance)."""
+    if int(ev.count[m]) < p.min_resolved_votes:
+        return NEUTRAL_SCORE
+    lw = int(ev.last_win_ms[m])
+    recency = 0.5 if lw < 0 else math.exp(min(max(0.0, (now_ms - lw) / _DAY_MS), 30.0) * _LN_095)
+    return min(1.0, max(0.0, float(ev.partial[m]) + p.weight_recency * recency))
+
+
+def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symbols: int,
+                  now_ms: int, params: TrackerParams, keys: Iterable[str]) -> SensorTracker:
+    """A real ``SensorTracker`` holding exactly what the engine's holds when ``symbol`` decides
+    ``bar`` (for ``keys``; other keys are irrelevant to that decision)."""
+    history = {}
+    for key in dict.fromkeys(keys):
+        ev = events.get(key)
+        if ev is None:
+            continue
+        m = int(ev.order.searchsorted(bar * n_symbols + symbol, side="right"))  # ``prefix``, one query
+        if m == 0:
+            continue
+        lo = max(0, m - params.window)
+        lw = int(ev.last_win_ms[m])
+        history[key] = {
+            "outcomes": ev.outcomes(lo, m),
+            "last_win_ms": None if lw < 0 else lw,
+        }
+    return SensorTracker.from_dict(
+        {"version": STATE_VERSION, "now_ms": int(now_ms), "history": history, "open": [], "last_recorded": []},
+        params,
+    )

@@ -1,0 +1,137 @@
+"""The vectorised tracker (first passage, stop first, ordered outcomes, blended scores) against
+``core.vote_book`` / ``core.sensor_tracker`` fed bar by bar on real recorded candles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.events import SensorReading
+from core.fast_passage import NOT_FOUND, first_touch, judge_votes
+from core.fast_tracker import approx_scores, build_key_events, exact_tracker
+from core.history import load_candles
+from core.sensor_tracker import SensorTracker, TrackerParams, sensor_key
+from core.types import Timeframe
+from core.vote_book import OpenVote, Outcome, VoteBook
+from sensors.base import Bars
+from sensors.registry import all_sensors
+
+M = 60_000
+N = 3000
+
+
+def _series(data_dir: Path, symbol: str):  # noqa: ANN202 - a CandleSeries
+    s = load_candles(data_dir / "futures-2023" / f"{symbol}-1m.csv.gz", symbol=symbol, timeframe=Timeframe.M1)
+    from dataclasses import replace
+
+    return replace(s, open_time=s.open_time[:N], open=s.open[:N], high=s.high[:N], low=s.low[:N],
+                   close=s.close[:N], volume=s.volume[:N])
+
+
+def test_first_touch_scans_inclusive_ranges() -> None:
+    high = np.array([1.0, 2.0, 3.0, 2.0, 5.0])
+    low = np.array([0.5, 1.5, 2.5, 0.1, 4.0])
+    got = first_touch(high, low, np.array([0, 0, 3, 4, 2]), np.array([4, 1, 4, 3, 2]),
+                      np.array([2.5, 9.0, 4.5, 1.0, 3.0]), np.array([-1.0, 0.0, 0.2, 0.0, 0.0]))
+    assert got.tolist() == [2, NOT_FOUND, 3, NOT_FOUND, 2]
+
+
+@pytest.mark.parametrize("tp, sl, horizon, same_bar", [(0.003, 0.002, 60, False), (0.0008, 0.0006, 30, True)])
+def test_judge_votes_equals_the_vote_book(data_dir: Path, tp: float, sl: float, horizon: int, same_bar: bool) -> None:
+    s = _series(data_dir, "BTCUSDT")
+    rng = np.random.default_rng(7)
+    entries = np.sort(rng.choice(N - 1, size=600, replace=False))
+    direction = rng.choice([-1, 1], size=len(entries))
+    resolved, r, won = judge_votes(s.high, s.low, s.close, entries, direction, tp, sl, horizon)
+
+    book = VoteBook()
+    seq_of: dict[int, int] = {}
+    got: dict[int, tuple[int, float, bool]] = {}
+    both_in_one_bar = 0
+    pending = dict(zip(entries.tolist(), range(len(entries)), strict=True))
+    for j in range(N):
+        t = int(s.open_time[j])
+        for judged in book.judge(t, t + M, float(s.open[j]), float(s.high[j]), float(s.low[j]), float(s.close[j])):
+            k = seq_of[judged.vote.entry_ms]
+            won_ = judged.outcome is Outcome.WIN or (judged.outcome is Outcome.EXPIRED and judged.r > 0)
+            got[k] = (j, judged.r, won_)
+            v = judged.vote
+            if judged.outcome is Outcome.LOSS and (
+                    (v.direction > 0 and s.high[j] >= v.tp_price) or (v.direction < 0 and s.low[j] <= v.tp_price)):
+                both_in_one_bar += 1
+        if j in pending:
+            k = pending[j]
+            entry_ms = t + M
+            seq_of[entry_ms] = k
+            book.add(OpenVote("k", "BTCUSDT", int(direction[k]), entry_ms, float(s.close[j]), tp, sl,
+                              entry_ms + horizon * M))
+    for k in range(len(entries)):
+        if k in got:
+            assert (int(resolved[k]), float(r[k]), bool(won[k])) == got[k], k
+        else:
+            assert resolved[k] == NOT_FOUND
+    if same_bar:
+        assert both_in_one_bar > 0  # tight distances: the stop-first rule was exercised
+
+
+def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
+    symbols = ["BTCUSDT", "BNBUSDT"]
+    series = [_series(data_dir, "BTCUSDT"), _series(data_dir, "BNBUSDT")]
+    t0 = max(int(x.open_time[0]) for x in series)
+    series = [x if int(x.open_time[0]) == t0 else None for x in series]
+    assert all(x is not None for x in series)  # both files start at the same minute
+    specs = all_sensors()
+    names = ["ema_cross", "macd_cross", "rsi14"]
+    params = TrackerParams(horizon_bars=30, window=50, recent_window=10, min_resolved_votes=5)
+    tp, sl = 0.004, 0.003
+    signals = [{n: specs[n].compute(Bars(x.open, x.high, x.low, x.close, x.volume)) for n in names} for x in series]
+
+    per_key: dict[str, list[tuple[np.ndarray, ...]]] = {}
+    for si, (x, sig) in enumerate(zip(series, signals, strict=True)):
+        for n in names:
+            v = sig[n]
+            bars = np.flatnonzero(~np.isnan(v) & (v != 0))
+            d = np.where(v[bars] > 0, 1, -1)
+            res, r, won = judge_votes(x.high, x.low, x.close, bars, d, tp, sl, params.horizon_bars)
+            ok = res != NOT_FOUND
+            per_key.setdefault(sensor_key(n, Timeframe.M1), []).append(
+                (res[ok], np.full(int(ok.sum()), si), bars[ok], r[ok], won[ok], x.open_time[res[ok]] + M))
+    events = {k: build_key_events(*[np.concatenate([p[c] for p in parts]) for c in range(6)], len(symbols), params)
+              for k, parts in per_key.items()}
+
+    tracker = SensorTracker(params)
+    keys = list(events)
+    checked = 0
+    for i in range(N):
+        for si, (x, sig) in enumerate(zip(series, signals, strict=True)):
+            tracker.on_candle(x.candle(i))
+            if i % 97 == 0:
+                now = int(x.open_time[i]) + M
+                exact = exact_tracker(events, i, si, len(symbols), now, params, keys)
+                for key in keys:
+                    ev = events[key]
+                    m = ev.prefix(np.array([i]), si, len(symbols))
+                    approx, _neutral = approx_scores(ev, m, np.array([now]), params)
+                    assert exact.score(key) == tracker.score(key), (i, si, key)
+                    assert abs(float(approx[0]) - tracker.score(key)) < 1e-12
+                assert exact.performance(keys) == tracker.performance(keys)
+                checked += 1
+            readings = [SensorReading(n, symbols[si], Timeframe.M1, int(x.open_time[i]), float(sig[n][i]), tp, sl)
+                        for n in names]
+            tracker.record(readings, price=x.candle(i).close, at_ms=int(x.open_time[i]) + M)
+    assert checked > 50
+    assert all(tracker.resolved_count(k) >= params.window for k in keys)  # the windows rolled
+
+
+@pytest.mark.parametrize("n_symbols, events", [(1, 40), (3, 5_000), (50, 200_000)])
+def test_prefix_range_counts_like_the_binary_search(n_symbols: int, events: int) -> None:
+    # both strategies (counting few events per bar, searching many) against ``prefix`` per query
+    rng = np.random.default_rng(n_symbols)
+    order = np.sort(rng.integers(0, 3_000 * n_symbols, events)).astype(np.int64)
+    ev = build_key_events(order // n_symbols, order % n_symbols, order // n_symbols, np.ones(events),
+                          np.ones(events, dtype=bool), np.zeros(events, dtype=np.int64), n_symbols, TrackerParams())
+    for symbol in {0, n_symbols // 2, n_symbols - 1}:
+        got = ev.prefix_range(100, 2_500, symbol, n_symbols)
+        assert got.tolist() == ev.prefix(np.arange(100, 2_501), symbol, n_symbols).tolist()
