@@ -56,7 +56,7 @@ from exchanges.sim.errors import SimError
 from exchanges.sim.feed import MINUTE_MS, funding_times_between
 from exchanges.sim.local import engine_config, venue_config
 from exchanges.sim.venue import Venue
-from sensors.registry import all_sensors
+from sensors.registry import builtin_sensors
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class FastReplay:
         self.session_id = session_id
         self.tag = session_tag(session_id)
         self.progress = progress or (lambda phase, fraction: None)
-        self.specs = all_sensors()
+        self.specs = builtin_sensors()  # what the pool's worker processes load (test doubles registered here are not)
         self.plan = build_plan(settings.sensors, self.specs)
         self.player = PlayerParams.from_settings(settings.player)
         self.tracker_params = TrackerParams.from_settings(settings.tracker, settings.player)

@@ -16,7 +16,7 @@ from core.sensor_tracker import SensorTracker, TrackerParams, sensor_key
 from core.types import Timeframe
 from core.vote_book import OpenVote, Outcome, VoteBook
 from sensors.base import Bars
-from sensors.registry import all_sensors
+from sensors.registry import builtin_sensors
 
 M = 60_000
 N = 3000
@@ -82,7 +82,7 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
     t0 = max(int(x.open_time[0]) for x in series)
     series = [x if int(x.open_time[0]) == t0 else None for x in series]
     assert all(x is not None for x in series)  # both files start at the same minute
-    specs = all_sensors()
+    specs = builtin_sensors()
     names = ["ema_cross", "macd_cross", "rsi14"]
     params = TrackerParams(horizon_bars=30, window=50, recent_window=10, min_resolved_votes=5)
     tp, sl = 0.004, 0.003
