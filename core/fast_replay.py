@@ -565,7 +565,8 @@ class FastReplay:
         point_ms = b.exit_path[b.exit_point].time_ms
         step_end = point_ms if b.exit_point == 0 else min(bar_open + M, self.venue.end_ms)
         self.clock.set_ms(step_end)
-        self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, step_end, point_ms)
+        # the trade's exit time is the exit fill's own time (the path point), as the venue reports it
+        self._close(sym, b, fill.price, fill.quantity, b.entry_fee + fill.fees, fill.reason, point_ms, point_ms)
         g_exit = b.exit_bar - sym.first
         free_from = g_exit - 1 if b.exit_point == 0 else g_exit  # first bar decided without the bracket
         start, _ = sym.active[-1]

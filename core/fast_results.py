@@ -86,7 +86,7 @@ def equity_per_minute(self: FastReplay) -> tuple[np.ndarray, np.ndarray]:
         sym = index[t.symbol]
         m1 = self.venue.data[t.symbol].m1
         g_in = (t.entry_time_ms - self.t0) // M  # the bar whose open filled the entry
-        g_out = min((t.exit_time_ms - self.t0) // M, n)  # first bar after the exit
+        g_out = min(-((self.t0 - t.exit_time_ms) // M), n)  # first bar starting at or after the exit fill
         steps[g_out] += float(t.net_pnl)
         if g_out > g_in:
             closes = m1.close[sym.first + g_in:sym.first + g_out]
