@@ -70,8 +70,10 @@ def _freeze_on_a_resting_entry(sim_pid: int, port: int, deadline: float) -> str:
 
 def test_second_sigterm_skips_the_settle_wait_and_flattens(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
-    sim, info = _sim_process(tmp_path, cfg, speed=120)
+    # speed 60: a LIMIT entry rests ~1 s real per bar, long enough to be caught on a loaded machine
+    sim, info = _sim_process(tmp_path, cfg, speed=60)
     frozen = False
+    session = None
     try:
         port = free_port()
         session = start_session(
@@ -80,7 +82,7 @@ def test_second_sigterm_skips_the_settle_wait_and_flattens(tmp_path: Path) -> No
             extra_env={"CASINO_API_KEY": info["API_KEY"], "CASINO_API_SECRET": info["API_SECRET"]},
         )
         wait_ready(port, session)
-        bracket = _freeze_on_a_resting_entry(sim.pid, port, time.monotonic() + 150)
+        bracket = _freeze_on_a_resting_entry(sim.pid, port, time.monotonic() + 240)
         frozen = True
         session.send_signal(signal.SIGTERM)
         # the graceful stop waits for the resting entry: still running, stopping, entry pending
@@ -100,6 +102,9 @@ def test_second_sigterm_skips_the_settle_wait_and_flattens(tmp_path: Path) -> No
     finally:
         if frozen:
             os.kill(sim.pid, signal.SIGCONT)
+        if session is not None and session.poll() is None:  # a failed assertion must not leave it running
+            session.kill()
+            session.communicate(timeout=30)
         sim.send_signal(signal.SIGTERM)
         sim.communicate(timeout=30)
     # well before the 120 s the graceful path would have waited (first signal + 3 s + this)
