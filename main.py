@@ -572,20 +572,13 @@ def _progress_printer(engine: Any, venue: ExchangeSetup) -> Callable[[], None]:
     """A one-line progress bar for replays on a terminal: bars done, bars/s, ETA."""
     import time
 
+    from core.progress import draw, progress_line
+
     started = time.monotonic()
     total = venue.total_bars or 0
 
     def show() -> None:
-        done = engine.bars_processed
-        elapsed = max(time.monotonic() - started, 1e-9)
-        rate = done / elapsed
-        eta = (total - done) / rate if rate > 0 and total else float("nan")
-        pct = 100.0 * done / total if total else 0.0
-        width = 30
-        filled = int(width * min(1.0, pct / 100))
-        sys.stderr.write(f"\\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,} bars "
-                         f"{pct:5.1f} %  {rate:,.0f} bars/s  ETA {eta:,.0f} s ")
-        sys.stderr.flush()
+        draw(progress_line(engine.bars_processed, total, time.monotonic() - started))
 
     return show
 

@@ -7,8 +7,6 @@ the record is the same ``core.report.SessionRecord`` the engine fills, written b
 
 from __future__ import annotations
 
-import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,6 +18,7 @@ import numpy as np
 from core.errors import ConfigError
 from core.fast_consensus import CODE, DECISION, REASONS
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN
+from core.progress import draw, progress_line
 from core.report import MAX_SERIES_POINTS, SessionRecord
 from exchanges.sim.feed import MINUTE_MS
 
@@ -130,13 +129,6 @@ def progress_printer(total_bars: int) -> Callable[[str, float], None]:
         last[0] = now
         base, share = weights.get(phase, (0.0, 1.0))
         overall = min(1.0, base + share * fraction)
-        done = int(total_bars * overall)
-        elapsed = max(now - started, 1e-9)
-        rate = done / elapsed
-        eta = (total_bars - done) / rate if rate > 0 else math.nan
-        filled = int(30 * overall)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total_bars:,} bars {100 * overall:5.1f} %  "
-                         f"{rate:,.0f} bars/s  ETA {eta:,.0f} s  ({phase}) ")
-        sys.stderr.flush()
+        draw(progress_line(int(total_bars * overall), total_bars, now - started, phase))
 
     return show
