@@ -243,6 +243,8 @@ def evaluate_bar(
                 errors.append((k, f"{type(exc).__name__}: {exc}"[:300]))
                 continue
             signals[k] = value if value != value else min(1.0, max(-1.0, value))
+    if ring.volume[ring.span(index, 1)][0] == 0.0:  # no trades: no votes (``sensors.base``)
+        np.copyto(signals, 0.0, where=signals == signals)
     stale = ring.overwritten(index, max((s.window for s in sensors), default=1))
     return BarResult(timeframe, index, ring.open_time(index), signals, tuple(errors), stale)
 
@@ -397,6 +399,11 @@ def evaluate_burst(
             for j in positions:
                 out[k, j] = alone(joined[j], k)
     np.clip(out, -1.0, 1.0, out=out)  # NaN stays NaN
+    no_trades = stack[4, :, -1] == 0.0  # bars without trades read 0 (``sensors.base``)
+    if no_trades.any():
+        silent = out[:, no_trades]
+        np.copyto(silent, 0.0, where=silent == silent)
+        out[:, no_trades] = silent
     signals[joined] = out.T
     longest = max((s.window for s in sensors), default=1)
     return BurstResult(

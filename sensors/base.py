@@ -18,6 +18,16 @@ stages). With ``window = warm-up + settle + 1`` live and batch agree within 1e-9
 real data for every sensor). When fewer bars than the window exist, live computes over all
 of them — exactly what batch computes at that bar — so parity also holds during start-up.
 
+Bars without trades
+-------------------
+A bar whose volume is 0 (exchange maintenance, a dead market) carries no information, and
+every sensor reads 0 ("no vote") on it (NaN stays NaN). It is also where the window rule
+alone cannot hold: while prices stand still, a Wilder or EMA state decays at the very rate
+its start-dependence does (RSI(2)'s gains and losses halve each bar, and so does the
+difference), so that difference stops shrinking relative to the value, and a 17-bar outage
+is enough to push RSI(2) beyond 1e-9. When trading resumes, the new bars dominate the state
+again. (Found by ``bench/parity_audit.py``, which runs the whole recorded histories.)
+
 This package imports nothing from the rest of Casino: timeframes are plain strings.
 """
 
@@ -166,6 +176,9 @@ class SensorSpec:
             out = out.copy()
         np.maximum(out, -1.0, out=out)
         np.minimum(out, 1.0, out=out)
+        no_trades = bars.volume == 0.0
+        no_trades &= out == out  # NaN stays NaN
+        out[no_trades] = 0.0
         out[:warm] = np.nan
         return out
 
@@ -176,7 +189,9 @@ class SensorSpec:
             return math.nan
         # Same value as compute(...)[-1] without clipping the whole window (live hot path).
         value = float(self.live(bars, **p) if self.live is not None else self.fn(bars, **p)[-1])
-        return value if math.isnan(value) else min(1.0, max(-1.0, value))
+        if math.isnan(value):
+            return value
+        return 0.0 if bars.volume[-1] == 0.0 else min(1.0, max(-1.0, value))
 
 
 _DEFINED: dict[str, SensorSpec] = {}

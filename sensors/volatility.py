@@ -71,9 +71,10 @@ def bb_rejection(b: Bars, period: int, stdevs: float) -> np.ndarray:
     close = b.close
     out = np.empty(close.shape[0])
     out[:1] = np.nan  # no previous bar
-    # bar i against bar i - 1 through slices
-    up = (close[:-1] < lower[:-1]) & (close[1:] > lower[1:])
-    down = (close[:-1] > upper[:-1]) & (close[1:] < upper[1:])
+    # bar i against bar i - 1 through slices; a close exactly at a band is a tie, not a side
+    # (flat markets put closes on the bands, which rounding would decide either way)
+    up = below(close[:-1], lower[:-1]) & above(close[1:], lower[1:])
+    down = above(close[:-1], upper[:-1]) & below(close[1:], upper[1:])
     np.subtract(up, down, out=out[1:], dtype=np.float64)
     nan_if(out[1:], upper[:-1], lower[:-1], upper[1:])
     return out
@@ -109,7 +110,7 @@ def _spike(level: np.ndarray, threshold: float, b: Bars, graded: bool) -> np.nda
     NaN where ``level`` is NaN; ``graded``: times min(1, (level - 1) / threshold). Only the few
     spiking bars are computed (the same arithmetic per bar as over whole arrays)."""
     out = level * 0.0  # 0, NaN where not warmed up (level ≥ 0: never -0)
-    spikes = np.flatnonzero(level > threshold)
+    spikes = np.flatnonzero(above(level, threshold))  # a level exactly at the threshold is a tie
     side = np.sign(b.close[spikes] - b.open[spikes])
     if graded:
         side *= np.minimum(1.0, (level[spikes] - 1.0) / threshold)
@@ -176,8 +177,10 @@ def _bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> float:
 @live("bb_rejection", stacked=True)
 def _bb_rejection(b: Bars, period: int, stdevs: float) -> float:
     upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
-    pc, c = b.close[-2], b.close[-1]
-    out = float1((pc < lower[-2]) & (c > lower[-1])) - float1((pc > upper[-2]) & (c < upper[-1]))
+    pc, c, lower2, lower1, upper2, upper1 = price1(b.close[-2], b.close[-1], lower[-2], lower[-1], upper[-2], upper[-1])
+    up = (diff1(pc, lower2) < 0) & (diff1(c, lower1) > 0)
+    down = (diff1(pc, upper2) > 0) & (diff1(c, upper1) < 0)
+    out = float1(up) - float1(down)
     return missing1(nan1(upper[-2], lower[-2], upper[-1]), out)
 
 
@@ -198,7 +201,8 @@ def _donchian_breakout(b: Bars, period: int) -> float:
 def _atr_expansion(b: Bars, atr: int, baseline: int, threshold: float) -> float:
     a = ta.ATR(b.high, b.low, b.close, atr)
     ratio = safe_div1(a[-1], ta.SMA(a, baseline)[-1])
-    out = where1(ratio > threshold, sign1(b.close[-1] - b.open[-1]) * min1(1.0, (ratio - 1.0) / threshold), 0.0)
+    spike = diff1(ratio, threshold) > 0
+    out = where1(spike, sign1(b.close[-1] - b.open[-1]) * min1(1.0, (ratio - 1.0) / threshold), 0.0)
     return missing1(nan1(ratio), out)
 
 
@@ -212,4 +216,4 @@ def _zscore(b: Bars, period: int) -> float:
 def _tr_spike(b: Bars, period: int, threshold: float) -> float:
     tr = ta.TRANGE(b.high, b.low, b.close)
     ratio = safe_div1(tr[-1], ta.SMA(tr, period)[-1])
-    return missing1(nan1(ratio), where1(ratio > threshold, sign1(b.close[-1] - b.open[-1]), 0.0))
+    return missing1(nan1(ratio), where1(diff1(ratio, threshold) > 0, sign1(b.close[-1] - b.open[-1]), 0.0))

@@ -3,6 +3,14 @@
 OBV and A/D are running totals whose level depends on where the history starts; every
 sensor here uses only their *changes* (differences, or distance from their own EMA), which
 do not, so a live window equals batch mode.
+
+Volume totals and averages from TA-Lib (SUM, SMA) are running totals too: each bar adds the
+new volume and subtracts the one leaving the window. After a stretch of zero-volume bars
+(exchange outages, a dead market) the total should be exactly 0 but holds the rounding residue
+of the volumes that left, a residue that differs between a live window and a whole history
+and can be negative. Every ratio to such a total goes through ``traded``/``traded1``, which
+make it exactly 0 where the window's volumes are all 0 and never negative; the ratio is then 0
+("no volume, no vote") in both modes.
 """
 
 from __future__ import annotations
@@ -12,8 +20,25 @@ from sensors import ta
 
 from sensors.base import Bars, Family, ema_settle, live, sensor, wilder_settle
 from sensors.shape import (
-    delta1, float1, missing1, nan1, nan_if, ratio, safe_div, safe_div1, sign1, squash_, tanh1, where1,
+    above, delta1, diff1, float1, max1, missing1, nan1, nan_if, ratio, safe_div, safe_div1, sign1, squash_, tanh1,
+    where1,
 )
+
+
+def traded(total: np.ndarray, volume: np.ndarray, period: int) -> np.ndarray:
+    """A TA-Lib running volume ``total`` (SUM or SMA over ``period``) without its rounding
+    residue: exactly 0 where the window's volumes are all 0, never below 0 (module docstring).
+    A new array: ``total`` may be a shared, read-only indicator."""
+    out = np.maximum(total, 0.0)  # NaN stays NaN
+    out[ta.MAX(volume, period) <= 0.0] = 0.0
+    return out
+
+
+def traded1(total: float | np.ndarray, volume: np.ndarray, period: int) -> float | np.ndarray:
+    """``traded`` at the window's last bar: ``volume`` ends at that bar (one symbol (W,) or a
+    burst (W, S))."""
+    silent = np.max(volume[-period:], axis=0) <= 0.0
+    return where1(silent, 0.0, max1(total, 0.0))
 
 
 @sensor("obv_divergence", Family.VOLUME, params={"period": 20}, warmup=lambda p: p["period"],
@@ -26,7 +51,7 @@ def obv_divergence(b: Bars, period: int) -> np.ndarray:
     flow = np.empty(n)  # OBV's change over the period, per unit of the period's volume
     flow[:lag] = np.nan
     np.subtract(obv[lag:], obv[: n - lag], out=flow[lag:])
-    ratio(flow, ta.SUM(b.volume, period), out=flow)
+    ratio(flow, traded(ta.SUM(b.volume, period), b.volume, period), out=flow)
     move = np.empty(n)
     move[:lag] = np.nan
     np.subtract(b.close[lag:], b.close[: n - lag], out=move[lag:])
@@ -46,7 +71,7 @@ def obv_trend(b: Bars, period: int) -> np.ndarray:
     """OBV above (buy) or below (sell) its EMA, relative to the period's volume."""
     obv = ta.OBV(b.close, b.volume)
     x = obv - ta.EMA(obv, period)
-    ratio(x, ta.SUM(b.volume, period), out=x)
+    ratio(x, traded(ta.SUM(b.volume, period), b.volume, period), out=x)
     x *= 4.0
     return squash_(x)
 
@@ -92,9 +117,8 @@ def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
     volume = window_sum(b.volume, period)
     weighted = ta.TYPPRICE(b.high, b.low, b.close) * b.volume
     weighted = window_sum(weighted, period)
-    traded = volume > 0
     vwap = b.close.copy()  # no trades: no deviation
-    np.divide(weighted, volume, out=vwap, where=traded)
+    np.divide(weighted, volume, out=vwap, where=volume > 0)
     x = np.subtract(b.close, vwap, out=vwap)
     x /= 2.0 * ta.ATR(b.high, b.low, b.close, atr)
     squash_(x)
@@ -106,9 +130,9 @@ def vwap_deviation(b: Bars, period: int, atr: int) -> np.ndarray:
         warmup=lambda p: p["period"] - 1, indicators=("SMA",))
 def volume_climax(b: Bars, period: int, threshold: float) -> np.ndarray:
     """Volume several times its average: exhaustion, vote against the bar's direction."""
-    avg = ta.SMA(b.volume, period)
+    avg = traded(ta.SMA(b.volume, period), b.volume, period)
     out = avg * 0.0  # 0, NaN before the average exists (volume ≥ 0: never -0)
-    loud = np.flatnonzero(b.volume > threshold * avg)  # a few bars: their side only
+    loud = np.flatnonzero(above(b.volume, threshold * avg))  # a few bars: their side only
     out[loud] = -np.sign(b.close[loud] - b.open[loud])
     return out
 
@@ -120,7 +144,7 @@ def cmf(b: Bars, period: int) -> np.ndarray:
     multiplier -= b.high - b.close
     ratio(multiplier, b.high - b.low, out=multiplier)
     multiplier *= b.volume
-    return ratio(ta.SUM(multiplier, period), ta.SUM(b.volume, period))
+    return ratio(ta.SUM(multiplier, period), traded(ta.SUM(b.volume, period), b.volume, period))
 
 
 @sensor("adosc", Family.VOLUME, params={"fast": 3, "slow": 10}, warmup=lambda p: p["slow"] - 1,
@@ -128,7 +152,7 @@ def cmf(b: Bars, period: int) -> np.ndarray:
 def adosc(b: Bars, fast: int, slow: int) -> np.ndarray:
     """Chaikin A/D oscillator in average bar volumes: accumulation (+) or distribution (-)."""
     osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)
-    x = ratio(osc, ta.SMA(b.volume, slow))
+    x = ratio(osc, traded(ta.SMA(b.volume, slow), b.volume, slow))
     x *= 0.5
     return squash_(x)
 
@@ -141,7 +165,7 @@ def volume_breakout(b: Bars, period: int, mult: float) -> np.ndarray:
     close, volume = b.close[1:], b.volume[1:]
     out = np.empty(b.close.shape[0])
     out[:1] = np.nan  # no previous bar
-    loud = volume > mult * ta.SMA(b.volume, period)[:-1]
+    loud = above(volume, mult * traded(ta.SMA(b.volume, period), b.volume, period)[:-1])
     up = (close > upper) & loud
     loud &= close < lower
     np.subtract(up, loud, out=out[1:], dtype=np.float64)
@@ -159,7 +183,7 @@ def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
     np.subtract(b.close[1:], b.close[:-1], out=change[1:])
     change *= b.volume
     force = ta.EMA(change, period)
-    unit = ta.ATR(b.high, b.low, b.close, atr) * ta.SMA(b.volume, period)
+    unit = ta.ATR(b.high, b.low, b.close, atr) * traded(ta.SMA(b.volume, period), b.volume, period)
     return squash_(ratio(force, unit, out=unit))
 
 
@@ -173,7 +197,7 @@ def force_index(b: Bars, period: int, atr: int) -> np.ndarray:
 def _obv_divergence(b: Bars, period: int) -> float:
     obv = ta.OBV(b.close, b.volume)
     j = -1 - period
-    flow = safe_div1(obv[-1] - obv[j], ta.SUM(b.volume, period)[-1])
+    flow = safe_div1(obv[-1] - obv[j], traded1(ta.SUM(b.volume, period)[-1], b.volume, period))
     move = b.close[-1] - b.close[j]
     out = where1(((move < 0) & (flow > 0)) | ((move > 0) & (flow < 0)), flow, 0.0)
     return missing1(nan1(flow, move), out)
@@ -182,7 +206,8 @@ def _obv_divergence(b: Bars, period: int) -> float:
 @live("obv_trend", stacked=True)
 def _obv_trend(b: Bars, period: int) -> float:
     obv = ta.OBV(b.close, b.volume)
-    return tanh1(4.0 * safe_div1(obv[-1] - ta.EMA(obv, period)[-1], ta.SUM(b.volume, period)[-1]))
+    volume = traded1(ta.SUM(b.volume, period)[-1], b.volume, period)
+    return tanh1(4.0 * safe_div1(obv[-1] - ta.EMA(obv, period)[-1], volume))
 
 
 @live("vwap_deviation", stacked=True)
@@ -199,8 +224,9 @@ def _vwap_deviation(b: Bars, period: int, atr: int) -> float:
 
 @live("volume_climax", stacked=True)
 def _volume_climax(b: Bars, period: int, threshold: float) -> float:
-    avg = ta.SMA(b.volume, period)[-1]
-    return missing1(nan1(avg), where1(b.volume[-1] > threshold * avg, -sign1(b.close[-1] - b.open[-1]), 0.0))
+    avg = traded1(ta.SMA(b.volume, period)[-1], b.volume, period)
+    loud = diff1(b.volume[-1], threshold * avg) > 0
+    return missing1(nan1(avg), where1(loud, -sign1(b.close[-1] - b.open[-1]), 0.0))
 
 
 @live("cmf", stacked=True)
@@ -213,13 +239,14 @@ def _cmf(b: Bars, period: int) -> float:
 @live("adosc", stacked=True)
 def _adosc(b: Bars, fast: int, slow: int) -> float:
     osc = ta.ADOSC(b.high, b.low, b.close, b.volume, fast, slow)[-1]
-    return tanh1(0.5 * safe_div1(osc, ta.SMA(b.volume, slow)[-1]))
+    return tanh1(0.5 * safe_div1(osc, traded1(ta.SMA(b.volume, slow)[-1], b.volume, slow)))
 
 
 @live("volume_breakout", stacked=True)
 def _volume_breakout(b: Bars, period: int, mult: float) -> float:
     upper, lower = ta.MAX(b.high, period)[-2], ta.MIN(b.low, period)[-2]
-    loud = b.volume[-1] > mult * ta.SMA(b.volume, period)[-2]
+    average = traded1(ta.SMA(b.volume, period)[-2], b.volume[:-1], period)
+    loud = diff1(b.volume[-1], mult * average) > 0
     close = b.close[-1]
     return missing1(nan1(upper, lower), float1((close > upper) & loud) - float1((close < lower) & loud))
 
@@ -227,5 +254,5 @@ def _volume_breakout(b: Bars, period: int, mult: float) -> float:
 @live("force_index", stacked=True)
 def _force_index(b: Bars, period: int, atr: int) -> float:
     force = ta.EMA(delta1(b.close) * b.volume, period)[-1]
-    unit = ta.ATR(b.high, b.low, b.close, atr)[-1] * ta.SMA(b.volume, period)[-1]
+    unit = ta.ATR(b.high, b.low, b.close, atr)[-1] * traded1(ta.SMA(b.volume, period)[-1], b.volume, period)
     return tanh1(safe_div1(force, unit))

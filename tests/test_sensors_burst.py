@@ -245,3 +245,40 @@ async def test_the_pool_answers_a_burst_stacked_in_its_workers_with_batch_values
     finally:
         await pool.stop()
         md.close()
+
+
+def test_a_bar_without_trades_reads_no_vote_in_every_path(histories, data_dir: Path) -> None:
+    """A real outage (spot BTCUSDT 5m, 2021-02-11: 17 flat bars with volume 0): every sensor
+    reads 0 there — in batch mode, alone and in a burst — and votes again once trading resumes."""
+    s = load_candles(data_dir / "spot-2021/BTCUSDT-5m.csv.gz").slice(19_000, 20_724)
+    outage = Bars(s.open, s.high, s.low, s.close, s.volume)
+    silent, resumed = 20_715 - 19_000, 20_723 - 19_000
+    assert outage.volume[silent] == 0.0 and outage.high[silent] == outage.low[silent]
+    assert outage.volume[resumed] > 0.0
+    settings = SensorSettings(timeframes=["1m"], sensor_timeframes={n: ["1m"] for n in BUILTIN})
+    sensors = build_plan(settings, BUILTIN).sensors_for(Timeframe.M1)
+    others = ["BTCUSDT", "DOGEUSDT", "SOLUSDT"]
+    symbols = ["OUTAGEUSDT", *others]
+    md = MarketData(symbols, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    try:
+        for i in range(resumed + 1):
+            md.append_values("OUTAGEUSDT", int(s.open_time[i]), outage.open[i], outage.high[i], outage.low[i],
+                             outage.close[i], outage.volume[i])
+            for symbol in others:
+                _feed(md, symbol, histories[symbol], i % ROWS)
+            if i not in (silent, resumed):
+                continue
+            rings = [md.ring(sym, Timeframe.M1) for sym in symbols]
+            burst = evaluate_burst(sensors, BUILTIN, rings, Timeframe.M1, [md.last_index(sym, Timeframe.M1)
+                                                                            for sym in symbols])
+            alone = evaluate_bar(sensors, BUILTIN, rings[0], Timeframe.M1, md.last_index("OUTAGEUSDT", Timeframe.M1))
+            batch = np.array([BUILTIN[p.name].compute(outage, dict(p.params))[i] for p in sensors])
+            assert not np.isnan(batch).any() and not np.isnan(alone.signals).any()
+            np.testing.assert_allclose(burst.signals[0], batch, rtol=0, atol=TOLERANCE)
+            np.testing.assert_allclose(alone.signals, batch, rtol=0, atol=TOLERANCE)
+            if i == silent:
+                assert np.all(batch == 0.0), [p.name for p, x in zip(sensors, batch, strict=True) if x != 0.0]
+            else:
+                assert np.count_nonzero(batch) >= 5  # trading again: sensors vote
+    finally:
+        md.close()
