@@ -13,10 +13,15 @@ the two disagree, for every sensor, on every 1m/5m/1h file under ../shared/data:
    holds a bar without trades or a run of unchanged closes (where recursive states stop
    settling), and every ``--step``-th bar: that decides what counts as a mismatch.
 
-Figures: bars checked live and mismatched bars (target 0), per file set. Each mismatch is
-printed on stderr with the sensor, file, bar and both values.
+4. the production live path: the 1m histories of one recording fed bar by bar into the
+   shared-memory rings (``core.market_data``) and evaluated as one burst of all symbols
+   (``core.sensor_plan.evaluate_burst``: stacked, power-of-two scaled, the plan's shared
+   windows) at every bar near a bar without trades and every ``--burst-step``-th bar.
 
-    python bench/parity_audit.py [--quick] [--sensor NAME ...]
+Figures: bars checked live and mismatched bars (target 0), and the same for bursts
+(symbol-bars). Each mismatch is printed on stderr with the sensor, file, bar and both values.
+
+    python bench/parity_audit.py [--quick] [--sensor NAME ...] [--file PART ...] [--no-burst]
 """
 
 from __future__ import annotations
@@ -31,7 +36,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from config.settings import SensorSettings  # noqa: E402
 from core.history import find_data_dir, load_candles  # noqa: E402
+from core.market_data import MarketData  # noqa: E402
+from core.sensor_plan import build_plan, evaluate_burst  # noqa: E402
+from core.types import Timeframe  # noqa: E402
 from sensors.base import Bars, SensorSpec  # noqa: E402
 from sensors.batch import keep_heap, live_value  # noqa: E402
 from sensors.registry import all_sensors  # noqa: E402
@@ -40,6 +49,7 @@ BENCH = "parity_audit"
 TOLERANCE = 1e-9
 STRIDE = 1_000
 LIVE_STEP = 29
+BURST_STEP = 17
 STILL_RUN = 5  # unchanged closes in a row that make a window worth checking bar by bar
 
 
@@ -98,12 +108,56 @@ def audit_file(path: Path, specs: dict[str, SensorSpec], rows: int | None, step:
     return checked, mismatched
 
 
+def audit_bursts(files: list[Path], specs: dict[str, SensorSpec], rows: int | None, step: int) -> tuple[int, int]:
+    """Step 4 of the module docstring: (symbol-bars checked, mismatched sensor readings)."""
+    series = [load_candles(f) for f in files]
+    n = min(len(s) for s in series)
+    if rows is not None:
+        n = min(n, rows)
+    histories = [Bars(s.open[:n], s.high[:n], s.low[:n], s.close[:n], s.volume[:n]) for s in series]
+    names = [f"S{k}USDT" for k in range(len(files))]  # one ring per file, whatever its symbol
+    settings = SensorSettings(timeframes=["1m"], sensor_timeframes={name: ["1m"] for name in specs})
+    plan = build_plan(settings, specs)
+    sensors = plan.sensors_for(Timeframe.M1)
+    batch = [np.array([specs[p.name].compute(h, dict(p.params)) for p in sensors]) for h in histories]
+    marked = np.zeros(n, dtype=bool)
+    for h in histories:  # every bar whose longest window holds a bar without trades
+        for j in np.flatnonzero(h.volume == 0):
+            marked[j:j + plan.max_window] = True
+    marked[::step] = True
+    md = MarketData(names, [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
+    checked = bad = 0
+    try:
+        for i in range(n):
+            for name, s in zip(names, series, strict=True):
+                md.append_values(name, int(s.open_time[i]), s.open[i], s.high[i], s.low[i], s.close[i], s.volume[i])
+            if not marked[i]:
+                continue
+            rings = [md.ring(name, Timeframe.M1) for name in names]
+            result = evaluate_burst(sensors, specs, rings, Timeframe.M1, [md.last_index(nm, Timeframe.M1)
+                                                                          for nm in names])
+            for k, expected in enumerate(batch):
+                checked += 1
+                wrong = np.flatnonzero(differs(result.signals[k], expected[:, i]))
+                bad += len(wrong)
+                for w in wrong:
+                    print(f"MISMATCH burst {sensors[w].name} {files[k].parent.name}/{files[k].name} bar {i}: "
+                          f"burst {result.signals[k, w]!r} batch {expected[w, i]!r}", file=sys.stderr, flush=True)
+    finally:
+        md.close()
+    return checked, bad
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="first 20,000 bars of three files")
     parser.add_argument("--sensor", action="append", help="only these sensors (repeatable)")
     parser.add_argument("--file", action="append", help="only files whose name contains this (repeatable)")
     parser.add_argument("--step", type=int, default=LIVE_STEP, help="check every STEP-th bar live (default %(default)s)")
+    parser.add_argument("--burst-step", type=int, default=BURST_STEP,
+                        help="evaluate a burst every BURST_STEP-th bar (default %(default)s)")
+    parser.add_argument("--no-burst", action="store_true", help="skip step 4 (bursts through the rings)")
+    parser.add_argument("--burst-only", action="store_true", help="only step 4")
     args = parser.parse_args()
     keep_heap()
     root = find_data_dir(None)
@@ -121,16 +175,33 @@ def main() -> None:
         rows = 20_000
     started = time.perf_counter()
     total_checked = total_bad = total_bars = 0
-    for path in files:
+    for path in [] if args.burst_only else files:
         checked, bad = audit_file(path, specs, rows, args.step)
         total_checked += checked
         total_bad += bad
         total_bars += len(load_candles(path)) if rows is None else min(rows, len(load_candles(path)))
         print(f"{path.parent.name}/{path.name}: {checked} live checks, {bad} mismatched "
               f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-    emit("history_bars", total_bars, "bars", sensors=len(specs), files=len(files))
-    emit("live_checks", total_checked, "bars")
-    emit("mismatched_bars", total_bad, "bars")
+    if not args.burst_only:
+        emit("history_bars", total_bars, "bars", sensors=len(specs), files=len(files))
+        emit("live_checks", total_checked, "bars")
+        emit("mismatched_bars", total_bad, "bars")
+    if args.no_burst:
+        return
+    checked = bad = 0
+    # one recording per burst: 7 futures symbols (1m), 9 spot symbols (5m, with real outages)
+    for pattern in ("futures-2023/*-1m.csv.gz", "spot-2021/*-5m.csv.gz"):
+        recording = sorted(root.glob(pattern))
+        if args.file:
+            recording = [f for f in recording if any(part in str(f) for part in args.file)]
+        if not recording:
+            continue
+        c, b = audit_bursts(recording, specs, rows, args.burst_step)
+        checked, bad = checked + c, bad + b
+        print(f"bursts of {len(recording)} symbols ({pattern}): {c} symbol-bars, {b} mismatched "
+              f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    emit("burst_checks", checked, "symbol-bars")
+    emit("burst_mismatched_readings", bad, "readings")
 
 
 if __name__ == "__main__":

@@ -66,8 +66,28 @@ def unwrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
     return getattr(fn, "__wrapped__", fn)
 
 
+# TA-Lib functions that keep a running sum of squares (variance = mean of x² − mean²): its
+# rounding residue grows with every value it has passed through, and in a flattened burst that
+# includes every earlier symbol's segment, enough to move a Bollinger strength or a z-score by
+# ~1e-9 on real data (bench/parity_audit.py). Those run symbol by symbol, as a live window does.
+_OWN_SEGMENT = frozenset({"BBANDS", "STDDEV", "VAR"})
+
+
+def _per_symbol(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``fn`` over (W, S) arguments, one call per symbol's column; outputs stacked (W, S) again."""
+    symbols = args[0].shape[1]
+    rows = [np.ascontiguousarray(a.T) if a.__class__ is np.ndarray and a.ndim == 2 else None for a in args]
+    outs = [fn(*(r[s] if r is not None else a for r, a in zip(rows, args, strict=True)), **kwargs)
+            for s in range(symbols)]
+    if outs[0].__class__ is np.ndarray:
+        return np.stack(outs).T
+    return tuple(np.stack([o[k] for o in outs]).T for k in range(len(outs[0])))
+
+
 def _stacked(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``fn`` over (W, S) arguments as one call on the flattened (S, W) buffers (see above)."""
+    if fn.__name__ in _OWN_SEGMENT:
+        return _per_symbol(fn, args, kwargs)
     steps, symbols = args[0].shape
     flat = [np.ascontiguousarray(a.T).ravel() if a.__class__ is np.ndarray and a.ndim == 2 else a for a in args]
     out = fn(*flat, **kwargs)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +60,24 @@ def test_a_stacked_talib_call_is_one_call_over_the_symbols_one_after_the_other(h
     # unscaled, BTC's magnitude left in TA-Lib's running sum swamps DOGE's last digits: why bursts scale
     leaked = talib.SMA(raw.ravel(), 20).reshape(3, 300)[1, 19:]
     assert np.max(np.abs(leaked / talib.SMA(raw[1], 20)[19:] - 1)) > 1e-11
+
+
+def test_running_sums_of_squares_run_symbol_by_symbol_in_a_burst(histories) -> None:
+    """BBANDS/STDDEV keep a running sum of x²: flattened, its residue would carry every earlier
+    symbol's segment (≈1e-9 on a Bollinger strength, found by bench/parity_audit.py), so a burst
+    computes them per symbol — bit for bit what that symbol's own window gives."""
+    raw = np.array([histories[s][0].close[:300] for s in ("BTCUSDT", "DOGEUSDT", "SOLUSDT", "MICROUSDT")])
+    _, exponent = np.frexp(raw[:, -1])
+    closes = raw * np.ldexp(1.0, 1 - exponent)[:, None]
+    stacked = closes.T
+    with ta.shared():
+        upper, middle, lower = ta.BBANDS(stacked, 20, 2.0, 2.0, 0)
+        std = ta.STDDEV(stacked, 20, 1.0)
+    assert upper.shape == stacked.shape and std.shape == stacked.shape
+    for s in range(len(closes)):
+        for got, want in zip((upper, middle, lower), talib.BBANDS(closes[s], 20, 2.0, 2.0, 0), strict=True):
+            np.testing.assert_array_equal(got[:, s], want)
+        np.testing.assert_array_equal(std[:, s], talib.STDDEV(closes[s], 20, 1.0))
 
 
 def _raise_on_silence(b: Bars) -> np.ndarray:
