@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from config.settings import SensorSettings  # noqa: E402
+from core.heap import freeze_startup_heap  # noqa: E402
 from core.history import CandleSeries, find_data_dir, load_candles  # noqa: E402
 from core.market_data import MarketData  # noqa: E402
 from core.sensor_pool import SensorPool, evaluate_burst_local, evaluate_local, worker_count  # noqa: E402
@@ -105,6 +106,7 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick
         for _ in range(warm):
             close_all()
         await pool.start()
+        freeze_startup_heap()  # as a session does once its engine is ready (core.heap)
         p50s, p99s, singles, parent_cpu, stacked, stacked_cpu = [], [], [], [], [], []
         readings = 0
         for _ in range(runs):
@@ -179,6 +181,7 @@ async def bench_realistic(root: Path, hours: int) -> None:
     try:
         close_until(start - 60_000)  # warm-up: everything before the measured hours
         await pool.start()
+        freeze_startup_heap()  # as a session does once its engine is ready (core.heap)
         minute, hour, single, hour_pairs = [], [], [], 0
         specs = all_sensors()
         for t_ms in range(start, start + hours * 3_600_000, 60_000):
