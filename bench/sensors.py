@@ -1,6 +1,7 @@
 """Sensor benchmarks on real recorded candles (one JSON object per figure per line).
 
-(a) all 1m sensors for one symbol-candle, in process (µs);
+(a) all 1m sensors for one symbol-candle, in process (µs); and the floor under any pooled
+    evaluation: a task-shaped message to a worker process and back with no work (µs);
 (b) a burst of 50 symbols closing together → all readings back through the worker pool
     (``SensorPool.evaluate_many``), p50/p99 over ≥ 200 bursts, the engine process's own CPU
     per burst, and the single-process time for the same work — symbol by symbol
@@ -78,6 +79,35 @@ def bench_single_candle(series: CandleSeries, runs: int) -> None:
         emit("all_sensors_one_candle_cpu", statistics.median(cpu_medians) * 1e6, "us", runs, sensors=n)
     finally:
         md.close()
+
+
+def _echo(conn: mp.connection.Connection) -> None:
+    """Send every message straight back (a worker that does no work)."""
+    while (msg := conn.recv()) is not None:
+        conn.send(msg)
+
+
+def bench_pipe_roundtrip(samples: int) -> None:
+    """The floor under every pooled evaluation: a task-shaped message to a worker process and
+    back through a multiprocessing pipe (the pool's own context), with no work between — what
+    waking another process costs on this machine, paced like bars (one every 5 ms)."""
+    ctx = mp.get_context("forkserver")
+    here, there = ctx.Pipe()
+    worker = ctx.Process(target=_echo, args=(there,), daemon=True)
+    worker.start()
+    try:
+        times = []
+        for i in range(samples):
+            time.sleep(0.005)
+            t = time.perf_counter()
+            here.send(("eval", i, (("BTCUSDT", (("1m", 1_000),)),)))
+            here.recv()
+            times.append(time.perf_counter() - t)
+    finally:
+        here.send(None)
+        worker.join(timeout=5)
+    emit("pipe_roundtrip_p50", float(np.percentile(times, 50)) * 1e6, "us", 1, samples=samples)
+    emit("pipe_roundtrip_p99", float(np.percentile(times, 99)) * 1e6, "us", 1, samples=samples)
 
 
 async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick: bool) -> None:
@@ -289,6 +319,7 @@ def main() -> int:
     emit("workers", worker_count(0), "processes", 1)
     if not args.batch_only:
         bench_single_candle(minute_series[0], 3 if args.quick else 5)
+        bench_pipe_roundtrip(300 if args.quick else 1_000)
         asyncio.run(bench_burst(minute_series, 200, runs, args.quick))
         asyncio.run(bench_realistic(root, 6 if args.quick else 24))
     histories = [Bars(s.open, s.high, s.low, s.close, s.volume) for s in minute_series]
