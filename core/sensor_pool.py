@@ -102,6 +102,10 @@ def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan
     load_plugins(plugins)
     specs = all_sensors()
     rings = {(lay.symbol, lay.timeframe): RingBuffer.attach(lay) for lay in layouts}
+    # Everything loaded so far (modules, plan, rings) lives as long as the worker: frozen out of the
+    # collector's reach, a full collection no longer walks it, which was a multi-ms spike in a burst's tail.
+    gc.collect()
+    gc.freeze()
     conn.send(("ready", os.getpid()))
     done = 0
     try:
@@ -121,6 +125,9 @@ def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan
                     symbols.append(symbol)
                     indices.append(index)
             out = []
+            # A burst makes arrays and tuples but no reference cycles: the collector is paused while it
+            # runs so no collection lands inside one, and resumed before the worker waits for the next.
+            gc.disable()
             for tf_value, (symbols, indices) in by_tf.items():
                 tf = Timeframe(tf_value)
                 r = evaluate_burst(plan.sensors_for(tf), specs, [rings[(sym, tf)] for sym in symbols], tf, indices)
@@ -128,6 +135,7 @@ def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan
             done += 1
             rss = _rss_mb() if done % _RSS_CHECK_EVERY == 0 else -1.0
             conn.send(("done", task_id, out, rss))
+            gc.enable()
     finally:
         for ring in rings.values():
             ring.release()
