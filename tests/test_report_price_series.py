@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from decimal import Decimal
 
 from core.report import MAX_SERIES_POINTS, SessionRecord, build_report
@@ -34,3 +35,19 @@ def test_a_short_session_keeps_every_sample() -> None:
     for i in range(MAX_SERIES_POINTS - 1):
         record.sample_price("BTCUSDT", i * MINUTE_MS, float(i))
     assert record.prices["BTCUSDT"] == [(i * MINUTE_MS, float(i)) for i in range(MAX_SERIES_POINTS - 1)]
+
+
+def test_a_full_series_costs_about_16_bytes_a_point() -> None:
+    """50 symbols' full series stay near 1.6 MB (a list of (int, float) tuples took ~120 B a point)."""
+    record = _record()
+    record.sample_price("BTCUSDT", 0, 1.0)  # the dict entry and the series object itself
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, MAX_SERIES_POINTS - 1):
+            record.sample_price("BTCUSDT", i * MINUTE_MS, 100.0 + i)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(record.prices["BTCUSDT"]) == MAX_SERIES_POINTS - 1
+    assert grown < 24 * MAX_SERIES_POINTS, grown
