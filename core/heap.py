@@ -14,25 +14,11 @@ engine is ready to trade: one full collection
 every surviving object to a permanent generation the collector never walks again. Objects
 made afterwards (trades, votes, readings) are collected as usual, cycles included; what is
 frozen is what the process keeps for its whole life anyway.
-
-``return_large_blocks`` fixes glibc's mmap threshold for the session process. By default glibc
-raises that threshold to the size of every large block freed (up to 32 MB), so after the
-first few the engine's multi-megabyte buffers — each snapshot's encoded tracker section
-(~4.5 MB with 50 symbols), report and status documents — come from the heap instead of their
-own mappings, and a heap fragmented by them keeps its high-water mark: the engine's RSS rose in
-steps over a 48 h-equivalent replay (bench/soak.py: +7.3 % while its structures were bounded).
-A fixed threshold keeps blocks of ``LARGE_BLOCK_BYTES`` and more in mappings of their own,
-returned to the kernel when freed. (musl, macOS: nothing to do, nothing done.)
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
-import sys
-
-_M_MMAP_THRESHOLD = -3  # malloc.h
-LARGE_BLOCK_BYTES = 256 * 1024  # glibc's own default before it starts adjusting
 
 
 def freeze_startup_heap() -> int:
@@ -42,17 +28,3 @@ def freeze_startup_heap() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
-
-
-def return_large_blocks() -> bool:
-    """Fix glibc's mmap threshold at ``LARGE_BLOCK_BYTES`` (see the module docstring).
-
-    Returns whether it is in place (False on a C library other than glibc)."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError unless this is glibc
-    except (OSError, AttributeError):
-        return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES))

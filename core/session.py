@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from core.engine import Engine, PreflightFailed
-from core.heap import freeze_startup_heap, return_large_blocks
+from core.heap import freeze_startup_heap
 from core.observability import ObservabilityServer, measure_loop_lag
 from core.ports import Clock
 from core.report import write_report
@@ -66,7 +66,6 @@ async def run_session(run: SessionRun) -> int:
                  ",".join(record.symbols), parts.settings.session.on_exit, extra={"session": record.session_id})
         await engine.start()
         freeze_startup_heap()  # one session per process: full collections stay off the decision path
-        return_large_blocks()  # and its multi-megabyte buffers go back to the kernel when freed
         if math.isfinite(run.duration_s):
             parts.extra_tasks.append(lambda: control.run_timer(run.duration_clock, run.duration_s))
         parts.extra_tasks.append(measure_loop_lag)
