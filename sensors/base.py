@@ -176,9 +176,10 @@ class SensorSpec:
             out = out.copy()
         np.maximum(out, -1.0, out=out)
         np.minimum(out, 1.0, out=out)
-        no_trades = bars.volume == 0.0
-        no_trades &= out == out  # NaN stays NaN
-        out[no_trades] = 0.0
+        silent = _bars_without_trades(bars.volume)
+        if silent.size:
+            silent = silent[out[silent] == out[silent]]  # NaN stays NaN
+            out[silent] = 0.0
         out[:warm] = np.nan
         return out
 
@@ -192,6 +193,22 @@ class SensorSpec:
         if math.isnan(value):
             return value
         return 0.0 if bars.volume[-1] == 0.0 else min(1.0, max(-1.0, value))
+
+
+_silent_memo: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _bars_without_trades(volume: np.ndarray) -> np.ndarray:
+    """Indices of the bars whose volume is 0 (see "Bars without trades"), found once per volume
+    array: batch mode asks for every sensor of a history (72 full-length compares otherwise).
+    Keyed by the array object itself, which the memo keeps alive so its identity stays unique."""
+    global _silent_memo
+    memo = _silent_memo
+    if memo is not None and memo[0] is volume:
+        return memo[1]
+    found = np.flatnonzero(volume == 0.0)
+    _silent_memo = (volume, found)
+    return found
 
 
 _DEFINED: dict[str, SensorSpec] = {}
