@@ -41,9 +41,9 @@ MAX_SERIES_POINTS = 2000  # per series in report.json: enough for a chart, bound
 class PriceSeries(Sequence[tuple[int, float]]):
     """A symbol's chart samples, (time ms, price) pairs, held as two typed arrays.
 
-    16 bytes a point instead of ~120 for a list of tuples: 50 symbols × ``MAX_SERIES_POINTS``
-    points are 1.6 MB instead of ~12 MB, which was most of the engine's RSS growth over a
-    48 h-equivalent replay (bench/soak.py) while the series filled. Reads like a list of
+    16 bytes a point instead of ~63 for a list of tuples (tracemalloc): 50 symbols ×
+    ``MAX_SERIES_POINTS`` points are 1.6 MB instead of ~6.3 MB, a large part of the engine's RSS
+    growth over a 48 h-equivalent replay (bench/soak.py) while the series filled. Reads like a list of
     tuples (index, slice, iterate, compare)."""
 
     __slots__ = ("_times", "_prices")
