@@ -165,7 +165,12 @@ def _bb_touch(b: Bars, period: int, stdevs: float) -> float:
 
 @live("bb_squeeze", stacked=True)
 def _bb_squeeze(b: Bars, period: int, stdevs: float, keltner: float) -> float:
-    upper, _, lower = ta.BBANDS(b.close, period, stdevs, stdevs, 0)
+    # The bands are a rolling window: their last two values read only the last period + 1 closes.
+    # The window (~600 bars) is for the ATR/EMA; bands over all of it cost ~12× more (a burst
+    # runs BBANDS symbol by symbol, ``ta._OWN_SEGMENT``) for the same values — the same
+    # short-window bands bb_touch and bb_rejection read (the parity tests and
+    # bench/parity_audit.py hold all three to batch mode within 1e-9).
+    upper, _, lower = ta.BBANDS(b.close[-(period + 1):], period, stdevs, stdevs, 0)
     atr = ta.ATR(b.high, b.low, b.close, period)
     squeezed = (upper[-1] - lower[-1]) < 2.0 * keltner * atr[-1]
     was_squeezed = (upper[-2] - lower[-2]) < 2.0 * keltner * atr[-2]
