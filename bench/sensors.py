@@ -3,8 +3,10 @@
 (a) all 1m sensors for one symbol-candle, in process (µs); and the floor under any pooled
     evaluation: a task-shaped message to a worker process and back with no work (µs);
 (b) a burst of 50 symbols closing together → all readings back through the worker pool
-    (``SensorPool.evaluate_many``), p50/p99 over ≥ 200 bursts, the engine process's own CPU
-    per burst, and the single-process time for the same work — symbol by symbol
+    (``SensorPool.evaluate_many``: every symbol's signal rows, ``SymbolReadings``), p50/p99
+    over ≥ 200 bursts, the engine process's own CPU per burst; ``burst50_objects_*``: the same
+    bursts until every symbol's reading objects are built too (the engine builds them symbol
+    by symbol as it decides); and the single-process time for the same work — symbol by symbol
     (``evaluate_local``) and as the workers do it, stacked (``evaluate_burst_local``, wall and
     CPU: the CPU figure is what a loaded, shared machine distorts least);
 (c) batch mode: the whole sensor set over ≥ 1 M real bars (bars/s), in one process and in one
@@ -138,19 +140,27 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick
         await pool.start()
         freeze_startup_heap()  # as a session does once its engine is ready (core.heap)
         p50s, p99s, singles, parent_cpu, stacked, stacked_cpu = [], [], [], [], [], []
+        built_p50s, built_p99s, built_cpu = [], [], []
         readings = 0
         for _ in range(runs):
-            samples, cpu = [], []
+            samples, cpu, built, cpu_built = [], [], [], []
             for _ in range(bursts):
                 closed = close_all()
                 t, c = time.perf_counter(), time.process_time()
                 results = await pool.evaluate_many(closed)
                 samples.append(time.perf_counter() - t)
                 cpu.append(time.process_time() - c)
+                for symbol_readings in results.values():  # what the engine builds, symbol by symbol
+                    symbol_readings[0]
+                built.append(time.perf_counter() - t)
+                cpu_built.append(time.process_time() - c)
                 readings = sum(len(r) for r in results.values())
             p50s.append(float(np.percentile(samples, 50)))
             p99s.append(float(np.percentile(samples, 99)))
             parent_cpu.append(statistics.mean(cpu))
+            built_p50s.append(float(np.percentile(built, 50)))
+            built_p99s.append(float(np.percentile(built, 99)))
+            built_cpu.append(statistics.mean(cpu_built))
             # the same work in this one process, on the same bars
             single = []
             for _ in range(min(bursts, 10 if quick else 20)):
@@ -171,7 +181,11 @@ async def bench_burst(sources: list[CandleSeries], bursts: int, runs: int, quick
         emit("burst50_p50", statistics.median(p50s) * 1e3, "ms", runs, workers=workers, bursts=bursts,
              readings=readings)
         emit("burst50_p99", statistics.median(p99s) * 1e3, "ms", runs, workers=workers, bursts=bursts)
-        emit("burst50_engine_cpu", statistics.median(parent_cpu) * 1e3, "ms", runs)  # dispatch + readings
+        emit("burst50_engine_cpu", statistics.median(parent_cpu) * 1e3, "ms", runs)  # dispatch + signal rows
+        # the same bursts up to every reading object built (the engine does it as it reaches each symbol)
+        emit("burst50_objects_p50", statistics.median(built_p50s) * 1e3, "ms", runs, workers=workers, bursts=bursts)
+        emit("burst50_objects_p99", statistics.median(built_p99s) * 1e3, "ms", runs, workers=workers, bursts=bursts)
+        emit("burst50_objects_engine_cpu", statistics.median(built_cpu) * 1e3, "ms", runs)
         emit("burst50_single_process", statistics.median(singles) * 1e3, "ms", runs)
         emit("burst50_single_process_stacked", statistics.median(stacked) * 1e3, "ms", runs)
         emit("burst50_single_process_stacked_cpu", statistics.median(stacked_cpu) * 1e3, "ms", runs)

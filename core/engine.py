@@ -421,7 +421,7 @@ class Engine:
                         bars[i] = (candle, closed, event.received_s or live)
         if bars and self.settle_user_events is None:
             MARKET_BURST_CANDLES.observe(len(bars))
-        readings: dict[str, list[SensorReading]] | None = None
+        readings: Mapping[str, Sequence[SensorReading]] | None = None
         sensor_wait = 0.0
         if len(bars) > 1:
             started = self._live.monotonic()
@@ -437,7 +437,7 @@ class Engine:
 
     async def _decide_events(
         self, events: Sequence[MarketEvent], bars: Mapping[int, tuple[Candle, tuple[Timeframe, ...], float]],
-        readings: Mapping[str, list[SensorReading]] | None, sensor_wait: float,
+        readings: Mapping[str, Sequence[SensorReading]] | None, sensor_wait: float,
     ) -> None:
         for i, event in enumerate(events):
             if isinstance(event, CandleClosed):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from core.history import CandleSeries, load_candles
 from core.market_data import MarketData
 from core.events import SensorReading
 from core.metrics import REGISTRY
-from core.sensor_pool import SensorPool
+from core.sensor_pool import SensorPool, SymbolReadings
 from core.types import Timeframe
 from sensors.base import Bars
 from sensors.registry import get
@@ -223,3 +224,22 @@ async def test_a_burst_is_one_task_per_worker_and_a_hung_worker_loses_only_its_s
     burst = await pool.evaluate_many(closes)
     assert all(sum(r.signal is not None for r in burst[s]) >= 50 for s in SYMBOLS)
     assert await pool.evaluate_many({}) == {}
+
+
+def test_symbol_readings_are_built_when_first_read_in_the_order_added() -> None:
+    meta_1m = (("ema_cross", 0.015, 0.010, False), ("htf_trend", 0.015, 0.010, True))
+    meta_5m = (("rsi14", 0.03, 0.02, False),)
+    row = np.frombuffer(np.array([0.5, math.nan]).tobytes())  # as a worker's answer arrives: read-only bytes
+    readings = SymbolReadings("BTCUSDT")
+    readings.add(T.M1, 60_000, meta_1m, row)
+    readings.add(T.M5, 0, meta_5m, None)  # a lost worker's timeframe: all missing
+    assert len(readings) == 3 and readings._items is None  # counted without building anything
+    assert list(readings) == [
+        SensorReading("ema_cross", "BTCUSDT", T.M1, 60_000, 0.5, 0.015, 0.010, False),
+        SensorReading("htf_trend", "BTCUSDT", T.M1, 60_000, None, 0.015, 0.010, True),  # NaN → missing
+        SensorReading("rsi14", "BTCUSDT", T.M5, 0, None, 0.03, 0.02, False),
+    ]
+    first = readings[0]
+    assert readings[0] is first and readings[-1].timeframe is T.M5  # built once, then the same objects
+    readings.add(T.M15, 0, meta_5m, np.array([-1.0]))  # added after a read: appended to the objects
+    assert len(readings) == 4 and readings[0] is first and readings[3].signal == -1.0
