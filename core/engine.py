@@ -497,15 +497,25 @@ class Engine:
         self.bars_processed += 1
         if self.crash_after_bars is not None and decide and self.bars_processed >= self.crash_after_bars:
             raise RuntimeError(f"injected crash after {self.bars_processed} bars (CASINO_CRASH_AFTER_BARS)")
-        p.tracker.on_candle(candle)
-        p.risk.on_candle(candle)
-        if candle.open_time_ms - feed.last_price_sample_ms >= PRICE_SAMPLE_MS:
-            p.record.sample_price(symbol, candle.open_time_ms + self._base.ms, float(candle.close))
-            feed.last_price_sample_ms = candle.open_time_ms
+        sent = None
         if readings is None:
+            # the workers compute while this process judges the tracker's votes and rescores:
+            # the bar's decision waits for the longer of the two, not for their sum
             started = self._live.monotonic()
-            readings = await p.pool.evaluate(symbol, closed)
-            sensor_wait_s = self._live.monotonic() - started
+            sent = p.pool.submit({symbol: closed})
+        try:
+            p.tracker.on_candle(candle)
+            p.risk.on_candle(candle)
+            if candle.open_time_ms - feed.last_price_sample_ms >= PRICE_SAMPLE_MS:
+                p.record.sample_price(symbol, candle.open_time_ms + self._base.ms, float(candle.close))
+                feed.last_price_sample_ms = candle.open_time_ms
+            if sent is not None and decide:
+                p.tracker.score_view()  # kept until read in _decide: nothing changes it in between
+        finally:
+            if sent is not None:
+                readings = (await p.pool.collect(sent)).get(symbol, ())
+                sensor_wait_s = self._live.monotonic() - started
+        assert readings is not None
         by_tf: dict[Timeframe, list[SensorReading]] = defaultdict(list)
         for r in readings:
             by_tf[r.timeframe].append(r)

@@ -166,6 +166,15 @@ class _Task:
     worker: _Worker
 
 
+@dataclass(eq=False)
+class PendingReadings:
+    """Tasks sent by ``SensorPool.submit``, to be collected once."""
+
+    started: float  # perf_counter when sent: the task timeout runs from here
+    tasks: list[_Task]
+    lost: list[tuple[str, tuple[tuple[str, int], ...]]]  # owed by a slot that gave up: missing
+
+
 class SensorPool:
     """Sensor workers for the symbols of ``market`` (see the module docstring).
 
@@ -296,6 +305,11 @@ class SensorPool:
         Each symbol's readings come back as the workers' signal rows (``SymbolReadings``),
         made into reading objects when the engine first reads that symbol.
         """
+        return await self.collect(self.submit(closed))
+
+    def submit(self, closed: Mapping[str, Sequence[Timeframe]]) -> PendingReadings:
+        """Send ``evaluate_many``'s tasks now, without waiting: the caller can do work of its own
+        while the workers compute, then ``collect`` (once; the timeout runs from here)."""
         work: dict[str, tuple[tuple[str, int], ...]] = {}
         for symbol, tfs in closed.items():
             items = tuple(
@@ -304,27 +318,35 @@ class SensorPool:
             )
             if items:
                 work[symbol] = items
+        pending = PendingReadings(time.perf_counter(), [], [])
         if not work:
-            return {}
+            return pending
         if not self._running:
             raise RuntimeError("sensor pool is not running")
         assert self._loop is not None
         by_slot: dict[int, list[tuple[str, tuple[tuple[str, int], ...]]]] = {}
         for symbol, items in work.items():
             by_slot.setdefault(self._slot_of[symbol], []).append((symbol, items))
-        tasks: list[_Task] = []
-        lost: list[tuple[str, tuple[tuple[str, int], ...]]] = []
         for slot, jobs in by_slot.items():
             worker = self._workers[slot]
             assert worker is not None
             if worker.lost:  # its slot gave up respawning
-                lost.extend(jobs)
+                pending.lost.extend(jobs)
                 continue
             task = _Task(next(self._ids), tuple(jobs), self._loop.create_future(), worker)
             worker.outstanding[task.task_id] = task
-            tasks.append(task)
-        SENSOR_QUEUE_DEPTH.inc(len(tasks))
-        started = time.perf_counter()
+            pending.tasks.append(task)
+        SENSOR_QUEUE_DEPTH.inc(len(pending.tasks))
+        for task in pending.tasks:
+            try:
+                task.worker.conn.send(("eval", task.task_id, task.work))
+            except OSError:
+                self._lose(task.worker, "died")
+        return pending
+
+    async def collect(self, sent: PendingReadings) -> dict[str, SymbolReadings]:
+        """The readings of a ``submit``: every symbol's, with what a lost or hung worker owed missing."""
+        tasks, lost = sent.tasks, sent.lost
         out: dict[str, SymbolReadings] = {}
         pending = {task.future: task for task in tasks}
 
@@ -338,13 +360,9 @@ class SensorPool:
                     self._readings(results, out)
 
         try:
-            for task in tasks:
-                try:
-                    task.worker.conn.send(("eval", task.task_id, task.work))
-                except OSError:
-                    self._lose(task.worker, "died")
             try:
-                async with asyncio.timeout(self._timeout_s):
+                remaining = self._timeout_s - (time.perf_counter() - sent.started)
+                async with asyncio.timeout(max(0.0, remaining)):
                     while pending:
                         # build each worker's readings as soon as it answers, while the others
                         # still compute (the engine's share of a burst's latency)
@@ -360,7 +378,8 @@ class SensorPool:
                     lost.extend(task.work)
         finally:
             SENSOR_QUEUE_DEPTH.dec(len(tasks))
-        SENSOR_SECONDS.observe(time.perf_counter() - started)
+        if tasks:
+            SENSOR_SECONDS.observe(time.perf_counter() - sent.started)
         for symbol, items in lost:  # the worker was lost: everything it owed is missing
             readings = out.get(symbol)
             if readings is None:

@@ -6,6 +6,7 @@ import asyncio
 import math
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -243,3 +244,23 @@ def test_symbol_readings_are_built_when_first_read_in_the_order_added() -> None:
     assert readings[0] is first and readings[-1].timeframe is T.M5  # built once, then the same objects
     readings.add(T.M15, 0, meta_5m, np.array([-1.0]))  # added after a read: appended to the objects
     assert len(readings) == 4 and readings[0] is first and readings[3].signal == -1.0
+
+
+async def test_submitted_tasks_compute_while_the_caller_works_and_time_out_from_the_submit(pool_factory, series) -> None:
+    md, pool = await pool_factory(task_timeout_ms=800)
+    closes = {s: _append(md, series[s], 1_100) for s in SYMBOLS}
+    sent = pool.submit(closes)  # sent at once: the workers start before anything is awaited
+    time.sleep(0.3)  # the caller's own work (blocking the loop, as the engine's tracker does)
+    assert all(task.future.done() is False for task in sent.tasks)  # answers wait for the loop…
+    early = await pool.collect(sent)
+    again = await pool.evaluate_many(closes)  # …and are the same readings as asked in one go
+    assert {s: [(r.sensor, r.timeframe, r.signal) for r in early[s]] for s in SYMBOLS} == \
+        {s: [(r.sensor, r.timeframe, r.signal) for r in again[s]] for s in SYMBOLS}
+    # the timeout runs from the submit: time spent before collecting counts against it
+    hung_pid = pool.worker_pids[pool._slot_of["BTCUSDT"]]
+    sent = pool.submit({"BTCUSDT": _append(md, series["BTCUSDT"], 1_101, volume=faults.HANG_VOLUME)})
+    time.sleep(0.6)
+    t = time.monotonic()
+    rs = (await pool.collect(sent))["BTCUSDT"]
+    assert time.monotonic() - t < 0.75 and rs and all(r.signal is None for r in rs)  # not a fresh 0.8 s
+    assert not _alive(hung_pid)
