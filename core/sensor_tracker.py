@@ -140,10 +140,11 @@ class _History:
     """Resolved outcomes of one sensor key (rolling window) and its last win.
 
     ``wins`` / ``losses`` hold the same window's R values split by outcome, oldest first (what
-    ``performance`` pools); ``memo`` is the last score and the market time it was computed at.
+    ``performance`` pools); ``gains`` / ``drops`` split them by sign (R > 0, R < 0) for the
+    blend's sums; ``memo`` is the last score and the market time it was computed at.
     """
 
-    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "memo")
+    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "gains", "drops", "memo")
 
     def __init__(self, window: int) -> None:
         self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
@@ -151,24 +152,76 @@ class _History:
         self.partial: float | None = None  # cached blend without recency; None = recompute
         self.wins: deque[float] = deque()
         self.losses: deque[float] = deque()
+        self.gains: deque[float] = deque()
+        self.drops: deque[float] = deque()
         self.memo: tuple[int, float] | None = None  # (now_ms, score); None = recompute
 
     def append(self, r: float, won: bool) -> None:
-        """Add an outcome; the window's oldest one leaves ``wins``/``losses`` with it."""
+        """Add an outcome; the window's oldest one leaves ``wins``/``losses``/``gains``/``drops`` with it."""
         outcomes = self.outcomes
         if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen:
-            (self.wins if outcomes[0][1] else self.losses).popleft()
+            old_r, old_won = outcomes[0]
+            (self.wins if old_won else self.losses).popleft()
+            if old_r > 0:
+                self.gains.popleft()
+            elif old_r < 0:
+                self.drops.popleft()
         outcomes.append((r, won))
         (self.wins if won else self.losses).append(r)
+        if r > 0:
+            self.gains.append(r)
+        elif r < 0:
+            self.drops.append(r)
         self.partial = None
         self.memo = None
 
     def split(self) -> None:
-        """Rebuild ``wins``/``losses`` from ``outcomes`` (after a restore)."""
+        """Rebuild ``wins``/``losses``/``gains``/``drops`` from ``outcomes`` (after a restore)."""
         self.wins = deque(r for r, won in self.outcomes if won)
         self.losses = deque(r for r, won in self.outcomes if not won)
+        self.gains = deque(r for r, _ in self.outcomes if r > 0)
+        self.drops = deque(r for r, _ in self.outcomes if r < 0)
         self.partial = None
         self.memo = None
+
+    def blend(self, p: TrackerParams) -> float:
+        """The weighted blend without recency: ``score_components``' arithmetic, bit for bit,
+        from the kept splits instead of lists rebuilt from the whole window (a resolved vote
+        re-blends its key on the next decision: ~25 keys a bar with the default ensemble).
+
+        Equal because ``math.fsum`` is correctly rounded: the sum over ``gains`` then ``drops``
+        is the sum over the window in its order (zero R adds nothing), and the two sign sums
+        are the same filtered sums. The streak and recent win rate read the newest outcomes."""
+        outcomes = self.outcomes
+        n = len(outcomes)
+        gains, drops = self.gains, self.drops
+        expectancy = math.fsum(itertools.chain(gains, drops)) / n if n else 0.0
+        gross_win = math.fsum(gains)
+        gross_loss = -math.fsum(drops)
+        if gross_loss > 0:
+            pf = gross_win / gross_loss
+            pf_score = 0.5 + min((pf - 1.0) / 2.0, 0.5) if pf >= 1.0 else pf * 0.5
+        else:
+            pf_score = 1.0 if gross_win > 0 else 0.5
+        streak = 0
+        for _, won in reversed(outcomes):
+            if streak == 0:
+                streak = 1 if won else -1
+            elif (streak > 0) == won:
+                streak += 1 if won else -1
+            else:
+                break
+        if streak > 0:
+            streak_score = 0.5 + min(streak / 5.0, 0.5)
+        else:
+            streak_score = 0.5 - min(-streak / 3.0, 0.5)
+        recent = min(n, p.recent_window)
+        recent_wr = sum(won for _, won in itertools.islice(reversed(outcomes), recent)) / recent if recent else 0.0
+        return (
+            p.weight_expectancy * min(1.0, max(0.0, 0.5 + 0.5 * expectancy))
+            + p.weight_profit_factor * pf_score
+            + p.weight_streak * streak_score + p.weight_recent_win_rate * recent_wr
+        )
 
 
 class SensorTracker:
@@ -185,6 +238,7 @@ class SensorTracker:
         self._board: dict[str, float] = {}
         self._board_ms: int | None = None
         self._stale: set[str] = set()
+        self._gauges: dict[str, Any] = {}  # key → its casino_sensor_score child
         self.dropped_open_votes = 0
 
     # ------------------------------------------------------------------ feeding
@@ -309,21 +363,21 @@ class SensorTracker:
             return NEUTRAL_SCORE
         p = self._p
         if hist.partial is None:
-            parts = score_components(
-                [r for r, _ in hist.outcomes], [w for _, w in hist.outcomes],
-                recent_window=p.recent_window, last_win_ms=None, now_ms=0,
-            )
-            hist.partial = (
-                p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
-                + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"]
-            )
+            hist.partial = hist.blend(p)
         total = hist.partial + p.weight_recency * recency_score(hist.last_win_ms, self._now_ms)
         return min(1.0, max(0.0, total))
 
     def publish_metrics(self) -> None:
-        """Set ``casino_sensor_score`` for every known sensor (call at snapshot/report time)."""
-        for key in self._history:
-            SENSOR_SCORE.labels(sensor=key).set(self.score(key))
+        """Set ``casino_sensor_score`` for every known sensor (call at snapshot/report time).
+
+        From the score board (current anyway for the next decision) into each key's gauge
+        child, looked up once: ``labels()`` costs more than the score (~180 keys a sample)."""
+        gauges = self._gauges
+        for key, score in self.score_view().items():
+            gauge = gauges.get(key)
+            if gauge is None:
+                gauge = gauges[key] = SENSOR_SCORE.labels(sensor=key)
+            gauge.set(score)
 
     def scores(self, keys: Iterable[str] | None = None) -> dict[str, float]:
         """Scores of the given keys (all known keys when None)."""

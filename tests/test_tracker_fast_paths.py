@@ -15,10 +15,19 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.events import SensorReading
 from core.history import load_candles
-from core.sensor_tracker import NEUTRAL_SCORE, PerformanceStats, SensorTracker, TrackerParams
+from core.sensor_tracker import (
+    NEUTRAL_SCORE,
+    PerformanceStats,
+    SensorTracker,
+    TrackerParams,
+    _History,
+    score_components,
+)
 from core.types import Candle, Timeframe
 from core.vote_book import OpenVote, new_open_vote
 
@@ -103,3 +112,30 @@ def test_open_votes_built_through_the_slots_equal_the_constructor() -> None:
     fast, plain = new_open_vote(*args), OpenVote(*args)
     assert type(fast) is OpenVote and fast == plain and hash(fast) == hash(plain)
     assert (fast.tp_price, fast.sl_price) == (plain.tp_price, plain.sl_price)
+
+
+_R = st.one_of(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), st.sampled_from([0.0, -0.0, 1e-300, -1e-300, 0.1, -0.1]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(outcomes=st.lists(st.tuples(_R, st.booleans()), max_size=60), window=st.integers(1, 12),
+       recent=st.integers(1, 12))
+def test_the_kept_blend_equals_score_components_bit_for_bit(outcomes: list[tuple[float, bool]], window: int,
+                                                            recent: int) -> None:
+    p = TrackerParams(window=window, recent_window=min(recent, window))
+    hist = _History(window)
+    for r, won in outcomes:
+        hist.append(r, won)
+        kept = list(hist.outcomes)
+        parts = score_components([x for x, _ in kept], [w for _, w in kept], recent_window=p.recent_window,
+                                 last_win_ms=None, now_ms=0)
+        plain = (p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
+                 + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"])
+        assert hist.blend(p) == plain  # exact: the same float, not merely close
+    hist.split()  # a restore rebuilds the splits from the window: the same blend
+    kept = list(hist.outcomes)
+    if kept:
+        parts = score_components([x for x, _ in kept], [w for _, w in kept], recent_window=p.recent_window,
+                                 last_win_ms=None, now_ms=0)
+        assert hist.blend(p) == (p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
+                                 + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"])
