@@ -348,7 +348,7 @@ class SensorTracker:
         Equal to ``scores()`` until the tracker changes (read it at once).
         """
         if self._board_ms != self._now_ms:
-            self._board = {key: self.score(key) for key in self._history}
+            self._board = self._rescore_all()
             self._board_ms = self._now_ms
             self._stale.clear()
         elif self._stale:
@@ -357,6 +357,30 @@ class SensorTracker:
                 board[key] = self.score(key)
             self._stale.clear()
         return MappingProxyType(self._board)
+
+    def _rescore_all(self) -> dict[str, float]:
+        """``score`` of every key at the current market time, inlined (~180 keys every bar:
+        the recency of each one moves with the clock). Same operations, same floats."""
+        now, p = self._now_ms, self._p
+        least, w_recency = p.min_resolved_votes, p.weight_recency
+        board = {}
+        for key, hist in self._history.items():
+            memo = hist.memo
+            if memo is not None and memo[0] == now:
+                board[key] = memo[1]
+                continue
+            if len(hist.outcomes) < least:
+                value = NEUTRAL_SCORE
+            else:
+                partial = hist.partial
+                if partial is None:
+                    partial = hist.partial = hist.blend(p)
+                last_win = hist.last_win_ms
+                recency = 0.5 if last_win is None else 0.95 ** min(max(0.0, (now - last_win) / _DAY_MS), 30.0)
+                value = min(1.0, max(0.0, partial + w_recency * recency))
+            hist.memo = (now, value)
+            board[key] = value
+        return board
 
     def _score(self, hist: _History) -> float:
         if len(hist.outcomes) < self._p.min_resolved_votes:
