@@ -19,7 +19,7 @@ from core.history import CandleSeries, load_candles
 from core.market_data import MarketData
 from core.events import SensorReading
 from core.metrics import REGISTRY
-from core.sensor_pool import SensorPool, SymbolReadings
+from core.sensor_pool import SensorPool, SymbolReadings, assign_buffers
 from core.types import Timeframe
 from sensors.base import Bars
 from sensors.registry import get
@@ -199,7 +199,7 @@ async def test_workers_that_cannot_start_fail_start_and_leave_nothing(series, mo
 
 async def test_a_burst_is_one_task_per_worker_and_a_hung_worker_loses_only_its_symbols(pool_factory, series) -> None:
     md, pool = await pool_factory(task_timeout_ms=1_000)
-    assert pool._slot_of["BTCUSDT"] == pool._slot_of["SOLUSDT"] != pool._slot_of["ETHUSDT"]
+    assert pool._slot_of[("BTCUSDT", T.M1)] == pool._slot_of[("SOLUSDT", T.M5)] != pool._slot_of[("ETHUSDT", T.M1)]
     closes = {s: _append(md, series[s], 1_100) for s in SYMBOLS}
     burst = await pool.evaluate_many(closes)
     assert set(burst) == set(SYMBOLS)
@@ -213,7 +213,7 @@ async def test_a_burst_is_one_task_per_worker_and_a_hung_worker_loses_only_its_s
             assert r == SensorReading(r.sensor, s, T.M1, int(src.open_time[1_100]), r.signal, 0.015, 0.010, r.context)
             if not r.sensor.startswith("fault"):
                 assert r.signal is not None and abs(r.signal - get(r.sensor).compute(bars)[-1]) <= 1e-9, r.sensor
-    hung_pid = pool.worker_pids[pool._slot_of["BTCUSDT"]]
+    hung_pid = pool.worker_pids[pool._slot_of[("BTCUSDT", T.M1)]]
     before = _restarts("hung")
     closes = {"BTCUSDT": _append(md, series["BTCUSDT"], 1_101, volume=faults.HANG_VOLUME),
               "SOLUSDT": _append(md, series["SOLUSDT"], 1_101), "ETHUSDT": _append(md, series["ETHUSDT"], 1_101)}
@@ -257,10 +257,59 @@ async def test_submitted_tasks_compute_while_the_caller_works_and_time_out_from_
     assert {s: [(r.sensor, r.timeframe, r.signal) for r in early[s]] for s in SYMBOLS} == \
         {s: [(r.sensor, r.timeframe, r.signal) for r in again[s]] for s in SYMBOLS}
     # the timeout runs from the submit: time spent before collecting counts against it
-    hung_pid = pool.worker_pids[pool._slot_of["BTCUSDT"]]
+    hung_pid = pool.worker_pids[pool._slot_of[("BTCUSDT", T.M1)]]
     sent = pool.submit({"BTCUSDT": _append(md, series["BTCUSDT"], 1_101, volume=faults.HANG_VOLUME)})
     time.sleep(0.6)
     t = time.monotonic()
     rs = (await pool.collect(sent))["BTCUSDT"]
     assert time.monotonic() - t < 0.75 and rs and all(r.signal is None for r in rs)  # not a fresh 0.8 s
     assert not _alive(hung_pid)
+
+
+def test_buffers_have_one_owner_and_fewer_symbols_than_workers_spread_their_timeframes() -> None:
+    tfs = (T.M1, T.M5, T.M15, T.H1, T.H4)
+    many = assign_buffers(SYMBOLS, tfs, 2)  # symbols ≥ workers: a symbol's timeframes stay together
+    assert {s: {many[(s, tf)] for tf in tfs} for s in SYMBOLS} == {"BTCUSDT": {0}, "ETHUSDT": {1}, "SOLUSDT": {0}}
+    one = assign_buffers(["BTCUSDT"], tfs, 2)  # one symbol, two workers: its timeframes alternate
+    assert [one[("BTCUSDT", tf)] for tf in tfs] == [0, 1, 0, 1, 0]
+    assert assign_buffers(["BTCUSDT"], (T.M1,), 4) == {("BTCUSDT", T.M1): 0}  # never more workers than buffers
+
+
+async def test_one_symbol_on_two_workers_gets_every_timeframe_in_order_and_loses_only_what_a_hung_worker_owed(
+        series) -> None:
+    settings = SensorSettings(workers=2, timeframes=["1m", "5m"], task_timeout_ms=1_000)
+    md = MarketData(["BTCUSDT"], [T.M1, T.M5], settings.window_bars + settings.ring_slack_bars)
+    pool = SensorPool(md, settings, plugins=PLUGINS)
+    btc = series["BTCUSDT"]
+    try:
+        for i in range(1_100):
+            _append(md, btc, i)
+        await pool.start()
+        assert len(pool.worker_pids) == 2 and pool._slot_of[("BTCUSDT", T.M1)] != pool._slot_of[("BTCUSDT", T.M5)]
+        i = next(k for k in range(1_100, 1_110) if (int(btc.open_time[k]) + 60_000) % 300_000 == 0)
+        for k in range(1_100, i):
+            _append(md, btc, k)
+        closed = _append(md, btc, i)
+        assert closed == (T.M1, T.M5)
+        rs = await pool.evaluate("BTCUSDT", closed)
+        tfs = [r.timeframe for r in rs]
+        assert tfs == sorted(tfs, key=lambda tf: tf.ms) and set(tfs) == {T.M1, T.M5}  # 1m first, as one worker gives
+        bars = Bars(*(col[:i + 1] for col in (btc.open, btc.high, btc.low, btc.close, btc.volume)))
+        for r in rs:
+            if r.timeframe is T.M1 and not r.sensor.startswith("fault"):
+                assert r.signal is not None and abs(r.signal - get(r.sensor).compute(bars)[-1]) <= 1e-9, r.sensor
+        five = md.ring("BTCUSDT", T.M5)
+        assert {r.open_time_ms for r in rs if r.timeframe is T.M5} == {five.open_time(md.last_index("BTCUSDT", T.M5))}
+        assert sum(r.signal is not None for r in rs if r.timeframe is T.M5) >= 40  # computed by the other worker
+        # a hang on the 1m bar: its worker is replaced, the 5m worker's answer is kept
+        hung_pid = pool.worker_pids[pool._slot_of[("BTCUSDT", T.M1)]]
+        i = next(k for k in range(i + 1, i + 10) if (int(btc.open_time[k]) + 60_000) % 300_000 == 0)
+        for k in range(md.last_index("BTCUSDT", T.M1) + 1, i):
+            _append(md, btc, k)
+        rs = await pool.evaluate("BTCUSDT", _append(md, btc, i, volume=faults.HANG_VOLUME))
+        assert all(r.signal is None for r in rs if r.timeframe is T.M1)
+        assert sum(r.signal is not None for r in rs if r.timeframe is T.M5) >= 40  # the other worker's answer
+        assert not _alive(hung_pid) and len(pool.worker_pids) == 2
+    finally:
+        await pool.stop()
+        md.close()
