@@ -150,6 +150,7 @@ class Engine:
         # Candles on their way to a decision: periodic work (reconciliation, snapshots, the
         # account sampler) waits for the count to fall back to zero instead of delaying them.
         self._burst_entries: list[tuple[str, BegunEntry, Decimal, float | None]] | None = None  # see _act
+        self._burst_votes: list[tuple[dict[Timeframe, list[SensorReading]], Decimal, int]] | None = None  # see process_bar
         self._tracker_state: Encoded | None = None  # the last tracker section written (see extra_state)
         self._tracker_state_at = 0.0
         self._hot = 0
@@ -428,12 +429,19 @@ class Engine:
             readings = await self.p.pool.evaluate_many({c.symbol: closed for c, closed, _ in bars.values()})
             sensor_wait = self._live.monotonic() - started
             self._burst_entries = []  # entries decided in this burst leave together at its end
+            self._burst_votes = []  # and the tracker opens the burst's votes after them
         try:
-            await self._decide_events(events, bars, readings, sensor_wait)
+            try:
+                await self._decide_events(events, bars, readings, sensor_wait)
+            finally:
+                entries, self._burst_entries = self._burst_entries, None
+            if entries:
+                await self._send_burst_entries(entries)
         finally:
-            entries, self._burst_entries = self._burst_entries, None
-        if entries:
-            await self._send_burst_entries(entries)
+            votes, self._burst_votes = self._burst_votes, None
+            for by_tf, price, close_ms in votes or ():
+                for tf_readings in by_tf.values():
+                    self.p.tracker.record(tf_readings, price=price, at_ms=close_ms)
 
     async def _decide_events(
         self, events: Sequence[MarketEvent], bars: Mapping[int, tuple[Candle, tuple[Timeframe, ...], float]],
@@ -526,8 +534,15 @@ class Engine:
                 await self._decide(candle, feed, received, sensor_wait_s)
         finally:
             close_ms = candle.open_time_ms + self._base.ms
-            for tf_readings in by_tf.values():
-                p.tracker.record(tf_readings, price=candle.close, at_ms=close_ms)
+            if self._burst_votes is not None:
+                # Later in the burst (_handle_events_hot), in this order: a vote opened now is
+                # judged from the symbol's next candle on and a key without outcomes scores as
+                # an absent one, so no decision of this burst can differ — and ~0.2 ms per
+                # symbol leaves every later symbol's decision path.
+                self._burst_votes.append((by_tf, candle.close, close_ms))
+            else:
+                for tf_readings in by_tf.values():
+                    p.tracker.record(tf_readings, price=candle.close, at_ms=close_ms)
 
     async def _decide(self, candle: Candle, feed: _SymbolFeed, received: float | None, sensor_wait_s: float) -> None:
         p = self.p
