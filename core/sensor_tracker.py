@@ -198,23 +198,8 @@ class _History:
         expectancy = math.fsum(itertools.chain(gains, drops)) / n if n else 0.0
         gross_win = math.fsum(gains)
         gross_loss = -math.fsum(drops)
-        if gross_loss > 0:
-            pf = gross_win / gross_loss
-            pf_score = 0.5 + min((pf - 1.0) / 2.0, 0.5) if pf >= 1.0 else pf * 0.5
-        else:
-            pf_score = 1.0 if gross_win > 0 else 0.5
-        streak = 0
-        for _, won in reversed(outcomes):
-            if streak == 0:
-                streak = 1 if won else -1
-            elif (streak > 0) == won:
-                streak += 1 if won else -1
-            else:
-                break
-        if streak > 0:
-            streak_score = 0.5 + min(streak / 5.0, 0.5)
-        else:
-            streak_score = 0.5 - min(-streak / 3.0, 0.5)
+        pf_score = profit_factor_score(gross_win, gross_loss)
+        streak_score = streak_score_of(won for _, won in reversed(outcomes))
         recent = min(n, p.recent_window)
         recent_wr = sum(won for _, won in itertools.islice(reversed(outcomes), recent)) / recent if recent else 0.0
         return (
@@ -476,23 +461,8 @@ def score_components(
     expectancy = math.fsum(rs) / n if n else 0.0
     gross_win = math.fsum(r for r in rs if r > 0)
     gross_loss = -math.fsum(r for r in rs if r < 0)
-    if gross_loss > 0:
-        pf = gross_win / gross_loss
-        pf_score = 0.5 + min((pf - 1.0) / 2.0, 0.5) if pf >= 1.0 else pf * 0.5
-    else:
-        pf_score = 1.0 if gross_win > 0 else 0.5
-    streak = 0
-    for won in reversed(wins):
-        if streak == 0:
-            streak = 1 if won else -1
-        elif (streak > 0) == won:
-            streak += 1 if won else -1
-        else:
-            break
-    if streak > 0:
-        streak_score = 0.5 + min(streak / 5.0, 0.5)
-    else:
-        streak_score = 0.5 - min(-streak / 3.0, 0.5)
+    pf_score = profit_factor_score(gross_win, gross_loss)
+    streak_score = streak_score_of(reversed(wins))
     recent = list(wins)[-recent_window:]
     recent_wr = sum(recent) / len(recent) if recent else 0.0
     recency = recency_score(last_win_ms, now_ms)
@@ -503,6 +473,29 @@ def score_components(
         "recent_win_rate": recent_wr,
         "recency": recency,
     }
+
+
+def profit_factor_score(gross_win: float, gross_loss: float) -> float:
+    """PF ≥ 1 → 0.5 + min((PF − 1)/2, 0.5); PF < 1 → PF / 2; no losses → 1.0; nothing won or lost → 0.5."""
+    if gross_loss > 0:
+        pf = gross_win / gross_loss
+        return 0.5 + min((pf - 1.0) / 2.0, 0.5) if pf >= 1.0 else pf * 0.5
+    return 1.0 if gross_win > 0 else 0.5
+
+
+def streak_score_of(newest_first: Iterable[bool]) -> float:
+    """+n wins → 0.5 + min(n/5, 0.5); −n losses → 0.5 − min(n/3, 0.5) (outcomes newest first)."""
+    streak = 0
+    for won in newest_first:
+        if streak == 0:
+            streak = 1 if won else -1
+        elif (streak > 0) == won:
+            streak += 1 if won else -1
+        else:
+            break
+    if streak > 0:
+        return 0.5 + min(streak / 5.0, 0.5)
+    return 0.5 - min(-streak / 3.0, 0.5)
 
 
 def recency_score(last_win_ms: int | None, now_ms: int) -> float:
