@@ -91,12 +91,14 @@ def main() -> None:
     parser.add_argument("--fifty-speed", type=float, default=120.0,
                         help="speed of the 50-symbol sessions (default 120; the in-process simulator then "
                              "replays 50 symbols' marks and klines 120x faster, which a small machine may not keep up with)")
+    parser.add_argument("--runs", type=int, help="sessions per case (default: 3; --quick: 1)")
+    parser.add_argument("--seconds", type=int, help="length of each 1-symbol session (default 60; --quick: 30)")
     args = parser.parse_args()
-    runs = 1 if args.quick else 3
+    runs = args.runs or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder, fifty = symlink_dataset(root, 50)
-        cases = [("1sym", DATA_DIR, DATASET, ["BTCUSDT"], 30 if args.quick else 60)]
+        cases = [("1sym", DATA_DIR, DATASET, ["BTCUSDT"], args.seconds or (30 if args.quick else 60))]
         if not args.quick or args.fifty:
             cases.append(("50sym", root, folder.name, fifty, 60 if args.quick else 120))
         for label, data_dir, dataset, symbols, seconds in cases:
