@@ -498,6 +498,8 @@ class FastReplay:
         if self.sizing.mode is SizingMode.FIXED_RISK or self._last_entry_ms == t_ms:
             return False
         bound, room = self._exposure_bound(sym)
+        if len(bound.brackets) < self.s.risk.max_positions:
+            return False  # below the position limit the gate mostly allows: asking it here would be wasted
         if not self._smallest_size_fits(sym, g, bound.equity, room):
             return False
         self._feed_candle(sym, g)
