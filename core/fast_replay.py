@@ -493,7 +493,10 @@ class FastReplay:
         bound passes on the real exposure; then the gate's headroom is positive, so with a zero
         notional it can only refuse for a reason decided before it reads equity or notionals
         (the same bracket symbols are occupied), which the real exposure gets as well. Anything
-        else — sizing failing on the bound, the gate allowing — is settled on the real marks.
+        else — sizing failing on the bound, the gate allowing — is settled on the real marks, and
+        so is a decision at the time a bracket opened: that bracket is marked at a price its legs
+        were never checked against (the close before its entry; on the data's last bar, a bar
+        ``find_exit`` does not scan).
         """
         if self.sizing.mode is SizingMode.FIXED_RISK or self._last_entry_ms == t_ms:
             return False
