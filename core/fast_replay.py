@@ -22,6 +22,7 @@ instead of approximating. tests/test_fast_replay_parity.py compares both paths t
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import logging
 import sys
@@ -49,7 +50,7 @@ from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import build_plan
 from core.sensor_tracker import PerformanceStats, TrackerParams, sensor_key
-from core.sizing import SizeSkip, SizingParams, size_entry
+from core.sizing import SizeSkip, SizingMode, SizingParams, kelly_fraction, size_entry
 from core.types import Candle, Side, Timeframe
 from croupier.ids import Leg, bracket_id, client_id, session_tag
 from exchanges.sim.errors import SimError
@@ -71,6 +72,10 @@ _PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
 # tracker statistics giving the two smallest sizes kelly sizing can choose: the fallback
 # (too few resolved votes) and min_fraction (losses only)
 _SMALLEST_SIZES = (PerformanceStats(0, 0, 0, 0.0, 0.0), PerformanceStats(10**9, 0, 10**9, 0.0, 1.0))
+# the gate's refusals decided before it reads the exposure's equity and notionals (only which
+# symbols are occupied): with an exposure bound they are the refusals of the real exposure
+_EXPOSURE_FREE_REFUSALS = frozenset({"halted", "reducing", "not_allowlisted", "outside_universe", "stale_data",
+                                     "loss_cooldown", "order_rate", "bracket_open", "max_positions"})
 
 
 def unsupported(s: Settings, duration_s: float | None) -> list[tuple[str, str]]:
@@ -143,6 +148,14 @@ class FastReplay:
         self.extra_skips: Counter[str] = Counter()
         self.next_number = 1
         self.seq = 0
+        # sizing at the smaller of the two smallest fractions passing means it passes at both
+        # (a larger fraction never fails where a smaller one passed: see _refused_whatever_the_size)
+        self._smallest_stats = min(_SMALLEST_SIZES, key=lambda st: kelly_fraction(st, self.sizing)[0])
+        self._book_version = 0  # bumped whenever the wallet or the open brackets change
+        self._bound_key: tuple[int, Decimal] | None = None
+        self._bound = Exposure(Decimal(0))
+        self._bound_room = Decimal(0)
+        self._last_entry_ms = -1  # when the last bracket was opened
 
     # ------------------------------------------------------------------ phases
     def run(self) -> None:
@@ -363,9 +376,13 @@ class FastReplay:
     def _trade(self) -> None:
         self._queue: list[tuple[int, int, int, int, str, Any]] = []
         n_decisions = 1
+        # per symbol, its deciding bars as a list: bisect on a list costs a fraction of a numpy
+        # searchsorted call, and there is one per decision
+        self._candidates: list[list[int]] = []
         for sym in self.symbols:
             assert sym.codes is not None
             sym.candidates = np.flatnonzero(sym.codes == CODE[DECISION]) + 1
+            self._candidates.append(sym.candidates.tolist())
             n_decisions += len(sym.candidates)
             self._next_candidate(sym, 1)
         for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
@@ -375,7 +392,7 @@ class FastReplay:
             t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
             if kind == "decide":
                 sym = self.symbols[_k]
-                handled = max(handled, int(np.searchsorted(sym.candidates, payload)))
+                handled = max(handled, bisect.bisect_left(self._candidates[_k], payload))
                 self._on_decision(sym, payload, t_ms)
                 self._next_candidate(sym, self._next_possible(sym, payload))
                 self.progress("trades", handled / n_decisions)
@@ -390,9 +407,10 @@ class FastReplay:
         """Queue the symbol's first deciding bar at or after ``from_g`` (None: no more)."""
         if from_g is None:
             return
-        k = int(np.searchsorted(sym.candidates, from_g))
-        if k < len(sym.candidates):
-            g = int(sym.candidates[k])
+        candidates = self._candidates[sym.index]
+        k = bisect.bisect_left(candidates, from_g)
+        if k < len(candidates):
+            g = candidates[k]
             self._push(self._decision_time(g), _PHASE_DECIDE, sym.index, "decide", g)
 
     def _next_possible(self, sym: _Symbol, g: int) -> int | None:
@@ -426,6 +444,8 @@ class FastReplay:
         sym.last_decision_index = (self.t0 + g * M) // M
         sym.decisions.append(g)
         self.clock.set_ms(t_ms)
+        if self._refused_within_bound(sym, g, t_ms):
+            return
         exposure = self._exposure(sym, g)
         if self._refused_whatever_the_size(sym, g, exposure):
             return
@@ -444,22 +464,86 @@ class FastReplay:
         (quantities are capped, never refused, above). fixed_risk sizes from the decision's stop
         distance, so it always takes the full path.
         """
-        if self.sizing.mode.value == "fixed_risk":
+        if self.sizing.mode is SizingMode.FIXED_RISK:
             return False
-        rules = self.venue.specs[sym.name].rules
-        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
-        room = self.risk.entry_headroom(sym.name, exposure)
-        for stats in _SMALLEST_SIZES:
-            size = size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=exposure.equity, rules=rules,
-                              stats=stats, params=self.sizing, market=True, max_notional=room)
-            if isinstance(size, SizeSkip):
-                return False
+        if not self._smallest_size_fits(sym, g, exposure.equity, self.risk.entry_headroom(sym.name, exposure)):
+            return False
         self._feed_candle(sym, g)
         verdict = self.risk.check_entry(EntryIntent(sym.name, Side.BUY, Decimal(0)), exposure)
         if verdict.allowed:
             return False
         self.extra_skips[f"risk_{verdict.reason}"] += 1
         return True
+
+    def _smallest_size_fits(self, sym: _Symbol, g: int, equity: Decimal, room: Decimal) -> bool:
+        """Whether sizing accepts the smallest entry any tracker statistics can ask for on
+        ``sym`` at bar ``g``'s close, given the equity and the gate's headroom on ``sym``."""
+        close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
+        size = size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=equity,
+                          rules=self.venue.specs[sym.name].rules, stats=self._smallest_stats, params=self.sizing,
+                          market=True, max_notional=room)
+        return not isinstance(size, SizeSkip)
+
+    def _refused_within_bound(self, sym: _Symbol, g: int, t_ms: int) -> bool:
+        """``_refused_whatever_the_size`` answered without the marks, where that is exact.
+
+        The marks only move the exposure's equity and notionals; ``_exposure_bound`` gives an
+        equity below and notionals above the real ones. Sizing's notional grows with equity and
+        headroom and the headroom shrinks with gross exposure, so sizing that passes on the
+        bound passes on the real exposure; then the gate's headroom is positive, so with a zero
+        notional it can only refuse for a reason decided before it reads equity or notionals
+        (the same bracket symbols are occupied), which the real exposure gets as well. Anything
+        else — sizing failing on the bound, the gate allowing — is settled on the real marks, and
+        so is a decision at the time a bracket opened: that bracket is marked at a price its legs
+        were never checked against (the close before its entry; on the data's last bar, a bar
+        ``find_exit`` does not scan).
+        """
+        if self.sizing.mode is SizingMode.FIXED_RISK or self._last_entry_ms == t_ms:
+            return False
+        bound, room = self._exposure_bound(sym)
+        if len(bound.brackets) < self.s.risk.max_positions:
+            return False  # below the position limit the gate mostly allows: asking it here would be wasted
+        if not self._smallest_size_fits(sym, g, bound.equity, room):
+            return False
+        self._feed_candle(sym, g)
+        verdict = self.risk.check_entry(EntryIntent(sym.name, Side.BUY, Decimal(0)), bound)
+        if verdict.allowed:
+            return False
+        if verdict.reason not in _EXPOSURE_FREE_REFUSALS:
+            raise RuntimeError(f"fast replay: {sym.name} bar {g}: the risk gate refused {verdict.reason} on the "
+                               "exposure bound, where sizing left headroom")
+        self.extra_skips[f"risk_{verdict.reason}"] += 1
+        return True
+
+    def _exposure_bound(self, deciding: _Symbol) -> tuple[Exposure, Decimal]:
+        """An exposure whose equity is at most, and whose notionals are at least, the real
+        exposure's at any decision while the wallet and the open brackets stay as they are
+        (and no bracket opened at the decision's time: ``_refused_within_bound``), and the
+        gate's headroom on it for ``deciding`` — the same for every symbol without a bracket,
+        which a deciding symbol is (the player's debounce).
+
+        Every mark of an open bracket (``_marks``) is a path point of the decided bar, at or
+        after the bracket's entry bar and before its exit, i.e. a point at which ``find_exit``
+        found neither leg firing: strictly between the stop and the take-profit. So each
+        bracket's unrealized PnL is above its value at the stop, its notional below quantity ×
+        the farther leg."""
+        key = (self._book_version, self.sv.wallet())
+        if key != self._bound_key:
+            with localcontext() as ctx:
+                ctx.prec = 60  # as _exposure: exact
+                equity = self.sv.wallet()
+                notional: dict[str, Decimal] = {}
+                for sym in self.symbols:
+                    b = sym.bracket
+                    if b is None:
+                        continue
+                    qty = b.quantity if b.side is Side.BUY else -b.quantity
+                    equity += qty * b.sl_price - qty * b.entry_price
+                    notional[sym.name] = b.quantity * max(b.sl_price, b.tp_price)
+            brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
+            self._bound_key, self._bound = key, Exposure(equity, notional, brackets)
+            self._bound_room = self.risk.entry_headroom(deciding.name, self._bound)
+        return self._bound, self._bound_room
 
     def _feed_candle(self, sym: _Symbol, g: int) -> None:
         o, h, low, c, v = self.sv.decimal_bar(sym.name, sym.first + g)
@@ -521,6 +605,7 @@ class FastReplay:
         self.next_number += 1
         entry_bar = sym.first + g + (1 if g < self.n_bars else 0)
         self._prices_at(g, t_ms, sym)
+        self._book_version += 1
         try:
             price, notional, fee = self.sv.enter(sym.name, decision.side, qty, t_ms,
                                                  client_id(self.tag, sym.name, number, Leg.ENTRY))
@@ -541,6 +626,7 @@ class FastReplay:
                         tp_algo, decision.confidence, tuple((v.sensor, v.weight) for v in decision.votes),
                         funding_start=self.sv.funding_so_far(sym.name))
         sym.bracket = b
+        self._last_entry_ms = t_ms
         sym.active.append((g + 1, self.n_bars))  # closed by _on_exit
         if g < self.n_bars:
             self.sv.find_exit(b, sym.first + self.n_bars)
@@ -585,6 +671,7 @@ class FastReplay:
         self.trades.append(record)
         self.risk.on_trade_closed(record.net_pnl)
         sym.bracket = None
+        self._book_version += 1
 
     def _on_funding(self, t_ms: int) -> None:
         open_syms = [s.name for s in self.symbols if s.bracket is not None]
@@ -595,6 +682,7 @@ class FastReplay:
             if s.bracket is not None:
                 i = s.first + (t_ms - M - self.t0) // M
                 prev[s.name] = (self.sv.decimal_bar(s.name, i)[3], t_ms - 1)
+        self._book_version += 1
         self.sv.funding(t_ms, open_syms, prev)
 
     def _shutdown(self) -> None:

@@ -27,6 +27,8 @@ MINIMAL = FAST_CONFIG.replace('dataset = "futures-2023"', 'dataset = "short"').r
 enabled = false
 """
 MINIMAL = MINIMAL.replace("workers = 2", 'workers = 2\nenabled = ["ema_cross", "htf_trend"]')
+# one position for two symbols: while either holds a bracket, the other's decisions are refused
+ONE_POSITION = MINIMAL.replace("max_positions = 2", "max_positions = 1")
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,19 @@ def minimal_case(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tu
 def test_minimal_ema_cross_same_trades(minimal_case: tuple[dict, dict, dict]) -> None:
     engine, fast, truth = minimal_case
     assert len(engine["trades"]) >= 5  # the dataset and config trade often enough to mean something
+    assert_same_trades(engine, fast, truth)
+
+
+def test_refusals_at_the_position_limit_same_trades(tmp_path: Path, data_dir: Path) -> None:
+    """The decisions refused at the position limit are answered from an exposure bound, without
+    the open bracket's marks (FastReplay._refused_within_bound); entries resume once it exits."""
+    short_dataset(data_dir / "futures-2023", tmp_path / "data" / "short", ["BTCUSDT", "ETHUSDT"], 7200 + 1440)
+    config = tmp_path / "casino.toml"
+    config.write_text(ONE_POSITION)
+    engine, truth = run_engine(tmp_path / "engine", config, tmp_path / "data")
+    fast = fast_report(tmp_path / "fast", config, tmp_path / "data")
+    assert engine["skip_reasons"].get("risk_max_positions", 0) >= 20
+    assert len({t["symbol"] for t in engine["trades"]}) == 2  # both symbols trade between the refusals
     assert_same_trades(engine, fast, truth)
 
 

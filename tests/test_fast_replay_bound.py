@@ -1,0 +1,71 @@
+"""The fast replay's refusals answered from an exposure bound against the same refusals answered
+on the real marks, on the seven recorded symbols.
+
+``FastReplay._refused_within_bound`` answers a decision refused for a reason no size changes
+(the position limit, a loss cooldown …) from an exposure bound instead of the open brackets'
+marks. The reference here is the same replay with that shortcut declined at every decision, so
+each decision takes the path that rebuilds the marks: the trades, every skip count and the final
+wallet must be the same. The limits are chosen so that the refusal reason changes between
+decisions (position limit reached and released, sizing left without headroom by the gross
+exposure limit, loss cooldowns).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.loader import load_settings
+from core.fast_replay import FastReplay, _Symbol
+
+SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT"]
+
+
+class MarksEveryTime(FastReplay):
+    """The fast replay with the bound declined: every decision is settled on the real marks."""
+
+    def _refused_within_bound(self, sym: _Symbol, g: int, t_ms: int) -> bool:
+        return False
+
+
+class CountingBound(FastReplay):
+    """The fast replay as it is, counting the decisions the bound answered."""
+
+    answered = 0
+
+    def _refused_within_bound(self, sym: _Symbol, g: int, t_ms: int) -> bool:
+        refused = super()._refused_within_bound(sym, g, t_ms)
+        self.answered += refused
+        return refused
+
+
+def outcome(replay: FastReplay) -> tuple[Any, ...]:
+    return replay.trades, dict(replay.extra_skips), replay.sv.wallet()
+
+
+@pytest.mark.parametrize("limits, reasons", [
+    ({"risk.max_positions": 2, "risk.max_consecutive_losses": 1, "risk.loss_cooldown_s": 3600},
+     {"risk_max_positions", "risk_loss_cooldown"}),
+    ({"risk.max_positions": 4, "risk.max_gross_exposure_usdt": 2600},
+     {"risk_max_positions", "size_no_headroom"}),
+])
+def test_bound_refusals_are_the_refusals_on_the_marks(data_dir: Path, limits: dict[str, Any],
+                                                      reasons: set[str]) -> None:
+    settings = load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": SYMBOLS, "session.data_dir": data_dir,
+        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 4_000,
+        "sensors.enabled": ["ema_cross", "htf_trend"], "player.min_voters": 1,
+        "risk.daily_loss_limit_fraction": 0.5, **limits,
+    })
+    bounded = CountingBound(settings, "test-bound")
+    bounded.run()
+    on_marks = MarksEveryTime(settings, "test-bound")
+    on_marks.run()
+
+    assert outcome(bounded) == outcome(on_marks)
+    assert reasons <= set(bounded.extra_skips)  # the refusal reason changed between decisions
+    assert bounded.answered >= 50 and bounded.answered < sum(bounded.extra_skips.values())
+    assert len(bounded.trades) >= 10 and bounded.sv.wallet() != Decimal(10_000)
