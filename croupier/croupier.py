@@ -317,7 +317,12 @@ class Croupier:
         if not self._started or self.oco is None:
             log.error("open_bracket before start(): refused")
             return None
-        begun = self.oco.begin(decision, quantity, durable=durable)
+        if durable:
+            begun = self.oco.begin(decision, quantity)
+        else:  # made durable together, before any of them leaves (save_now, or the entry's own journaled intent)
+            assert self.journal is not None
+            with self.journal.deferred_sync():
+                begun = self.oco.begin(decision, quantity, durable=False)
         return None if begun is None else BegunEntry(*begun)
 
     async def send_entry(self, begun: BegunEntry) -> str | None:
@@ -337,7 +342,9 @@ class Croupier:
                                                           client_id=begun.request.client_order_id, reason=reason))
 
     def save_now(self) -> None:
-        """Snapshot now (after ``begin_bracket(durable=False)``, before the entries leave)."""
+        """Journal synced and a snapshot now (after ``begin_bracket(durable=False)``, before the entries leave)."""
+        if self.journal is not None:
+            self.journal.sync()
         self._save()
 
     def _tracker_funding_start(self, bid: str) -> None:

@@ -223,3 +223,35 @@ def test_a_failed_append_is_taken_back(tmp_path: Path, monkeypatch: pytest.Monke
     assert journal.record_intent(_intent("c3")).seq == 2
     found = scan(path)
     assert found.bad_lines == () and [decode_intent(e).intent.client_id for e in found.entries] == ["c1", "c3"]
+
+
+def test_deferred_appends_are_written_at_once_and_fsynced_together(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    path = tmp_path / "j.jsonl"
+    journal = Journal.open(path, FakeClock())
+    real_fsync = os.fsync
+    synced: list[int] = []
+
+    def counting_fsync(fd: int) -> None:  # the real fsync, counted
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    journal.record_transition({"bracket": "b1", "to": "PLANNED"})
+    assert len(synced) == 1  # outside the scope: every append is fsynced
+    with journal.deferred_sync():
+        journal.record_transition({"bracket": "b2", "to": "PLANNED"})
+        journal.record_transition({"bracket": "b2", "to": "ENTRY_SENT"})
+        assert len(synced) == 1  # written, not fsynced…
+        assert len(scan(path).entries) == 3  # …but in the file already: a process crash loses nothing
+    journal.sync()
+    journal.sync()  # nothing new since: no second fsync
+    assert len(synced) == 2
+    with journal.deferred_sync():
+        journal.record_transition({"bracket": "b3", "to": "PLANNED"})
+    journal.record_intent(_intent("c1"))  # the next fsynced append makes the deferred one durable too
+    assert len(synced) == 3
+    journal.sync()
+    assert len(synced) == 3
