@@ -40,8 +40,8 @@ from core.errors import ConfigError, DataError
 from core.events import Decision, SensorReading
 from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
 from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
-from core.fast_readings import TimeframeReadings, symbol_readings
-from core.fast_tracker import KeyEvents, approx_score, approx_scores, build_key_events, exact_tracker
+from core.fast_readings import SignalTable, TimeframeReadings, stack_tables, symbol_readings
+from core.fast_tracker import BlockScores, KeyEvents, approx_score, build_key_events, exact_tracker
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
@@ -62,7 +62,7 @@ log = logging.getLogger(__name__)
 
 M = MINUTE_MS
 QUOTE = "USDT"
-# bars per consensus block: its (voters × bars) float arrays stay a few MB, which glibc's malloc
+# columns (bar × symbol) per consensus block: its (voters × columns) float arrays stay a few MB, which glibc's malloc
 # reuses from its heap; 65,536-bar blocks (~140 MB a temporary) were mmapped afresh for every
 # temporary and page-faulted in, which cost more than the arithmetic (default ensemble, 1 symbol
 # × 100 k bars, one run each: 4.6 s at 65,536, 2.2 s at 16,384, 2.0 s at 4,096)
@@ -139,6 +139,7 @@ class FastReplay:
         self.n_bars = (self.last_open - self.t0) // M
         self.symbols: list[_Symbol] = []
         self.events: dict[str, KeyEvents] = {}
+        self.tables: dict[Timeframe, SignalTable] = {}  # every symbol's signals, per timeframe (_load)
         self.trades: list[TradeRecord] = []
         self.extra_skips: Counter[str] = Counter()
         self.next_number = 1
@@ -167,6 +168,8 @@ class FastReplay:
                                        history_bars=self.s.sensors.window_bars + self.s.sensors.ring_slack_bars)
             self.symbols.append(_Symbol(name, k, first, readings))
             self.progress("signals", (k + 1) / len(names))
+        self.tables = stack_tables([sym.readings for sym in self.symbols], [sym.first for sym in self.symbols],
+                                   self.n_bars)
 
     def _track(self) -> None:
         """Judge every vote; one ordered outcome sequence per sensor key.
@@ -251,55 +254,35 @@ class FastReplay:
         self.progress("tracker", 1.0)
 
     def _consensus(self) -> None:
-        g_all = np.arange(1, self.n_bars + 1, dtype=np.int64)
-        total = len(self.symbols) * len(g_all)
-        done = 0
+        """Reason code of every bar of every symbol: blocks of ``_BLOCK`` columns, each a few
+        bars of all symbols (``BlockScores``), so the per-call work is per block, not per
+        (symbol, key, block)."""
         n_sym = len(self.symbols)
+        readings = self.symbols[0].readings  # every symbol runs the same plan (stack_tables checks)
+        voters = [(tf, ps) for tf, rd in readings.items() for ps in rd.sensors if not ps.context]
+        n_context = sum(ps.context for rd in readings.values() for ps in rd.sensors)
+        scorer = BlockScores([self.events.get(sensor_key(ps.name, tf)) for tf, ps in voters], n_sym, self.n_bars,
+                             max(1, _BLOCK // n_sym))
+        codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
+        for b in range(scorer.n_blocks):
+            g0, g1 = scorer.bars(b)
+            width = (g1 - g0) * n_sym
+            sig = np.empty((len(voters), width))
+            ctx = np.empty((n_context, width))
+            v0 = c0 = 0
+            for table in self.tables.values():  # in the voters' (and context rows') timeframe order
+                n_ctx = len(table.table) - table.voters
+                table.gather(g0, g1, sig[v0:v0 + table.voters], ctx[c0:c0 + n_ctx])
+                v0 += table.voters
+                c0 += n_ctx
+            now = np.repeat(self.t0 + (np.arange(g0, g1, dtype=np.int64) + 1) * M, n_sym)
+            scores, neutral = scorer.scores(b, now, self.tracker_params)
+            block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+                             lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
+            codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)
+            self.progress("consensus", (g1 - 1) / self.n_bars)
         for sym in self.symbols:
-            # rows grouped by timeframe: one gather per timeframe fills all its sensors' rows
-            voters = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if not ps.context]
-            context = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if ps.context]
-            v_parts = self._row_groups(sym, voters)
-            c_parts = self._row_groups(sym, context)
-            keyed = [(row, self.events[k]) for row, (tf, ps) in enumerate(voters)
-                     if (k := sensor_key(ps.name, tf)) in self.events]
-            codes = np.empty(len(g_all), dtype=np.int8)
-            for a in range(0, len(g_all), _BLOCK):
-                g = g_all[a:a + _BLOCK]
-                lb = sym.first + g
-                now = self.t0 + (g + 1) * M
-                sig = np.empty((len(voters), len(g)))
-                ctx = np.empty((len(context), len(g)))
-                for rd, rows, mat in v_parts:
-                    rd.gather(mat, lb, sig[rows[0]:rows[1]])
-                for rd, rows, mat in c_parts:
-                    rd.gather(mat, lb, ctx[rows[0]:rows[1]])
-                scores = np.full(sig.shape, 0.5)
-                neutral = np.ones(sig.shape, dtype=bool)
-                for row, ev in keyed:
-                    m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, n_sym)
-                    approx_scores(ev, m, now, self.tracker_params, out=(scores[row], neutral[row]))
-                block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
-                                 lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
-                codes[a:a + len(g)] = block
-                done += len(g)
-                self.progress("consensus", done / total)
-            sym.codes = codes
-
-    @staticmethod
-    def _row_groups(sym: _Symbol, rows: list[tuple[Timeframe, Any]]) -> list[tuple[TimeframeReadings, tuple[int, int], np.ndarray]]:
-        """(readings, [first, last) row, signal matrix) per timeframe of ``rows`` (grouped by timeframe)."""
-        out = []
-        start = 0
-        while start < len(rows):
-            tf = rows[start][0]
-            stop = start
-            while stop < len(rows) and rows[stop][0] is tf:
-                stop += 1
-            rd = sym.readings[tf]
-            out.append((rd, (start, stop), rd.matrix([ps.name for _, ps in rows[start:stop]])))
-            start = stop
-        return out
+            sym.codes = np.ascontiguousarray(codes[:, sym.index])
 
     # ------------------------------------------------------------------ exact pieces
     def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:

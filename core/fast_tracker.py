@@ -57,24 +57,6 @@ class KeyEvents:
         """How many events the tracker holds before ``symbol`` decides ``bar``."""
         return np.searchsorted(self.order, np.asarray(bar, dtype=np.int64) * n_symbols + symbol, side="right")
 
-    def prefix_range(self, first: int, last: int, symbol: int, n_symbols: int) -> np.ndarray:
-        """``prefix`` for every bar ``first … last`` of one symbol: by counting (O(bars + events))
-        when the range holds few events per bar, else by binary search (O(bars · log events)) —
-        with many symbols the range holds every symbol's events, and counting them all for
-        each symbol in turn would cost O(symbols²)."""
-        n = last - first + 1
-        lo = int(np.searchsorted(self.order, first * n_symbols, side="left"))
-        hi = int(np.searchsorted(self.order, (last + 1) * n_symbols, side="left"))
-        sub = self.order[lo:hi]
-        if len(sub) > 4 * n:
-            queries = np.arange(first, last + 1, dtype=np.int64) * n_symbols + symbol
-            return lo + np.searchsorted(sub, queries, side="right")
-        bars = sub // n_symbols - first
-        all_c = np.bincount(bars, minlength=n)
-        mine = np.bincount(bars[sub % n_symbols <= symbol], minlength=n)
-        before = np.concatenate([[0], np.cumsum(all_c)[:-1]])
-        return lo + before + mine
-
 
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
                      won: np.ndarray, resolved_ms: np.ndarray, n_symbols: int, p: TrackerParams) -> KeyEvents:
@@ -140,10 +122,16 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
                   out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(score, neutral) after ``m`` events at market time ``now_ms``; ``neutral`` marks the
     exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
-    to write them into (rows of the consensus block; computed in place, no temporaries)."""
-    score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
-    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
-    lw = ev.last_win_ms[m]
+    to write them into (computed in place, no temporaries)."""
+    return _blend(ev.partial, ev.count, ev.last_win_ms, m, now_ms, p, out)
+
+
+def _blend(partial: np.ndarray, count: np.ndarray, last_win_ms: np.ndarray, m: np.ndarray, now_ms: np.ndarray,
+           p: TrackerParams, out: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+    """``approx_scores`` from the prefix arrays (``m`` of any shape; ``now_ms`` broadcast along its last axis)."""
+    score, neutral = out if out is not None else (np.empty(m.shape), np.empty(m.shape, dtype=bool))
+    np.less(count[m], p.min_resolved_votes, out=neutral)
+    lw = last_win_ms[m]
     recency = np.subtract(now_ms, lw, dtype=np.float64)
     recency /= _DAY_MS
     # 0.95 ** min(max(0, d), 30) as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
@@ -152,10 +140,75 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     np.exp(recency, out=recency)
     recency[lw < 0] = 0.5
     recency *= p.weight_recency
-    np.add(ev.partial[m], recency, out=score)
+    np.add(partial[m], recency, out=score)
     np.clip(score, 0.0, 1.0, out=score)
     score[neutral] = NEUTRAL_SCORE
     return score, neutral
+
+
+class BlockScores:
+    """Approximate scores of many keys (rows) for every (bar, symbol) of a replay, a block of
+    bars at a time: the consensus of all symbols at once.
+
+    A block holds ``bars_per_block`` consecutive bars ``g0 …`` of every symbol as columns
+    ``(g - g0) * n_symbols + symbol`` — the tracker's order of ``KeyEvents.order`` — so the
+    events a row holds at each column are its events before the block plus a running count
+    (cumulative sum along the columns) of the block's own: one counting pass per block for
+    every row, where asking each key of each symbol in turn cost a numpy call per (symbol,
+    key, block). Every row's prefix statistics sit in one array (``offset`` = where a row's
+    start), so a block's scores are a few calls over the whole (rows × columns) matrix.
+    A row without events (``None``) scores the neutral 0.5 everywhere, as an unseen key does.
+    """
+
+    def __init__(self, rows: list[KeyEvents | None], n_symbols: int, n_bars: int, bars_per_block: int) -> None:
+        self.n_symbols = n_symbols
+        self.n_bars = n_bars  # bars 1 … n_bars are asked
+        self.bars_per_block = b_len = bars_per_block
+        self.n_blocks = -(-n_bars // b_len)
+        n_rows = len(rows)
+        self.width = width = b_len * n_symbols  # columns of a full block
+        orders = [np.zeros(0, dtype=np.int64) if ev is None else ev.order for ev in rows]
+        sizes = np.array([len(o) for o in orders], dtype=np.int64)
+        self.offset = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype(np.int64)
+        self.partial = np.concatenate([np.zeros(1) if ev is None else ev.partial for ev in rows])
+        self.count = np.concatenate([np.zeros(1, dtype=np.int64) if ev is None else ev.count for ev in rows])
+        self.last_win_ms = np.concatenate([np.full(1, -1, dtype=np.int64) if ev is None else ev.last_win_ms
+                                           for ev in rows])
+        order = np.concatenate(orders)
+        row = np.repeat(np.arange(n_rows, dtype=np.int64), sizes)
+        block = (order // n_symbols - 1) // b_len  # -1: resolved on bar 0, before every block
+        # events per (row, block + 1), summed along the blocks: a row's events before each block
+        tally = np.bincount(row * (self.n_blocks + 1) + block + 1,
+                            minlength=n_rows * (self.n_blocks + 1)).reshape(n_rows, self.n_blocks + 1)
+        self.base = np.cumsum(tally, axis=1)[:, :self.n_blocks]
+        inside = block >= 0
+        block = block[inside]
+        value = row[inside] * width + (order[inside] - (1 + block * b_len) * n_symbols)
+        # grouped by block (a stable counting sort on a small integer type), any order within
+        by_block = np.argsort(block.astype(np.uint16 if self.n_blocks <= 1 << 16 else np.int64), kind="stable")
+        self.values = value[by_block]
+        self.bounds = np.concatenate([[0], np.cumsum(tally[:, 1:].sum(axis=0))])
+
+    def bars(self, b: int) -> tuple[int, int]:
+        """The bars ``[g0, g1)`` of block ``b``."""
+        g0 = 1 + b * self.bars_per_block
+        return g0, min(g0 + self.bars_per_block, self.n_bars + 1)
+
+    def prefix(self, b: int) -> np.ndarray:
+        """(rows × columns) events each row holds at each column of block ``b`` (``KeyEvents.prefix``)."""
+        g0, g1 = self.bars(b)
+        n_rows = len(self.offset)
+        counts = np.bincount(self.values[self.bounds[b]:self.bounds[b + 1]], minlength=n_rows * self.width)
+        m = np.cumsum(counts.reshape(n_rows, self.width)[:, :(g1 - g0) * self.n_symbols], axis=1)
+        m += self.base[:, b, None]
+        return m
+
+    def scores(self, b: int, now_ms: np.ndarray, p: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
+        """(score, neutral) of every row at every column of block ``b`` (``approx_scores``);
+        ``now_ms``: market time per column."""
+        m = self.prefix(b)
+        m += self.offset[:, None]
+        return _blend(self.partial, self.count, self.last_win_ms, m, now_ms, p, None)
 
 
 def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:

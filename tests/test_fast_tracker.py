@@ -10,7 +10,7 @@ import pytest
 
 from core.events import SensorReading
 from core.fast_passage import NOT_FOUND, first_touch, judge_votes
-from core.fast_tracker import approx_scores, build_key_events, exact_tracker
+from core.fast_tracker import BlockScores, approx_scores, build_key_events, exact_tracker
 from core.history import load_candles
 from core.sensor_tracker import SensorTracker, TrackerParams, sensor_key
 from core.types import Timeframe
@@ -125,13 +125,36 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
     assert all(tracker.resolved_count(k) >= params.window for k in keys)  # the windows rolled
 
 
-@pytest.mark.parametrize("n_symbols, events", [(1, 40), (3, 5_000), (50, 200_000)])
-def test_prefix_range_counts_like_the_binary_search(n_symbols: int, events: int) -> None:
-    # both strategies (counting few events per bar, searching many) against ``prefix`` per query
+@pytest.mark.parametrize("n_symbols, events, bars_per_block", [(1, 40, 4096), (3, 5_000, 700), (50, 200_000, 81)])
+def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, bars_per_block: int) -> None:
+    # every (bar, symbol) of every block against ``prefix`` and ``approx_scores`` asked key by key;
+    # a row without events is the unseen key's neutral 0.5
     rng = np.random.default_rng(n_symbols)
-    order = np.sort(rng.integers(0, 3_000 * n_symbols, events)).astype(np.int64)
-    ev = build_key_events(order // n_symbols, order % n_symbols, order // n_symbols, np.ones(events),
-                          np.ones(events, dtype=bool), np.zeros(events, dtype=np.int64), n_symbols, TrackerParams())
-    for symbol in {0, n_symbols // 2, n_symbols - 1}:
-        got = ev.prefix_range(100, 2_500, symbol, n_symbols)
-        assert got.tolist() == ev.prefix(np.arange(100, 2_501), symbol, n_symbols).tolist()
+    n_bars = 3_000
+    params = TrackerParams(window=50, recent_window=10, min_resolved_votes=5)
+    rows = []
+    for k in range(3):
+        order = np.sort(rng.integers(0, (n_bars + 1) * n_symbols, events // (k + 1))).astype(np.int64)
+        bar = order // n_symbols
+        rows.append(build_key_events(bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
+                                     rng.choice([-1.0, 1.5, 0.3], len(order)), rng.random(len(order)) < 0.45,
+                                     1_600_000_000_000 + (bar + 1) * M, n_symbols, params))
+    rows.insert(1, None)
+    scorer = BlockScores(rows, n_symbols, n_bars, bars_per_block)
+    assert scorer.n_blocks == -(-n_bars // bars_per_block)
+    for b in range(scorer.n_blocks):
+        g0, g1 = scorer.bars(b)
+        bars = np.repeat(np.arange(g0, g1), n_symbols)
+        symbols = np.tile(np.arange(n_symbols), g1 - g0)
+        now = 1_600_000_000_000 + (bars + 1) * M
+        m = scorer.prefix(b)
+        score, neutral = scorer.scores(b, now, params)
+        for row, ev in enumerate(rows):
+            if ev is None:
+                assert not m[row].any() and neutral[row].all() and (score[row] == 0.5).all()
+                continue
+            want_m = ev.prefix(bars, symbols, n_symbols)
+            assert m[row].tolist() == want_m.tolist()
+            want_score, want_neutral = approx_scores(ev, want_m, now, params)
+            assert neutral[row].tolist() == want_neutral.tolist()
+            assert np.abs(score[row] - want_score).max() < 1e-12
