@@ -262,7 +262,7 @@ class FastReplay:
         voters = [(tf, ps) for tf, rd in readings.items() for ps in rd.sensors if not ps.context]
         n_context = sum(ps.context for rd in readings.values() for ps in rd.sensors)
         scorer = BlockScores([self.events.get(sensor_key(ps.name, tf)) for tf, ps in voters], n_sym, self.n_bars,
-                             max(1, _BLOCK // n_sym))
+                             max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
         codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
         for b in range(scorer.n_blocks):
             g0, g1 = scorer.bars(b)
@@ -276,7 +276,7 @@ class FastReplay:
                 v0 += table.voters
                 c0 += n_ctx
             now = np.repeat(self.t0 + (np.arange(g0, g1, dtype=np.int64) + 1) * M, n_sym)
-            scores, neutral = scorer.scores(b, now, self.tracker_params)
+            scores, neutral = scorer.scores(b, now)
             block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
                              lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
             codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)

@@ -123,15 +123,9 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     """(score, neutral) after ``m`` events at market time ``now_ms``; ``neutral`` marks the
     exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
     to write them into (computed in place, no temporaries)."""
-    return _blend(ev.partial, ev.count, ev.last_win_ms, m, now_ms, p, out)
-
-
-def _blend(partial: np.ndarray, count: np.ndarray, last_win_ms: np.ndarray, m: np.ndarray, now_ms: np.ndarray,
-           p: TrackerParams, out: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
-    """``approx_scores`` from the prefix arrays (``m`` of any shape; ``now_ms`` broadcast along its last axis)."""
-    score, neutral = out if out is not None else (np.empty(m.shape), np.empty(m.shape, dtype=bool))
-    np.less(count[m], p.min_resolved_votes, out=neutral)
-    lw = last_win_ms[m]
+    score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
+    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
+    lw = ev.last_win_ms[m]
     recency = np.subtract(now_ms, lw, dtype=np.float64)
     recency /= _DAY_MS
     # 0.95 ** min(max(0, d), 30) as exp(d ln 0.95): equal to rounding, far inside the consensus tolerance
@@ -140,7 +134,7 @@ def _blend(partial: np.ndarray, count: np.ndarray, last_win_ms: np.ndarray, m: n
     np.exp(recency, out=recency)
     recency[lw < 0] = 0.5
     recency *= p.weight_recency
-    np.add(partial[m], recency, out=score)
+    np.add(ev.partial[m], recency, out=score)
     np.clip(score, 0.0, 1.0, out=score)
     score[neutral] = NEUTRAL_SCORE
     return score, neutral
@@ -158,9 +152,20 @@ class BlockScores:
     key, block). Every row's prefix statistics sit in one array (``offset`` = where a row's
     start), so a block's scores are a few calls over the whole (rows × columns) matrix.
     A row without events (``None``) scores the neutral 0.5 everywhere, as an unseen key does.
+
+    The recency term needs no ``exp`` per (key, column): ``0.95 ** ((now - last_win) / day)``
+    is ``A(now) · E(last_win)`` with ``A = 0.95 ** ((now - ref) / day)`` per column and
+    ``E = 0.95 ** ((ref - last_win) / day)`` per prefix, and its 30-day floor is a ``max``
+    (the power only falls with age). Same scores as ``approx_scores`` to rounding (≈1e-14,
+    the factors' exponents reach ±35 over a 700-day replay), far inside ``TOLERANCE``.
     """
 
-    def __init__(self, rows: list[KeyEvents | None], n_symbols: int, n_bars: int, bars_per_block: int) -> None:
+    def __init__(self, rows: list[KeyEvents | None], n_symbols: int, n_bars: int, bars_per_block: int,
+                 params: TrackerParams, ref_ms: int) -> None:
+        """``ref_ms``: a time no later than any event's resolution or any query's ``now``."""
+        if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:
+            # exp(±700) is float64's range; 1m bars over ~37 years would need another reference per era
+            raise ValueError(f"BlockScores: {n_bars:,} bars span too long a time for one recency reference")
         self.n_symbols = n_symbols
         self.n_bars = n_bars  # bars 1 … n_bars are asked
         self.bars_per_block = b_len = bars_per_block
@@ -170,10 +175,18 @@ class BlockScores:
         orders = [np.zeros(0, dtype=np.int64) if ev is None else ev.order for ev in rows]
         sizes = np.array([len(o) for o in orders], dtype=np.int64)
         self.offset = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype(np.int64)
-        self.partial = np.concatenate([np.zeros(1) if ev is None else ev.partial for ev in rows])
-        self.count = np.concatenate([np.zeros(1, dtype=np.int64) if ev is None else ev.count for ev in rows])
-        self.last_win_ms = np.concatenate([np.full(1, -1, dtype=np.int64) if ev is None else ev.last_win_ms
-                                           for ev in rows])
+        partial = np.concatenate([np.zeros(1) if ev is None else ev.partial for ev in rows])
+        last_win = np.concatenate([np.full(1, -1, dtype=np.int64) if ev is None else ev.last_win_ms for ev in rows])
+        won = last_win >= 0
+        w = params.weight_recency
+        self.ref_ms = ref_ms
+        self.floor = w * math.exp(30.0 * _LN_095)
+        # per prefix: w·E where the key has won, else 0 (max() then gives the floor) with the
+        # never-won recency 0.5 moved into the constant part
+        self.recency = np.where(won, w * np.exp((ref_ms - last_win) / _DAY_MS * _LN_095), 0.0)
+        self.constant = np.where(won, partial, partial + (w * 0.5 - self.floor))
+        # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
+        self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
         order = np.concatenate(orders)
         row = np.repeat(np.arange(n_rows, dtype=np.int64), sizes)
         block = (order // n_symbols - 1) // b_len  # -1: resolved on bar 0, before every block
@@ -203,12 +216,19 @@ class BlockScores:
         m += self.base[:, b, None]
         return m
 
-    def scores(self, b: int, now_ms: np.ndarray, p: TrackerParams) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, b: int, now_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, neutral) of every row at every column of block ``b`` (``approx_scores``);
         ``now_ms``: market time per column."""
         m = self.prefix(b)
+        neutral = m < self.neutral_below
         m += self.offset[:, None]
-        return _blend(self.partial, self.count, self.last_win_ms, m, now_ms, p, None)
+        score = self.recency[m]
+        score *= np.exp((np.asarray(now_ms, dtype=np.int64) - self.ref_ms) / _DAY_MS * _LN_095)
+        np.maximum(score, self.floor, out=score)
+        score += self.constant[m]
+        np.clip(score, 0.0, 1.0, out=score)
+        score[neutral] = NEUTRAL_SCORE
+        return score, neutral
 
 
 def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:

@@ -128,27 +128,31 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
 @pytest.mark.parametrize("n_symbols, events, bars_per_block", [(1, 40, 4096), (3, 5_000, 700), (50, 200_000, 81)])
 def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, bars_per_block: int) -> None:
     # every (bar, symbol) of every block against ``prefix`` and ``approx_scores`` asked key by key;
-    # a row without events is the unseen key's neutral 0.5
+    # a row without events is the unseen key's neutral 0.5. Bars 30 minutes apart, and keys
+    # that rarely win, so scores with no win yet and with the 30-day recency floor are compared
     rng = np.random.default_rng(n_symbols)
-    n_bars = 3_000
+    n_bars, step, t0 = 3_000, 30 * M, 1_600_000_000_000
     params = TrackerParams(window=50, recent_window=10, min_resolved_votes=5)
     rows = []
-    for k in range(3):
+    # (win rate, bars where a vote can win): key 1 has no win in its last 46 days, key 2 none in its first 31
+    for k, (p_win, wins) in enumerate(((0.45, (0, n_bars)), (1.0, (0, n_bars // 4)), (0.05, (n_bars // 2, n_bars)))):
         order = np.sort(rng.integers(0, (n_bars + 1) * n_symbols, events // (k + 1))).astype(np.int64)
         bar = order // n_symbols
+        won = (rng.random(len(order)) < p_win) & (bar >= wins[0]) & (bar <= wins[1])
         rows.append(build_key_events(bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
-                                     rng.choice([-1.0, 1.5, 0.3], len(order)), rng.random(len(order)) < 0.45,
-                                     1_600_000_000_000 + (bar + 1) * M, n_symbols, params))
+                                     rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step,
+                                     n_symbols, params))
     rows.insert(1, None)
-    scorer = BlockScores(rows, n_symbols, n_bars, bars_per_block)
+    scorer = BlockScores(rows, n_symbols, n_bars, bars_per_block, params, t0)
     assert scorer.n_blocks == -(-n_bars // bars_per_block)
+    never_won = floored = 0
     for b in range(scorer.n_blocks):
         g0, g1 = scorer.bars(b)
         bars = np.repeat(np.arange(g0, g1), n_symbols)
         symbols = np.tile(np.arange(n_symbols), g1 - g0)
-        now = 1_600_000_000_000 + (bars + 1) * M
+        now = t0 + (bars + 1) * step
         m = scorer.prefix(b)
-        score, neutral = scorer.scores(b, now, params)
+        score, neutral = scorer.scores(b, now)
         for row, ev in enumerate(rows):
             if ev is None:
                 assert not m[row].any() and neutral[row].all() and (score[row] == 0.5).all()
@@ -158,3 +162,13 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
             want_score, want_neutral = approx_scores(ev, want_m, now, params)
             assert neutral[row].tolist() == want_neutral.tolist()
             assert np.abs(score[row] - want_score).max() < 1e-12
+            lw = ev.last_win_ms[want_m][~want_neutral]
+            never_won += int((lw < 0).sum())
+            floored += int(((lw >= 0) & (now[~want_neutral] - lw > 30 * 86_400_000)).sum())
+    assert never_won > 0 and floored > 0
+
+
+def test_block_scores_refuse_a_span_beyond_one_recency_reference() -> None:
+    # the recency factors exp(±span · ln 0.95 / day) leave float64's range past ~37 years of 1m bars
+    with pytest.raises(ValueError, match="span too long"):
+        BlockScores([None], 1, 20_000_000, 4096, TrackerParams(), 0)
