@@ -41,7 +41,7 @@ from core.events import Decision, SensorReading
 from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
 from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
 from core.fast_readings import SignalTable, TimeframeReadings, stack_tables, symbol_readings
-from core.fast_tracker import BlockScores, KeyEvents, approx_score, build_key_events, exact_tracker
+from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score, exact_tracker, pack_events
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
@@ -138,7 +138,8 @@ class FastReplay:
         self.last_open = self.venue.end_ms - (M - 1)
         self.n_bars = (self.last_open - self.t0) // M
         self.symbols: list[_Symbol] = []
-        self.events: dict[str, KeyEvents] = {}
+        self.events: dict[str, KeyEvents] = {}  # keys with a vote: views of ``packed``
+        self.packed: PackedEvents | None = None  # every voter's events, by voter row (_track)
         self.tables: dict[Timeframe, SignalTable] = {}  # every symbol's signals, per timeframe (_load)
         self.trades: list[TradeRecord] = []
         self.extra_skips: Counter[str] = Counter()
@@ -175,13 +176,18 @@ class FastReplay:
         """Judge every vote; one ordered outcome sequence per sensor key.
 
         Each group of votes judged alike (timeframe, TP, SL) is judged at once and kept as
-        whole arrays tagged by key id; the keys are split out once at the end (one stable
-        sort over every resolved vote) rather than sliced per sensor and symbol."""
+        whole arrays tagged by key id; the keys are sorted out once at the end into one packed
+        set of arrays (``pack_events``), key ids being the consensus's voter rows."""
         n_sym = len(self.symbols)
         horizon = self.tracker_params.horizon_bars
-        key_ids: dict[str, int] = {}
-        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
-        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
+        # a key's id is its voter row in the consensus (every symbol runs the same plan), so the
+        # consensus reads the packed events as they are
+        voter_keys = [sensor_key(ps.name, tf) for tf, rd in self.symbols[0].readings.items() for ps in rd.sensors
+                      if not ps.context] if self.symbols else []
+        row_of = {key: k for k, key in enumerate(voter_keys)}
+        voted = np.zeros(len(voter_keys), dtype=bool)  # keys with a vote (judged or not) in some symbol
+        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won (resolved at: from the bar)
+        cols: list[list[np.ndarray]] = [[] for _ in range(6)]
         opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
         closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
         for sym in self.symbols:
@@ -209,7 +215,8 @@ class FastReplay:
                         continue
                     entry = fresh_bars[col]
                     direction = np.where(sig[row, col] > 0, 1, -1)
-                    ids = np.array([key_ids.setdefault(sensor_key(n, tf), len(key_ids)) for n in names], dtype=np.int64)
+                    ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
+                    voted[ids] = True
                     kid = ids[row]
                     tf_ms = tf.ms
                     # one judgement per distinct (bar, direction): a table over the symbol's bars
@@ -227,7 +234,7 @@ class FastReplay:
                     closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
                     rr = res[ok]
                     for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
-                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
+                                                entry[ok] - sym.first, r[ok], won[ok]), strict=True):
                         column.append(part)
         size = self.n_bars + 2
         open_votes = np.zeros(size, dtype=np.int64)
@@ -243,14 +250,16 @@ class FastReplay:
                 f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
                 "does not reproduce — raise tracker.max_open_votes or replay without --fast",
                 key="tracker.max_open_votes")
-        if key_ids:
-            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
-            by_key = np.argsort(kid, kind="stable")
-            bounds = np.searchsorted(kid[by_key], np.arange(len(key_ids) + 1))
-            for key, k in key_ids.items():
-                pick = by_key[bounds[k]:bounds[k + 1]]
-                self.events[key] = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick],
-                                                    resolved_ms[pick], n_sym, self.tracker_params)
+        if cols[0]:
+            kid, bar, symbol, entry, r, won = (np.concatenate(c) for c in cols)
+        else:
+            kid = bar = symbol = entry = np.zeros(0, dtype=np.int64)
+            r, won = np.zeros(0), np.zeros(0, dtype=bool)
+        # resolved at the close of its bar (the data is gap-free over the window: _load)
+        resolved_ms = self.t0 + (bar + 1) * M
+        self.packed = pack_events(kid, bar, symbol, entry, r, won, resolved_ms, len(voter_keys), n_sym,
+                                  self.tracker_params)
+        self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
 
     def _consensus(self) -> None:
@@ -261,8 +270,8 @@ class FastReplay:
         readings = self.symbols[0].readings  # every symbol runs the same plan (stack_tables checks)
         voters = [(tf, ps) for tf, rd in readings.items() for ps in rd.sensors if not ps.context]
         n_context = sum(ps.context for rd in readings.values() for ps in rd.sensors)
-        scorer = BlockScores([self.events.get(sensor_key(ps.name, tf)) for tf, ps in voters], n_sym, self.n_bars,
-                             max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
+        assert self.packed is not None and self.packed.rows == len(voters)
+        scorer = BlockScores(self.packed, n_sym, self.n_bars, max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
         codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
         for b in range(scorer.n_blocks):
             g0, g1 = scorer.bars(b)

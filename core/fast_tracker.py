@@ -58,18 +58,70 @@ class KeyEvents:
         return np.searchsorted(self.order, np.asarray(bar, dtype=np.int64) * n_symbols + symbol, side="right")
 
 
+@dataclass(frozen=True)
+class PackedEvents:
+    """Every key's ``KeyEvents`` in one set of arrays, row (key) after row: row ``k``'s events
+    are ``start[k] … start[k+1]-1`` and its prefixes (one more than its events) start at
+    ``start[k] + k``. ``row(k)`` is that key's ``KeyEvents`` as views."""
+
+    start: np.ndarray  # (rows + 1,) int64
+    order: np.ndarray  # per event, sorted within each row
+    r: np.ndarray
+    won: np.ndarray
+    resolved_ms: np.ndarray
+    partial: np.ndarray  # per prefix (events + rows)
+    count: np.ndarray
+    last_win_ms: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        return len(self.start) - 1
+
+    def row(self, k: int) -> KeyEvents:
+        """Row ``k``'s ``KeyEvents`` (views of the packed arrays)."""
+        a, b = int(self.start[k]), int(self.start[k + 1])
+        return KeyEvents(self.order[a:b], self.r[a:b], self.won[a:b], self.resolved_ms[a:b],
+                         self.partial[a + k:b + k + 1], self.count[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
+
+
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
                      won: np.ndarray, resolved_ms: np.ndarray, n_symbols: int, p: TrackerParams) -> KeyEvents:
-    """Sort one key's resolutions into the tracker's order and precompute the blend per prefix.
+    """One key's ``KeyEvents`` (``pack_events`` with one row)."""
+    return pack_events(np.zeros(len(bar), dtype=np.int64), bar, symbol, entry_bar, r, won, resolved_ms, 1,
+                       n_symbols, p).row(0)
 
-    Order: resolving bar, then symbol (session order), then the vote's entry bar (a book
-    judges its votes in the order they were made).
+
+def pack_events(row: np.ndarray, bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
+                won: np.ndarray, resolved_ms: np.ndarray, n_rows: int, n_symbols: int, p: TrackerParams) -> PackedEvents:
+    """Sort every key's resolutions into the tracker's order and precompute the blend per prefix.
+
+    ``row``: the key (0 … n_rows-1) of each resolution; a row without any has one prefix (empty).
+    Order within a key: resolving bar, then symbol (session order), then the vote's entry bar
+    (a book judges its votes in the order they were made). Key by key into the packed arrays:
+    the blend over every key at once was slower, its temporaries (tens of MB each) mapped
+    afresh and page-faulted in, where one key's stay in cache.
     """
-    idx = np.lexsort((entry_bar, symbol, bar))
-    order = bar[idx].astype(np.int64) * n_symbols + symbol[idx]
-    r, won, resolved_ms = r[idx], won[idx], resolved_ms[idx].astype(np.int64)
-    partial, count, last_win = _prefix_blend(r, won, resolved_ms, p)
-    return KeyEvents(order, r, won, resolved_ms, partial, count, last_win)
+    sizes = np.bincount(row, minlength=n_rows).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    n_events = int(start[-1])
+    # by key: a stable counting sort on a small integer type
+    by_row = np.argsort(row.astype(np.uint16) if n_rows <= 1 << 16 else row, kind="stable")
+    order = np.empty(n_events, dtype=np.int64)
+    r_out, won_out, resolved_out = np.empty(n_events), np.empty(n_events, dtype=bool), np.empty(n_events, dtype=np.int64)
+    partial = np.empty(n_events + n_rows)
+    count = np.empty(n_events + n_rows, dtype=np.int64)
+    last_win = np.empty(n_events + n_rows, dtype=np.int64)
+    for k in range(n_rows):
+        a, b = int(start[k]), int(start[k + 1])
+        idx = by_row[a:b]
+        idx = idx[np.lexsort((entry_bar[idx], symbol[idx], bar[idx]))]
+        order[a:b] = bar[idx]
+        order[a:b] *= n_symbols
+        order[a:b] += symbol[idx]
+        r_out[a:b], won_out[a:b], resolved_out[a:b] = r[idx], won[idx], resolved_ms[idx]
+        partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1] = _prefix_blend(
+            r_out[a:b], won_out[a:b], resolved_out[a:b], p)
+    return PackedEvents(start, order, r_out, won_out, resolved_out, partial, count, last_win)
 
 
 def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray,
@@ -160,7 +212,7 @@ class BlockScores:
     the factors' exponents reach ±35 over a 700-day replay), far inside ``TOLERANCE``.
     """
 
-    def __init__(self, rows: list[KeyEvents | None], n_symbols: int, n_bars: int, bars_per_block: int,
+    def __init__(self, packed: PackedEvents, n_symbols: int, n_bars: int, bars_per_block: int,
                  params: TrackerParams, ref_ms: int) -> None:
         """``ref_ms``: a time no later than any event's resolution or any query's ``now``."""
         if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:
@@ -169,37 +221,38 @@ class BlockScores:
         self.n_symbols = n_symbols
         self.n_bars = n_bars  # bars 1 … n_bars are asked
         self.bars_per_block = b_len = bars_per_block
-        self.n_blocks = -(-n_bars // b_len)
-        n_rows = len(rows)
+        self.n_blocks = n_blocks = -(-n_bars // b_len)
+        n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
-        orders = [np.zeros(0, dtype=np.int64) if ev is None else ev.order for ev in rows]
-        sizes = np.array([len(o) for o in orders], dtype=np.int64)
-        self.offset = np.concatenate([[0], np.cumsum(sizes + 1)[:-1]]).astype(np.int64)
-        partial = np.concatenate([np.zeros(1) if ev is None else ev.partial for ev in rows])
-        last_win = np.concatenate([np.full(1, -1, dtype=np.int64) if ev is None else ev.last_win_ms for ev in rows])
-        won = last_win >= 0
+        sizes = np.diff(packed.start)
+        self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
+        won = packed.last_win_ms >= 0
         w = params.weight_recency
         self.ref_ms = ref_ms
         self.floor = w * math.exp(30.0 * _LN_095)
         # per prefix: w·E where the key has won, else 0 (max() then gives the floor) with the
         # never-won recency 0.5 moved into the constant part
-        self.recency = np.where(won, w * np.exp((ref_ms - last_win) / _DAY_MS * _LN_095), 0.0)
-        self.constant = np.where(won, partial, partial + (w * 0.5 - self.floor))
+        self.recency = np.where(won, w * np.exp((ref_ms - packed.last_win_ms) / _DAY_MS * _LN_095), 0.0)
+        self.constant = np.where(won, packed.partial, packed.partial + (w * 0.5 - self.floor))
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
-        order = np.concatenate(orders)
         row = np.repeat(np.arange(n_rows, dtype=np.int64), sizes)
-        block = (order // n_symbols - 1) // b_len  # -1: resolved on bar 0, before every block
-        # events per (row, block + 1), summed along the blocks: a row's events before each block
-        tally = np.bincount(row * (self.n_blocks + 1) + block + 1,
-                            minlength=n_rows * (self.n_blocks + 1)).reshape(n_rows, self.n_blocks + 1)
-        self.base = np.cumsum(tally, axis=1)[:, :self.n_blocks]
-        inside = block >= 0
-        block = block[inside]
-        value = row[inside] * width + (order[inside] - (1 + block * b_len) * n_symbols)
-        # grouped by block (a stable counting sort on a small integer type), any order within
-        by_block = np.argsort(block.astype(np.uint16 if self.n_blocks <= 1 << 16 else np.int64), kind="stable")
-        self.values = value[by_block]
+        # block of each event's bar and its column there: bar 1 is column 0 of block 0; an event
+        # of bar 0 (block -1) precedes every block
+        block, col = np.divmod(packed.order - n_symbols, width)
+        segment = row * (n_blocks + 1) + (block + 1)  # (row, block + 1), row-major
+        tally = np.bincount(segment, minlength=n_rows * (n_blocks + 1)).reshape(n_rows, n_blocks + 1)
+        self.base = np.cumsum(tally, axis=1)[:, :n_blocks]  # a row's events before each block
+        # regroup the events block-major (a counting sort: events are already grouped by
+        # (row, block) segments, row-major): each event moves by its segment's shift
+        row_major = np.concatenate([[0], np.cumsum(tally.ravel())[:-1]])
+        block_major = np.concatenate([[0], np.cumsum(tally.T.ravel())[:-1]]).reshape(n_blocks + 1, n_rows).T.ravel()
+        dest = np.arange(len(row), dtype=np.int64)
+        dest += (block_major - row_major)[segment]
+        values = np.empty(len(row), dtype=np.int64)
+        values[dest] = row * width + col
+        first_inside = int(tally[:, 0].sum())  # block -1 sorts first
+        self.values = values[first_inside:]
         self.bounds = np.concatenate([[0], np.cumsum(tally[:, 1:].sum(axis=0))])
 
     def bars(self, b: int) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import pytest
 
 from core.events import SensorReading
 from core.fast_passage import NOT_FOUND, first_touch, judge_votes
-from core.fast_tracker import BlockScores, approx_scores, build_key_events, exact_tracker
+from core.fast_tracker import BlockScores, approx_scores, build_key_events, exact_tracker, pack_events
 from core.history import load_candles
 from core.sensor_tracker import SensorTracker, TrackerParams, sensor_key
 from core.types import Timeframe
@@ -133,17 +133,18 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
     rng = np.random.default_rng(n_symbols)
     n_bars, step, t0 = 3_000, 30 * M, 1_600_000_000_000
     params = TrackerParams(window=50, recent_window=10, min_resolved_votes=5)
-    rows = []
-    # (win rate, bars where a vote can win): key 1 has no win in its last 46 days, key 2 none in its first 31
-    for k, (p_win, wins) in enumerate(((0.45, (0, n_bars)), (1.0, (0, n_bars // 4)), (0.05, (n_bars // 2, n_bars)))):
+    parts = []
+    # (win rate, bars where a vote can win): key 1 has no win in its last 46 days, key 3 none in its first 31;
+    # key 2 has no events (an unseen key)
+    for k, (p_win, wins) in {0: (0.45, (0, n_bars)), 1: (1.0, (0, n_bars // 4)), 3: (0.05, (n_bars // 2, n_bars))}.items():
         order = np.sort(rng.integers(0, (n_bars + 1) * n_symbols, events // (k + 1))).astype(np.int64)
         bar = order // n_symbols
         won = (rng.random(len(order)) < p_win) & (bar >= wins[0]) & (bar <= wins[1])
-        rows.append(build_key_events(bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
-                                     rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step,
-                                     n_symbols, params))
-    rows.insert(1, None)
-    scorer = BlockScores(rows, n_symbols, n_bars, bars_per_block, params, t0)
+        parts.append((np.full(len(order), k), bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
+                      rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step))
+    packed = pack_events(*(np.concatenate(c) for c in zip(*parts, strict=True)), 4, n_symbols, params)
+    rows = [packed.row(k) for k in range(4)]
+    scorer = BlockScores(packed, n_symbols, n_bars, bars_per_block, params, t0)
     assert scorer.n_blocks == -(-n_bars // bars_per_block)
     never_won = floored = 0
     for b in range(scorer.n_blocks):
@@ -154,7 +155,7 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
         m = scorer.prefix(b)
         score, neutral = scorer.scores(b, now)
         for row, ev in enumerate(rows):
-            if ev is None:
+            if not len(ev.order):
                 assert not m[row].any() and neutral[row].all() and (score[row] == 0.5).all()
                 continue
             want_m = ev.prefix(bars, symbols, n_symbols)
@@ -171,4 +172,31 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
 def test_block_scores_refuse_a_span_beyond_one_recency_reference() -> None:
     # the recency factors exp(±span · ln 0.95 / day) leave float64's range past ~37 years of 1m bars
     with pytest.raises(ValueError, match="span too long"):
-        BlockScores([None], 1, 20_000_000, 4096, TrackerParams(), 0)
+        BlockScores(pack_events(*[np.zeros(0, dtype=np.int64)] * 7, 1, 1, TrackerParams()), 1, 20_000_000, 4096,
+                    TrackerParams(), 0)
+
+
+def test_packed_keys_equal_each_key_built_alone() -> None:
+    # all keys blended at once (one running max, per-key sums) give each key's arrays bit for bit,
+    # empty keys included
+    rng = np.random.default_rng(11)
+    n_symbols, n_rows, params = 4, 6, TrackerParams(window=30, recent_window=7, min_resolved_votes=3)
+    sizes = [500, 0, 1, 2_000, 0, 37]
+    row = np.repeat(np.arange(n_rows), sizes)
+    rng.shuffle(row)
+    n = len(row)
+    bar = rng.integers(0, 900, n)
+    symbol = rng.integers(0, n_symbols, n)
+    entry = bar - rng.integers(1, 60, n)
+    r = rng.choice([-1.0, 2.0, 0.37, -0.2], n)
+    won = rng.random(n) < 0.4
+    resolved_ms = 1_600_000_000_000 + (bar + 1) * M
+    packed = pack_events(row, bar, symbol, entry, r, won, resolved_ms, n_rows, n_symbols, params)
+    for k in range(n_rows):
+        pick = row == k
+        alone = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick], resolved_ms[pick],
+                                 n_symbols, params)
+        got = packed.row(k)
+        for name in ("order", "r", "won", "resolved_ms", "partial", "count", "last_win_ms"):
+            assert getattr(got, name).tolist() == getattr(alone, name).tolist(), (k, name)
+        assert len(got.partial) == sizes[k] + 1
