@@ -119,28 +119,46 @@ def pack_events(row: np.ndarray, bar: np.ndarray, symbol: np.ndarray, entry_bar:
         order[a:b] *= n_symbols
         order[a:b] += symbol[idx]
         r_out[a:b], won_out[a:b], resolved_out[a:b] = r[idx], won[idx], resolved_ms[idx]
-        partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1] = _prefix_blend(
-            r_out[a:b], won_out[a:b], resolved_out[a:b], p)
+        _prefix_blend(r_out[a:b], won_out[a:b], resolved_out[a:b], p,
+                      (partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1]))
     return PackedEvents(start, order, r_out, won_out, resolved_out, partial, count, last_win)
 
 
-def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray,
-                  p: TrackerParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    m_all = len(r)
-    m = np.arange(m_all + 1)
-    w = p.window
-    n = np.minimum(m, w)
-    lo = m - n
-    zero = np.zeros(1)
-    cs = np.concatenate([zero, np.cumsum(r)])
-    cpos = np.concatenate([zero, np.cumsum(np.where(r > 0, r, 0.0))])
-    cneg = np.concatenate([zero, np.cumsum(np.where(r < 0, r, 0.0))])
-    cwin = np.concatenate([[0], np.cumsum(won.astype(np.int64))])
+def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: TrackerParams,
+                  out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(partial, count, last_win_ms) after m = 0 … M events (``out``: arrays of M + 1 to fill).
+
+    The window of prefix m is events ``m - min(m, window) … m-1``: its sums are running sums
+    minus the same sums shifted by the window (views, not gathers)."""
+    size = len(r) + 1
+    partial, n, last_win = out if out is not None else (np.empty(size), np.empty(size, dtype=np.int64),
+                                                        np.empty(size, dtype=np.int64))
+    np.minimum(np.arange(size), p.window, out=n)
     safe_n = np.maximum(n, 1)
-    expectancy = np.where(n > 0, (cs[m] - cs[lo]) / safe_n, 0.0)
-    e_score = np.minimum(1.0, np.maximum(0.0, 0.5 + 0.5 * expectancy))
-    gross_win = cpos[m] - cpos[lo]
-    gross_loss = -(cneg[m] - cneg[lo])
+
+    def windowed(running: np.ndarray, window: int) -> np.ndarray:
+        """``running[m] - running[m - min(m, window)]`` for every m."""
+        d = running.copy()
+        k = min(window, size)
+        d[:k] -= running[0]
+        d[k:] -= running[:size - k]
+        return d
+
+    def running_sum(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
+        c = np.empty(size, dtype=dtype)
+        c[0] = 0
+        np.cumsum(x, out=c[1:])
+        return c
+
+    expectancy = windowed(running_sum(r), p.window)
+    expectancy /= safe_n  # prefix 0: 0 / 1
+    e_score = expectancy
+    e_score *= 0.5
+    e_score += 0.5
+    np.clip(e_score, 0.0, 1.0, out=e_score)
+    gross_win = windowed(running_sum(np.where(r > 0, r, 0.0)), p.window)
+    gross_loss = windowed(running_sum(np.where(r < 0, r, 0.0)), p.window)
+    np.negative(gross_loss, out=gross_loss)
     with np.errstate(divide="ignore", invalid="ignore"):
         pf = gross_win / gross_loss
     pf_score = np.where(
@@ -149,25 +167,23 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray,
         np.where(gross_win > 0, 1.0, 0.5),
     )
     # streak: length of the run of equal outcomes ending with the newest event, inside the window
-    run_start = np.zeros(m_all, dtype=np.int64)
-    if m_all:
-        change = np.r_[True, won[1:] != won[:-1]]
-        run_start = np.maximum.accumulate(np.where(change, np.arange(m_all), 0))
-    last = np.maximum(m - 1, 0)
-    run_len = np.where(m > 0, np.minimum(last - (run_start[last] if m_all else 0) + 1, n), 0)
-    newest_won = np.where(m > 0, won[last] if m_all else False, False)
-    streak_score = np.where(
-        m == 0, 0.5 - np.minimum(0 / 3.0, 0.5),
-        np.where(newest_won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5)),
-    )
-    recent_n = np.minimum(n, p.recent_window)
-    recent_wins = cwin[m] - cwin[m - recent_n]
-    recent_wr = np.where(recent_n > 0, recent_wins / np.maximum(recent_n, 1), 0.0)
-    partial = (p.weight_expectancy * e_score + p.weight_profit_factor * pf_score
-               + p.weight_streak * streak_score + p.weight_recent_win_rate * recent_wr)
-    lw = np.where(won, resolved_ms, -1)
-    last_win = np.concatenate([[-1], np.maximum.accumulate(lw) if m_all else np.zeros(0, dtype=np.int64)])
-    return partial, n, last_win.astype(np.int64)
+    streak_score = np.empty(size)
+    streak_score[0] = 0.5
+    if size > 1:
+        change = np.empty(size - 1, dtype=bool)
+        change[0] = True
+        np.not_equal(won[1:], won[:-1], out=change[1:])
+        run_len = np.arange(1, size) - np.maximum.accumulate(np.where(change, np.arange(size - 1), 0))
+        np.minimum(run_len, n[1:], out=run_len)
+        streak_score[1:] = np.where(won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5))
+    recent_wr = windowed(running_sum(won, np.int64), p.recent_window) / np.minimum(safe_n, p.recent_window)
+    np.multiply(e_score, p.weight_expectancy, out=partial)
+    partial += p.weight_profit_factor * pf_score
+    partial += p.weight_streak * streak_score
+    partial += p.weight_recent_win_rate * recent_wr
+    last_win[0] = -1
+    np.maximum.accumulate(np.where(won, resolved_ms, -1), out=last_win[1:])
+    return partial, n, last_win
 
 
 def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
