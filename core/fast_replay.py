@@ -186,8 +186,8 @@ class FastReplay:
                       if not ps.context] if self.symbols else []
         row_of = {key: k for k, key in enumerate(voter_keys)}
         voted = np.zeros(len(voter_keys), dtype=bool)  # keys with a vote (judged or not) in some symbol
-        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won (resolved at: from the bar)
-        cols: list[list[np.ndarray]] = [[] for _ in range(6)]
+        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
+        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
         opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
         closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
         for sym in self.symbols:
@@ -234,7 +234,7 @@ class FastReplay:
                     closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
                     rr = res[ok]
                     for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
-                                                entry[ok] - sym.first, r[ok], won[ok]), strict=True):
+                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
                         column.append(part)
         size = self.n_bars + 2
         open_votes = np.zeros(size, dtype=np.int64)
@@ -251,12 +251,10 @@ class FastReplay:
                 "does not reproduce — raise tracker.max_open_votes or replay without --fast",
                 key="tracker.max_open_votes")
         if cols[0]:
-            kid, bar, symbol, entry, r, won = (np.concatenate(c) for c in cols)
+            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
         else:
-            kid = bar = symbol = entry = np.zeros(0, dtype=np.int64)
+            kid = bar = symbol = entry = resolved_ms = np.zeros(0, dtype=np.int64)
             r, won = np.zeros(0), np.zeros(0, dtype=bool)
-        # resolved at the close of its bar (the data is gap-free over the window: _load)
-        resolved_ms = self.t0 + (bar + 1) * M
         self.packed = pack_events(kid, bar, symbol, entry, r, won, resolved_ms, len(voter_keys), n_sym,
                                   self.tracker_params)
         self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}

@@ -104,8 +104,8 @@ def pack_events(row: np.ndarray, bar: np.ndarray, symbol: np.ndarray, entry_bar:
     sizes = np.bincount(row, minlength=n_rows).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n_events = int(start[-1])
-    # by key: a stable counting sort on a small integer type
-    by_row = np.argsort(row.astype(np.uint16) if n_rows <= 1 << 16 else row, kind="stable")
+    # by key, stable (timsort: the votes come in long runs of one key, sensor by sensor)
+    by_row = np.argsort(row, kind="stable")
     order = np.empty(n_events, dtype=np.int64)
     r_out, won_out, resolved_out = np.empty(n_events), np.empty(n_events, dtype=bool), np.empty(n_events, dtype=np.int64)
     partial = np.empty(n_events + n_rows)
@@ -219,7 +219,7 @@ class BlockScores:
     every row, where asking each key of each symbol in turn cost a numpy call per (symbol,
     key, block). Every row's prefix statistics sit in one array (``offset`` = where a row's
     start), so a block's scores are a few calls over the whole (rows × columns) matrix.
-    A row without events (``None``) scores the neutral 0.5 everywhere, as an unseen key does.
+    A row without events scores the neutral 0.5 everywhere, as an unseen key does.
 
     The recency term needs no ``exp`` per (key, column): ``0.95 ** ((now - last_win) / day)``
     is ``A(now) · E(last_win)`` with ``A = 0.95 ** ((now - ref) / day)`` per column and
@@ -240,7 +240,6 @@ class BlockScores:
         self.n_blocks = n_blocks = -(-n_bars // b_len)
         n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
-        sizes = np.diff(packed.start)
         self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
         won = packed.last_win_ms >= 0
         w = params.weight_recency
@@ -252,24 +251,30 @@ class BlockScores:
         self.constant = np.where(won, packed.partial, packed.partial + (w * 0.5 - self.floor))
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
-        row = np.repeat(np.arange(n_rows, dtype=np.int64), sizes)
-        # block of each event's bar and its column there: bar 1 is column 0 of block 0; an event
-        # of bar 0 (block -1) precedes every block
-        block, col = np.divmod(packed.order - n_symbols, width)
-        segment = row * (n_blocks + 1) + (block + 1)  # (row, block + 1), row-major
-        tally = np.bincount(segment, minlength=n_rows * (n_blocks + 1)).reshape(n_rows, n_blocks + 1)
-        self.base = np.cumsum(tally, axis=1)[:, :n_blocks]  # a row's events before each block
-        # regroup the events block-major (a counting sort: events are already grouped by
-        # (row, block) segments, row-major): each event moves by its segment's shift
-        row_major = np.concatenate([[0], np.cumsum(tally.ravel())[:-1]])
-        block_major = np.concatenate([[0], np.cumsum(tally.T.ravel())[:-1]]).reshape(n_blocks + 1, n_rows).T.ravel()
-        dest = np.arange(len(row), dtype=np.int64)
-        dest += (block_major - row_major)[segment]
-        values = np.empty(len(row), dtype=np.int64)
-        values[dest] = row * width + col
-        first_inside = int(tally[:, 0].sum())  # block -1 sorts first
-        self.values = values[first_inside:]
-        self.bounds = np.concatenate([[0], np.cumsum(tally[:, 1:].sum(axis=0))])
+        # row k's events before block b: order < that block's first column (bar g0 = 1 + b·bars,
+        # symbol 0); the rows are sorted, so a binary search per row finds every block's edge
+        edges = n_symbols + width * np.arange(n_blocks + 1, dtype=np.int64)
+        pos = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
+        for k in range(n_rows):
+            pos[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
+        self.base = pos[:, :n_blocks]
+        per_block = np.diff(pos, axis=1)  # (rows, blocks)
+        self.bounds = np.concatenate([[0], np.cumsum(per_block.sum(axis=0))])
+        # the events regrouped block-major, each as row · width + column: where each (row, block)
+        # segment starts then (blocks in turn, rows in turn within a block); row by row, so the
+        # temporaries are one row's, not every event's
+        segment_at = np.concatenate([[0], np.cumsum(per_block.T.ravel())[:-1]]).reshape(n_blocks, n_rows).T
+        self.values = np.empty(int(self.bounds[-1]), dtype=np.int64)
+        for k in range(n_rows):
+            first = int(packed.start[k])
+            local = packed.order[first + pos[k, 0]:first + pos[k, n_blocks]] - n_symbols
+            block = local // width
+            dest = np.arange(pos[k, 0], pos[k, n_blocks], dtype=np.int64)
+            dest -= pos[k, block]
+            dest += segment_at[k, block]
+            local -= block * width
+            local += k * width
+            self.values[dest] = local
 
     def bars(self, b: int) -> tuple[int, int]:
         """The bars ``[g0, g1)`` of block ``b``."""
