@@ -175,9 +175,9 @@ class FastReplay:
     def _track(self) -> None:
         """Judge every vote; one ordered outcome sequence per sensor key.
 
-        Each group of votes judged alike (timeframe, TP, SL) is judged at once and kept as
-        whole arrays tagged by key id; the keys are sorted out once at the end into one packed
-        set of arrays (``pack_events``), key ids being the consensus's voter rows."""
+        Each group of votes judged alike (timeframe, TP, SL) is judged at once; each key's
+        resolved votes are kept as slices of the group's arrays and packed key by key at the end
+        (``pack_events``), key ids being the consensus's voter rows."""
         n_sym = len(self.symbols)
         horizon = self.tracker_params.horizon_bars
         # a key's id is its voter row in the consensus (every symbol runs the same plan), so the
@@ -186,10 +186,11 @@ class FastReplay:
                       if not ps.context] if self.symbols else []
         row_of = {key: k for k, key in enumerate(voter_keys)}
         voted = np.zeros(len(voter_keys), dtype=bool)  # keys with a vote (judged or not) in some symbol
-        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
-        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
-        opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
-        closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
+        # per key, its resolved votes as slices of each group's arrays: (symbol, resolving bar,
+        # entry bar, r, won) — joined key by key when packed, never as one array of every vote
+        parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in voter_keys]
+        size = self.n_bars + 2
+        open_votes = np.zeros(size, dtype=np.int64)  # +1 at a vote's bar, -1 the bar after it resolves
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
             last = sym.first + self.n_bars
@@ -217,7 +218,6 @@ class FastReplay:
                     direction = np.where(sig[row, col] > 0, 1, -1)
                     ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
                     voted[ids] = True
-                    kid = ids[row]
                     tf_ms = tf.ms
                     # one judgement per distinct (bar, direction): a table over the symbol's bars
                     # instead of a sort (np.unique) of every sensor's votes
@@ -230,17 +230,15 @@ class FastReplay:
                                               horizon * tf_ms // M, tables)
                     res, r, won = res[inverse], r[inverse], won[inverse]
                     ok = res != NOT_FOUND
-                    opened.append(entry - sym.first)
-                    closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
-                    rr = res[ok]
-                    for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
-                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
-                        column.append(part)
-        size = self.n_bars + 2
-        open_votes = np.zeros(size, dtype=np.int64)
-        if opened:
-            open_votes = (np.bincount(np.concatenate(opened), minlength=size)
-                          - np.bincount(np.concatenate(closed), minlength=size))
+                    open_votes += np.bincount(entry - sym.first, minlength=size)
+                    open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
+                    # row-major: the resolved votes of names[0], then names[1] …
+                    by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
+                    g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
+                    for i, key_id in enumerate(ids.tolist()):
+                        a, b = by_name[i], by_name[i + 1]
+                        if b > a:
+                            parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
         most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
             # the engine's tracker would drop its oldest open votes; which ones depends on the
@@ -250,13 +248,20 @@ class FastReplay:
                 f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
                 "does not reproduce — raise tracker.max_open_votes or replay without --fast",
                 key="tracker.max_open_votes")
-        if cols[0]:
-            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
-        else:
-            kid = bar = symbol = entry = resolved_ms = np.zeros(0, dtype=np.int64)
-            r, won = np.zeros(0), np.zeros(0, dtype=bool)
-        self.packed = pack_events(kid, bar, symbol, entry, r, won, resolved_ms, len(voter_keys), n_sym,
-                                  self.tracker_params)
+        # a vote resolves at the close of its bar (the data is gap-free over the window: _load)
+        close_ms = self.t0 + M * np.arange(1, self.n_bars + 2, dtype=np.int64)
+
+        def key_votes(key_parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+            if not key_parts:
+                empty = np.zeros(0, dtype=np.int64)
+                return empty, empty, empty, np.zeros(0), np.zeros(0, dtype=bool), empty
+            bar = np.concatenate([q[1] for q in key_parts])
+            symbol = np.repeat(np.array([q[0] for q in key_parts], dtype=np.int64), [len(q[1]) for q in key_parts])
+            return (bar, symbol, np.concatenate([q[2] for q in key_parts]), np.concatenate([q[3] for q in key_parts]),
+                    np.concatenate([q[4] for q in key_parts]), close_ms[bar])
+
+        sizes = np.array([sum(len(q[1]) for q in key_parts) for key_parts in parts], dtype=np.int64)
+        self.packed = pack_events(sizes, (key_votes(key_parts) for key_parts in parts), n_sym, self.tracker_params)
         self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
 

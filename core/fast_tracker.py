@@ -87,40 +87,43 @@ class PackedEvents:
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
                      won: np.ndarray, resolved_ms: np.ndarray, n_symbols: int, p: TrackerParams) -> KeyEvents:
     """One key's ``KeyEvents`` (``pack_events`` with one row)."""
-    return pack_events(np.zeros(len(bar), dtype=np.int64), bar, symbol, entry_bar, r, won, resolved_ms, 1,
-                       n_symbols, p).row(0)
+    return pack_events(np.array([len(bar)]), [(bar, symbol, entry_bar, r, won, resolved_ms)], n_symbols, p).row(0)
 
 
-def pack_events(row: np.ndarray, bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
-                won: np.ndarray, resolved_ms: np.ndarray, n_rows: int, n_symbols: int, p: TrackerParams) -> PackedEvents:
+def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_symbols: int,
+                p: TrackerParams) -> PackedEvents:
     """Sort every key's resolutions into the tracker's order and precompute the blend per prefix.
 
-    ``row``: the key (0 … n_rows-1) of each resolution; a row without any has one prefix (empty).
-    Order within a key: resolving bar, then symbol (session order), then the vote's entry bar
-    (a book judges its votes in the order they were made). Key by key into the packed arrays:
-    the blend over every key at once was slower, its temporaries (tens of MB each) mapped
-    afresh and page-faulted in, where one key's stay in cache.
+    ``rows``: per key, its resolutions in any order as ``(bar, symbol, entry_bar, r, won,
+    resolved_ms)`` (``sizes``: how many each; a key without any has one prefix, empty) — made
+    one key at a time by the caller if it likes, so no array of every event is needed
+    besides the packed ones. Order within a key: resolving bar, then symbol (session order),
+    then the vote's entry bar (a book judges its votes in the order they were made). Key by
+    key on purpose: arrays of every event at once (tens of MB each) are mapped afresh and
+    page-faulted in, which cost more than the arithmetic; one key's stay in cache.
     """
-    sizes = np.bincount(row, minlength=n_rows).astype(np.int64)
+    n_rows = len(sizes)
     start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n_events = int(start[-1])
-    # by key, stable (timsort: the votes come in long runs of one key, sensor by sensor)
-    by_row = np.argsort(row, kind="stable")
     order = np.empty(n_events, dtype=np.int64)
     r_out, won_out, resolved_out = np.empty(n_events), np.empty(n_events, dtype=bool), np.empty(n_events, dtype=np.int64)
     partial = np.empty(n_events + n_rows)
     count = np.empty(n_events + n_rows, dtype=np.int64)
     last_win = np.empty(n_events + n_rows, dtype=np.int64)
-    for k in range(n_rows):
+    k = -1
+    for k, (bar, symbol, entry_bar, r, won, resolved_ms) in enumerate(rows):
         a, b = int(start[k]), int(start[k + 1])
-        idx = by_row[a:b]
-        idx = idx[np.lexsort((entry_bar[idx], symbol[idx], bar[idx]))]
+        if len(bar) != b - a:
+            raise ValueError(f"pack_events: row {k} has {len(bar)} events, sizes says {b - a}")
+        idx = np.lexsort((entry_bar, symbol, bar))
         order[a:b] = bar[idx]
         order[a:b] *= n_symbols
         order[a:b] += symbol[idx]
         r_out[a:b], won_out[a:b], resolved_out[a:b] = r[idx], won[idx], resolved_ms[idx]
         _prefix_blend(r_out[a:b], won_out[a:b], resolved_out[a:b], p,
                       (partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1]))
+    if k != n_rows - 1:
+        raise ValueError(f"pack_events: {k + 1} rows given, sizes has {n_rows}")
     return PackedEvents(start, order, r_out, won_out, resolved_out, partial, count, last_win)
 
 

@@ -133,16 +133,19 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
     rng = np.random.default_rng(n_symbols)
     n_bars, step, t0 = 3_000, 30 * M, 1_600_000_000_000
     params = TrackerParams(window=50, recent_window=10, min_resolved_votes=5)
-    parts = []
+    parts = {}
     # (win rate, bars where a vote can win): key 1 has no win in its last 46 days, key 3 none in its first 31;
     # key 2 has no events (an unseen key)
     for k, (p_win, wins) in {0: (0.45, (0, n_bars)), 1: (1.0, (0, n_bars // 4)), 3: (0.05, (n_bars // 2, n_bars))}.items():
         order = np.sort(rng.integers(0, (n_bars + 1) * n_symbols, events // (k + 1))).astype(np.int64)
         bar = order // n_symbols
         won = (rng.random(len(order)) < p_win) & (bar >= wins[0]) & (bar <= wins[1])
-        parts.append((np.full(len(order), k), bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
-                      rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step))
-    packed = pack_events(*(np.concatenate(c) for c in zip(*parts, strict=True)), 4, n_symbols, params)
+        parts[k] = (bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
+                    rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step)
+    no_votes = np.zeros(0, dtype=np.int64)
+    parts[2] = (no_votes, no_votes, no_votes, np.zeros(0), np.zeros(0, dtype=bool), no_votes)
+    packed = pack_events(np.array([len(parts[k][0]) for k in range(4)]), [parts[k] for k in range(4)], n_symbols,
+                         params)
     rows = [packed.row(k) for k in range(4)]
     scorer = BlockScores(packed, n_symbols, n_bars, bars_per_block, params, t0)
     assert scorer.n_blocks == -(-n_bars // bars_per_block)
@@ -172,31 +175,29 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
 def test_block_scores_refuse_a_span_beyond_one_recency_reference() -> None:
     # the recency factors exp(±span · ln 0.95 / day) leave float64's range past ~37 years of 1m bars
     with pytest.raises(ValueError, match="span too long"):
-        BlockScores(pack_events(*[np.zeros(0, dtype=np.int64)] * 7, 1, 1, TrackerParams()), 1, 20_000_000, 4096,
-                    TrackerParams(), 0)
+        no_events = pack_events(np.zeros(1, dtype=np.int64), [(np.zeros(0, dtype=np.int64),) * 6], 1, TrackerParams())
+        BlockScores(no_events, 1, 20_000_000, 4096, TrackerParams(), 0)
 
 
 def test_packed_keys_equal_each_key_built_alone() -> None:
-    # all keys blended at once (one running max, per-key sums) give each key's arrays bit for bit,
-    # empty keys included
+    # keys packed one after another (empty ones included) give each key's arrays bit for bit
     rng = np.random.default_rng(11)
-    n_symbols, n_rows, params = 4, 6, TrackerParams(window=30, recent_window=7, min_resolved_votes=3)
-    sizes = [500, 0, 1, 2_000, 0, 37]
-    row = np.repeat(np.arange(n_rows), sizes)
-    rng.shuffle(row)
-    n = len(row)
-    bar = rng.integers(0, 900, n)
-    symbol = rng.integers(0, n_symbols, n)
-    entry = bar - rng.integers(1, 60, n)
-    r = rng.choice([-1.0, 2.0, 0.37, -0.2], n)
-    won = rng.random(n) < 0.4
-    resolved_ms = 1_600_000_000_000 + (bar + 1) * M
-    packed = pack_events(row, bar, symbol, entry, r, won, resolved_ms, n_rows, n_symbols, params)
-    for k in range(n_rows):
-        pick = row == k
-        alone = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick], resolved_ms[pick],
-                                 n_symbols, params)
+    n_symbols, params = 4, TrackerParams(window=30, recent_window=7, min_resolved_votes=3)
+    sizes = np.array([500, 0, 1, 2_000, 0, 37])
+    rows = []
+    for n in sizes:
+        bar = rng.integers(0, 900, n)
+        rows.append((bar, rng.integers(0, n_symbols, n), bar - rng.integers(1, 60, n), rng.choice([-1.0, 2.0, 0.37, -0.2], n),
+                     rng.random(n) < 0.4, 1_600_000_000_000 + (bar + 1) * M))
+    packed = pack_events(sizes, rows, n_symbols, params)
+    assert packed.rows == len(sizes)
+    for k, row in enumerate(rows):
+        alone = build_key_events(*row, n_symbols, params)
         got = packed.row(k)
         for name in ("order", "r", "won", "resolved_ms", "partial", "count", "last_win_ms"):
             assert getattr(got, name).tolist() == getattr(alone, name).tolist(), (k, name)
         assert len(got.partial) == sizes[k] + 1
+    with pytest.raises(ValueError, match="sizes"):
+        pack_events(sizes + 1, rows, n_symbols, params)
+    with pytest.raises(ValueError, match="rows given"):
+        pack_events(sizes, rows[:-1], n_symbols, params)
