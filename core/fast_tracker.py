@@ -44,7 +44,6 @@ class KeyEvents:
     order: np.ndarray  # int64, sorted
     r: np.ndarray
     won: np.ndarray
-    resolved_ms: np.ndarray
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
     count: np.ndarray  # resolved votes in the window after m events
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
@@ -68,7 +67,6 @@ class PackedEvents:
     order: np.ndarray  # per event, sorted within each row
     r: np.ndarray
     won: np.ndarray
-    resolved_ms: np.ndarray
     partial: np.ndarray  # per prefix (events + rows)
     count: np.ndarray
     last_win_ms: np.ndarray
@@ -80,7 +78,7 @@ class PackedEvents:
     def row(self, k: int) -> KeyEvents:
         """Row ``k``'s ``KeyEvents`` (views of the packed arrays)."""
         a, b = int(self.start[k]), int(self.start[k + 1])
-        return KeyEvents(self.order[a:b], self.r[a:b], self.won[a:b], self.resolved_ms[a:b],
+        return KeyEvents(self.order[a:b], self.r[a:b], self.won[a:b],
                          self.partial[a + k:b + k + 1], self.count[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
 
 
@@ -106,7 +104,7 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
     start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     n_events = int(start[-1])
     order = np.empty(n_events, dtype=np.int64)
-    r_out, won_out, resolved_out = np.empty(n_events), np.empty(n_events, dtype=bool), np.empty(n_events, dtype=np.int64)
+    r_out, won_out = np.empty(n_events), np.empty(n_events, dtype=bool)
     partial = np.empty(n_events + n_rows)
     count = np.empty(n_events + n_rows, dtype=np.int64)
     last_win = np.empty(n_events + n_rows, dtype=np.int64)
@@ -119,12 +117,13 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
         order[a:b] = bar[idx]
         order[a:b] *= n_symbols
         order[a:b] += symbol[idx]
-        r_out[a:b], won_out[a:b], resolved_out[a:b] = r[idx], won[idx], resolved_ms[idx]
-        _prefix_blend(r_out[a:b], won_out[a:b], resolved_out[a:b], p,
+        np.take(np.asarray(r, dtype=np.float64), idx, out=r_out[a:b])
+        np.take(np.asarray(won, dtype=bool), idx, out=won_out[a:b])
+        _prefix_blend(r_out[a:b], won_out[a:b], resolved_ms[idx], p,
                       (partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1]))
     if k != n_rows - 1:
         raise ValueError(f"pack_events: {k + 1} rows given, sizes has {n_rows}")
-    return PackedEvents(start, order, r_out, won_out, resolved_out, partial, count, last_win)
+    return PackedEvents(start, order, r_out, won_out, partial, count, last_win)
 
 
 def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: TrackerParams,
