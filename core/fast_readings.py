@@ -61,7 +61,8 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
         ordered = [ps for ps in rd0.sensors if not ps.context] + [ps for ps in rd0.sensors if ps.context]
         lengths = [len(r[tf].open_time) for r in readings]
         starts = np.concatenate([[0], np.cumsum(np.array(lengths) + 1)]).astype(np.int64)
-        table = np.full((len(ordered), int(starts[-1])), np.nan)
+        table = np.empty((len(ordered), int(starts[-1])))
+        table[:, starts[1:] - 1] = np.nan  # each symbol's reading before its first bar: none
         columns = np.empty((n_bars + 1, len(readings)), dtype=np.int64)
         for k, r in enumerate(readings):
             rd = r[tf]

@@ -243,14 +243,28 @@ class BlockScores:
         n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
         self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
-        won = packed.last_win_ms >= 0
         w = params.weight_recency
         self.ref_ms = ref_ms
         self.floor = w * math.exp(30.0 * _LN_095)
         # per prefix: w·E where the key has won, else 0 (max() then gives the floor) with the
-        # never-won recency 0.5 moved into the constant part
-        self.recency = np.where(won, w * np.exp((ref_ms - packed.last_win_ms) / _DAY_MS * _LN_095), 0.0)
-        self.constant = np.where(won, packed.partial, packed.partial + (w * 0.5 - self.floor))
+        # never-won recency 0.5 moved into the constant part; row by row, so the temporaries
+        # are one row's (arrays of every prefix at once are mapped afresh and page-faulted in)
+        n_slots = len(packed.partial)
+        self.recency, self.constant = np.empty(n_slots), np.empty(n_slots)
+        for k in range(n_rows):
+            a, b = int(self.offset[k]), int(packed.start[k + 1]) + k + 1
+            last_win = packed.last_win_ms[a:b]
+            never = last_win < 0
+            recency = self.recency[a:b]
+            np.subtract(ref_ms, last_win, out=recency, casting="unsafe")
+            recency /= _DAY_MS
+            recency *= _LN_095
+            np.exp(recency, out=recency)
+            recency *= w
+            recency[never] = 0.0
+            constant = self.constant[a:b]
+            constant[:] = packed.partial[a:b]
+            constant[never] += w * 0.5 - self.floor
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
         # row k's events before block b: order < that block's first column (bar g0 = 1 + b·bars,
