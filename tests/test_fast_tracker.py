@@ -201,3 +201,16 @@ def test_packed_keys_equal_each_key_built_alone() -> None:
         pack_events(sizes + 1, rows, n_symbols, params)
     with pytest.raises(ValueError, match="rows given"):
         pack_events(sizes, rows[:-1], n_symbols, params)
+
+
+def test_tracker_order_is_lexsorts_permutation() -> None:
+    # the single-key argsort against np.lexsort, ties (equal triples) and negative entry bars included
+    from core.fast_tracker import _tracker_order
+
+    rng = np.random.default_rng(5)
+    for n_symbols, n in ((1, 0), (1, 1), (3, 2_000), (50, 20_000)):
+        bar = rng.integers(0, 400, n)
+        symbol = rng.integers(0, n_symbols, n)
+        entry = bar - rng.integers(-5, 40, n)
+        want = np.lexsort((entry, symbol, bar))
+        assert _tracker_order(bar, symbol, entry, n_symbols).tolist() == want.tolist()
