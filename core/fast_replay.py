@@ -225,7 +225,9 @@ class FastReplay:
                     seen = np.zeros(2 * len(hi), dtype=bool)
                     seen[code] = True
                     uniq = np.flatnonzero(seen)
-                    inverse = (np.cumsum(seen) - 1)[code]
+                    # each vote's judgement: a binary search among the distinct ones, not a
+                    # running count over the table (2 M entries a group at 1 M bars)
+                    inverse = np.searchsorted(uniq, code)
                     res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
                                               horizon * tf_ms // M, tables)
                     res, r, won = res[inverse], r[inverse], won[inverse]
