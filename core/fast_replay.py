@@ -67,6 +67,8 @@ QUOTE = "USDT"
 # temporary and page-faulted in, which cost more than the arithmetic (default ensemble, 1 symbol
 # × 100 k bars, one run each: 4.6 s at 65,536, 2.2 s at 16,384, 2.0 s at 4,096)
 _BLOCK = 4096
+# votes (sensors × fresh bars) judged at once in _track: a few MB per array, for the same reason
+_VOTES_PER_CHUNK = 1 << 20
 _PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
 # tracker statistics giving the two smallest sizes kelly sizing can choose: the fallback
 # (too few resolved votes) and min_fraction (losses only)
@@ -179,7 +181,6 @@ class FastReplay:
         resolved votes are kept as slices of the group's arrays and packed key by key at the end
         (``pack_events``), key ids being the consensus's voter rows."""
         n_sym = len(self.symbols)
-        horizon = self.tracker_params.horizon_bars
         # a key's id is its voter row in the consensus (every symbol runs the same plan), so the
         # consensus reads the packed events as they are
         voter_keys = [sensor_key(ps.name, tf) for tf, rd in self.symbols[0].readings.items() for ps in rd.sensors
@@ -207,40 +208,13 @@ class FastReplay:
                     if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
                         groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
                 for (tp, sl), names in groups.items():
-                    sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
-                    for k, name in enumerate(names):
-                        np.take(rd.signals[name], j, out=sig[k])
-                    # row-major: sensor by sensor, each in bar order
-                    row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
-                    if not row.size:
-                        continue
-                    entry = fresh_bars[col]
-                    direction = np.where(sig[row, col] > 0, 1, -1)
                     ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
-                    voted[ids] = True
-                    tf_ms = tf.ms
-                    # one judgement per distinct (bar, direction): a table over the symbol's bars
-                    # instead of a sort (np.unique) of every sensor's votes
-                    code = entry * 2 + (direction > 0)
-                    seen = np.zeros(2 * len(hi), dtype=bool)
-                    seen[code] = True
-                    uniq = np.flatnonzero(seen)
-                    # each vote's judgement: a binary search among the distinct ones, not a
-                    # running count over the table (2 M entries a group at 1 M bars)
-                    inverse = np.searchsorted(uniq, code)
-                    res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                              horizon * tf_ms // M, tables)
-                    res, r, won = res[inverse], r[inverse], won[inverse]
-                    ok = res != NOT_FOUND
-                    open_votes += np.bincount(entry - sym.first, minlength=size)
-                    open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
-                    # row-major: the resolved votes of names[0], then names[1] …
-                    by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
-                    g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
-                    for i, key_id in enumerate(ids.tolist()):
-                        a, b = by_name[i], by_name[i + 1]
-                        if b > a:
-                            parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
+                    # a chunk of fresh bars at a time: the group's arrays (every vote of every
+                    # sensor, tens of millions at 1 symbol × 1 M bars) stay a few MB
+                    step = max(1024, _VOTES_PER_CHUNK // len(names))
+                    for c0 in range(0, len(j), step):
+                        self._judge_chunk(sym, rd, names, ids, fresh_bars[c0:c0 + step], j[c0:c0 + step], tp, sl,
+                                          (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
             # the engine's tracker would drop its oldest open votes; which ones depends on the
@@ -266,6 +240,47 @@ class FastReplay:
         self.packed = pack_events(sizes, (key_votes(key_parts) for key_parts in parts), n_sym, self.tracker_params)
         self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
+
+    def _judge_chunk(self, sym: _Symbol, rd: TimeframeReadings, names: list[str], ids: np.ndarray,
+                     fresh_bars: np.ndarray, j: np.ndarray, tp: float, sl: float,
+                     prices: tuple[np.ndarray, np.ndarray, np.ndarray], tables: RangeTables,
+                     parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
+                     open_votes: np.ndarray, voted: np.ndarray) -> None:
+        """Judge the votes of ``names`` (key ids ``ids``, alike: timeframe, TP, SL) on the fresh
+        bars ``fresh_bars`` (their readings: ``j``; ``prices``: the symbol's high, low, close);
+        each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
+        sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
+        for k, name in enumerate(names):
+            np.take(rd.signals[name], j, out=sig[k])
+        # row-major: sensor by sensor, each in bar order
+        row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
+        if not row.size:
+            return
+        voted[ids] = True
+        entry = fresh_bars[col]
+        direction = np.where(sig[row, col] > 0, 1, -1)
+        # one judgement per distinct (bar, direction): a table over the chunk's bars instead of
+        # a sort (np.unique) of every sensor's votes
+        first = int(fresh_bars[0])
+        code = (entry - first) * 2 + (direction > 0)
+        seen = np.zeros(2 * (int(fresh_bars[-1]) - first + 1), dtype=bool)
+        seen[code] = True
+        uniq = np.flatnonzero(seen)
+        inverse = (np.cumsum(seen) - 1)[code]
+        res, r, won = judge_votes(*prices, first + uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                  self.tracker_params.horizon_bars * rd.timeframe.ms // M, tables)
+        res, r, won = res[inverse], r[inverse], won[inverse]
+        ok = res != NOT_FOUND
+        size = len(open_votes)
+        open_votes += np.bincount(entry - sym.first, minlength=size)
+        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
+        # row-major: the resolved votes of names[0], then names[1] …
+        by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
+        g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
+        for i, key_id in enumerate(ids.tolist()):
+            a, b = by_name[i], by_name[i + 1]
+            if b > a:
+                parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
 
     def _consensus(self) -> None:
         """Reason code of every bar of every symbol: blocks of ``_BLOCK`` columns, each a few
