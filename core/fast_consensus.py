@@ -2,8 +2,8 @@
 
 ``classify`` applies ``core.player.decide``'s rules (module docstring there) in the same
 order to whole arrays of bars, *ignoring the debounce book* (bracket and cooldown depend on
-trades; the fast replay applies them afterwards). Scores come from
-``core.fast_tracker.approx_scores``, which differ from the tracker's ``math.fsum`` arithmetic
+trades; the fast replay applies them afterwards). Scores come from ``core.fast_tracker``'s
+approximate scores (``BlockScores``), which differ from the tracker's ``math.fsum`` arithmetic
 by rounding only; every bar where a comparison is within ``TOLERANCE`` of its threshold (and
 only those) is handed to ``exact`` — the real ``decide`` on the real readings and a real
 tracker — whose answer replaces the vectorised one. So the reasons counted are the engine's;

@@ -11,8 +11,10 @@ state before symbol ``s`` decides bar ``i`` is the prefix of events ordered befo
 Two views of that state:
 
 - ``approx_scores``: the blend for every query at once from rolling sums (numpy). It differs
-  from the tracker's ``math.fsum`` arithmetic by rounding only (≈1e-12); the consensus uses it
-  to classify bars and flags any bar within a tolerance of a threshold for an exact check.
+  from the tracker's ``math.fsum`` arithmetic by rounding only (≈1e-12); ``BlockScores``
+  computes the same for every key, bar and symbol of a replay, block by block, which the
+  consensus uses to classify bars, flagging any bar within a tolerance of a threshold for an
+  exact check.
 - ``exact_tracker``: a real ``SensorTracker`` rebuilt (``from_dict``) from the very outcomes
   the engine's tracker would hold at that moment — the real scoring code, bit for bit, for
   decisions, sizing statistics and flagged bars.
@@ -236,8 +238,8 @@ class BlockScores:
     events a row holds at each column are its events before the block plus a running count
     (cumulative sum along the columns) of the block's own: one counting pass per block for
     every row, where asking each key of each symbol in turn cost a numpy call per (symbol,
-    key, block). Every row's prefix statistics sit in one array (``offset`` = where a row's
-    start), so a block's scores are a few calls over the whole (rows × columns) matrix.
+    key, block). Every row's prefix statistics sit in one array (``offset``: where each row's
+    prefixes start), so a block's scores are a few calls over the whole (rows × columns) matrix.
     A row without events scores the neutral 0.5 everywhere, as an unseen key does.
 
     The recency term needs no ``exp`` per (key, column): ``0.95 ** ((now - last_win) / day)``
@@ -250,7 +252,7 @@ class BlockScores:
     def __init__(self, packed: PackedEvents, n_symbols: int, n_bars: int, bars_per_block: int,
                  params: TrackerParams, ref_ms: int) -> None:
         """``ref_ms``: a time no later than any event's resolution or any query's ``now``."""
-        if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:
+        if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:  # 1m bars
             # exp(±700) is float64's range; 1m bars over ~37 years would need another reference per era
             raise ValueError(f"BlockScores: {n_bars:,} bars span too long a time for one recency reference")
         self.n_symbols = n_symbols
