@@ -2,8 +2,8 @@
 
 ``classify`` applies ``core.player.decide``'s rules (module docstring there) in the same
 order to whole arrays of bars, *ignoring the debounce book* (bracket and cooldown depend on
-trades; the fast replay applies them afterwards). Scores come from
-``core.fast_tracker.approx_scores``, which differ from the tracker's ``math.fsum`` arithmetic
+trades; the fast replay applies them afterwards). Scores come from ``core.fast_tracker``'s
+approximate scores (``BlockScores``), which differ from the tracker's ``math.fsum`` arithmetic
 by rounding only; every bar where a comparison is within ``TOLERANCE`` of its threshold (and
 only those) is handed to ``exact`` — the real ``decide`` on the real readings and a real
 tracker — whose answer replaces the vectorised one. So the reasons counted are the engine's;
@@ -57,7 +57,9 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
     n_present = np.count_nonzero(present, axis=0)
     qual = sc >= p.min_score
     qual &= present
-    near = np.abs(sc - p.min_score) <= TOLERANCE
+    # two comparisons, not |sc - min_score| <= TOLERANCE: no (voters × bars) float temporary
+    near = sc >= p.min_score - TOLERANCE
+    near &= sc <= p.min_score + TOLERANCE
     near &= present
     near &= ~x.voter_neutral
     unsure = near.any(axis=0)
@@ -75,7 +77,10 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
     lose = np.minimum(long_w, short_w)
     with np.errstate(divide="ignore", invalid="ignore"):
         margin = np.where(total > 0, (win - lose) / total, 0.0)
-    winners = np.where(side_long[None, :], pos, neg)  # qualified voters on the winning side
+    # qualified voters on the winning side: pos where long wins, else neg (boolean algebra;
+    # np.where broadcasting the side over the voters was several times slower)
+    winners = pos & side_long
+    winners |= neg & ~side_long
     winner_score = np.maximum.reduce(sc, axis=0, where=winners, initial=-np.inf)
     side = np.where(side_long, 1.0, -1.0)
     confidence = margin * np.where(np.isfinite(winner_score), winner_score, 0.0)

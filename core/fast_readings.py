@@ -32,27 +32,50 @@ class TimeframeReadings:
     visible: np.ndarray  # per 1m bar: index of the latest closed bar of this timeframe (-1: none)
     fresh: np.ndarray  # per 1m bar: True when that bar closes a bar of this timeframe
 
-    def matrix(self, names: list[str]) -> np.ndarray:
-        """The signals of ``names`` as rows of one array, plus a last all-NaN column (the
-        reading before this timeframe's first bar): ``matrix[:, visible_or_last]`` gathers
-        every sensor of the timeframe at many 1m bars in one step (``gather``)."""
-        out = np.full((len(names), len(self.open_time) + 1), np.nan)
-        for row, name in enumerate(names):
-            out[row, :-1] = self.signals[name]
-        return out
 
-    def gather(self, matrix: np.ndarray, bars: np.ndarray, out: np.ndarray) -> None:
-        """``out[row, k]`` = the visible signal of row ``row`` of ``matrix`` at 1m bar ``bars[k]``
-        (NaN when none is visible) — ``signal_at`` for many sensors at once."""
-        j = self.visible[bars]
-        j = np.where(j >= 0, j, matrix.shape[1] - 1)
-        np.take(matrix, j, axis=1, out=out)
+@dataclass(frozen=True)
+class SignalTable:
+    """One timeframe's signals of every symbol as rows of one array, so the consensus gathers
+    all sensors of all symbols at many bars with one ``np.take`` (``gather``)."""
 
-    def signal_at(self, name: str, bars: np.ndarray) -> np.ndarray:
-        """The visible signal of ``name`` at 1m bars ``bars`` (NaN when none is visible)."""
-        j = self.visible[bars]
-        values = self.signals[name][np.maximum(j, 0)]
-        return np.where(j >= 0, values, np.nan)
+    timeframe: Timeframe
+    voters: int  # rows 0 … voters-1: the voting sensors, then the context sensors (each in plan order)
+    table: np.ndarray  # (sensors, columns): each symbol's bars in turn, each symbol followed by an all-NaN column
+    columns: np.ndarray  # (replay bars + 1, symbols): the column visible at global bar g (NaN column: none yet)
+
+    def gather(self, g0: int, g1: int, voters: np.ndarray, context: np.ndarray) -> None:
+        """Voter and context rows at global bars ``g0 … g1-1`` of every symbol, into columns
+        ``(g - g0) * symbols + symbol`` of ``voters`` / ``context``."""
+        idx = self.columns[g0:g1].ravel()
+        # mode="clip": indices are valid by construction, and "raise" buffers the output
+        np.take(self.table[:self.voters], idx, axis=1, out=voters, mode="clip")
+        np.take(self.table[self.voters:], idx, axis=1, out=context, mode="clip")
+
+
+def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list[int],
+                 n_bars: int) -> dict[Timeframe, SignalTable]:
+    """One ``SignalTable`` per timeframe over every symbol (``first``: each symbol's 1m index of
+    global bar 0). Each symbol's ``signals`` become views of the table's rows (no second copy)."""
+    out: dict[Timeframe, SignalTable] = {}
+    for tf, rd0 in readings[0].items():
+        ordered = [ps for ps in rd0.sensors if not ps.context] + [ps for ps in rd0.sensors if ps.context]
+        lengths = [len(r[tf].open_time) for r in readings]
+        starts = np.concatenate([[0], np.cumsum(np.array(lengths) + 1)]).astype(np.int64)
+        table = np.empty((len(ordered), int(starts[-1])))
+        table[:, starts[1:] - 1] = np.nan  # each symbol's reading before its first bar: none
+        columns = np.empty((n_bars + 1, len(readings)), dtype=np.int64)
+        for k, r in enumerate(readings):
+            rd = r[tf]
+            if rd.sensors != rd0.sensors:
+                raise ValueError(f"stack_tables: symbols plan different sensors on {tf}")
+            lo, n = int(starts[k]), lengths[k]
+            for row, ps in enumerate(ordered):
+                table[row, lo:lo + n] = rd.signals[ps.name]
+                rd.signals[ps.name] = table[row, lo:lo + n]
+            j = rd.visible[first[k]:first[k] + n_bars + 1]
+            columns[:, k] = lo + np.where(j >= 0, j, n)
+        out[tf] = SignalTable(tf, sum(not ps.context for ps in ordered), table, columns)
+    return out
 
 
 def series_for(m1: CandleSeries, timeframe: Timeframe) -> CandleSeries:

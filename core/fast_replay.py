@@ -41,8 +41,8 @@ from core.errors import ConfigError, DataError
 from core.events import Decision, SensorReading
 from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
 from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
-from core.fast_readings import TimeframeReadings, symbol_readings
-from core.fast_tracker import KeyEvents, approx_score, approx_scores, build_key_events, exact_tracker
+from core.fast_readings import SignalTable, TimeframeReadings, stack_tables, symbol_readings
+from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score, exact_tracker, pack_events
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
@@ -63,11 +63,13 @@ log = logging.getLogger(__name__)
 
 M = MINUTE_MS
 QUOTE = "USDT"
-# bars per consensus block: its (voters × bars) float arrays stay a few MB, which glibc's malloc
+# columns (bar × symbol) per consensus block: its (voters × columns) float arrays stay a few MB, which glibc's malloc
 # reuses from its heap; 65,536-bar blocks (~140 MB a temporary) were mmapped afresh for every
 # temporary and page-faulted in, which cost more than the arithmetic (default ensemble, 1 symbol
 # × 100 k bars, one run each: 4.6 s at 65,536, 2.2 s at 16,384, 2.0 s at 4,096)
 _BLOCK = 4096
+# votes (sensors × fresh bars) judged at once in _track: a few MB per array, for the same reason
+_VOTES_PER_CHUNK = 1 << 20
 _PHASE_FUNDING, _PHASE_EXIT, _PHASE_DECIDE = 0, 1, 2
 # tracker statistics giving the two smallest sizes kelly sizing can choose: the fallback
 # (too few resolved votes) and min_fraction (losses only)
@@ -143,7 +145,9 @@ class FastReplay:
         self.last_open = self.venue.end_ms - (M - 1)
         self.n_bars = (self.last_open - self.t0) // M
         self.symbols: list[_Symbol] = []
-        self.events: dict[str, KeyEvents] = {}
+        self.events: dict[str, KeyEvents] = {}  # keys with a vote: views of ``packed``
+        self.packed: PackedEvents | None = None  # every voter's events, by voter row (_track)
+        self.tables: dict[Timeframe, SignalTable] = {}  # every symbol's signals, per timeframe (_load)
         self.trades: list[TradeRecord] = []
         self.extra_skips: Counter[str] = Counter()
         self.next_number = 1
@@ -180,20 +184,27 @@ class FastReplay:
                                        history_bars=self.s.sensors.window_bars + self.s.sensors.ring_slack_bars)
             self.symbols.append(_Symbol(name, k, first, readings))
             self.progress("signals", (k + 1) / len(names))
+        self.tables = stack_tables([sym.readings for sym in self.symbols], [sym.first for sym in self.symbols],
+                                   self.n_bars)
 
     def _track(self) -> None:
         """Judge every vote; one ordered outcome sequence per sensor key.
 
-        Each group of votes judged alike (timeframe, TP, SL) is judged at once and kept as
-        whole arrays tagged by key id; the keys are split out once at the end (one stable
-        sort over every resolved vote) rather than sliced per sensor and symbol."""
+        Each group of votes judged alike (timeframe, TP, SL) is judged at once; each key's
+        resolved votes are kept as slices of the group's arrays and packed key by key at the end
+        (``pack_events``), key ids being the consensus's voter rows."""
         n_sym = len(self.symbols)
-        horizon = self.tracker_params.horizon_bars
-        key_ids: dict[str, int] = {}
-        # per resolved vote: key id, resolving bar, symbol, entry bar, r, won, resolved at (ms)
-        cols: list[list[np.ndarray]] = [[] for _ in range(7)]
-        opened: list[np.ndarray] = []  # global bar of every vote (+1 there)
-        closed: list[np.ndarray] = []  # the bar after it resolves (-1 there; n_bars + 1: never)
+        # a key's id is its voter row in the consensus (every symbol runs the same plan), so the
+        # consensus reads the packed events as they are
+        voter_keys = [sensor_key(ps.name, tf) for tf, rd in self.symbols[0].readings.items() for ps in rd.sensors
+                      if not ps.context] if self.symbols else []
+        row_of = {key: k for k, key in enumerate(voter_keys)}
+        voted = np.zeros(len(voter_keys), dtype=bool)  # keys with a vote (judged or not) in some symbol
+        # per key, its resolved votes as slices of each group's arrays: (symbol, resolving bar,
+        # entry bar, r, won) — joined key by key when packed, never as one array of every vote
+        parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = [[] for _ in voter_keys]
+        size = self.n_bars + 2
+        open_votes = np.zeros(size, dtype=np.int64)  # +1 at a vote's bar, -1 the bar after it resolves
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
             last = sym.first + self.n_bars
@@ -210,40 +221,13 @@ class FastReplay:
                     if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
                         groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
                 for (tp, sl), names in groups.items():
-                    sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
-                    for k, name in enumerate(names):
-                        np.take(rd.signals[name], j, out=sig[k])
-                    # row-major: sensor by sensor, each in bar order
-                    row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
-                    if not row.size:
-                        continue
-                    entry = fresh_bars[col]
-                    direction = np.where(sig[row, col] > 0, 1, -1)
-                    ids = np.array([key_ids.setdefault(sensor_key(n, tf), len(key_ids)) for n in names], dtype=np.int64)
-                    kid = ids[row]
-                    tf_ms = tf.ms
-                    # one judgement per distinct (bar, direction): a table over the symbol's bars
-                    # instead of a sort (np.unique) of every sensor's votes
-                    code = entry * 2 + (direction > 0)
-                    seen = np.zeros(2 * len(hi), dtype=bool)
-                    seen[code] = True
-                    uniq = np.flatnonzero(seen)
-                    inverse = (np.cumsum(seen) - 1)[code]
-                    res, r, won = judge_votes(hi, lo, cl, uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                              horizon * tf_ms // M, tables)
-                    res, r, won = res[inverse], r[inverse], won[inverse]
-                    ok = res != NOT_FOUND
-                    opened.append(entry - sym.first)
-                    closed.append(np.where(ok, res - sym.first + 1, self.n_bars + 1))
-                    rr = res[ok]
-                    for column, part in zip(cols, (kid[ok], rr - sym.first, np.full(len(rr), sym.index, dtype=np.int64),
-                                                entry[ok] - sym.first, r[ok], won[ok], m1.open_time[rr] + M), strict=True):
-                        column.append(part)
-        size = self.n_bars + 2
-        open_votes = np.zeros(size, dtype=np.int64)
-        if opened:
-            open_votes = (np.bincount(np.concatenate(opened), minlength=size)
-                          - np.bincount(np.concatenate(closed), minlength=size))
+                    ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
+                    # a chunk of fresh bars at a time: the group's arrays (every vote of every
+                    # sensor, tens of millions at 1 symbol × 1 M bars) stay a few MB
+                    step = max(1024, _VOTES_PER_CHUNK // len(names))
+                    for c0 in range(0, len(j), step):
+                        self._judge_chunk(sym, rd, names, ids, fresh_bars[c0:c0 + step], j[c0:c0 + step], tp, sl,
+                                          (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
             # the engine's tracker would drop its oldest open votes; which ones depends on the
@@ -253,66 +237,94 @@ class FastReplay:
                 f"({self.tracker_params.max_open_votes:,}); the engine would drop the oldest, which the fast path "
                 "does not reproduce — raise tracker.max_open_votes or replay without --fast",
                 key="tracker.max_open_votes")
-        if key_ids:
-            kid, bar, symbol, entry, r, won, resolved_ms = (np.concatenate(c) for c in cols)
-            by_key = np.argsort(kid, kind="stable")
-            bounds = np.searchsorted(kid[by_key], np.arange(len(key_ids) + 1))
-            for key, k in key_ids.items():
-                pick = by_key[bounds[k]:bounds[k + 1]]
-                self.events[key] = build_key_events(bar[pick], symbol[pick], entry[pick], r[pick], won[pick],
-                                                    resolved_ms[pick], n_sym, self.tracker_params)
+        # a vote resolves at the close of its bar (the data is gap-free over the window: _load)
+        close_ms = self.t0 + M * np.arange(1, self.n_bars + 2, dtype=np.int64)
+
+        def key_votes(key_parts: list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+            if not key_parts:
+                empty = np.zeros(0, dtype=np.int64)
+                return empty, empty, empty, np.zeros(0), np.zeros(0, dtype=bool), empty
+            bar = np.concatenate([q[1] for q in key_parts])
+            symbol = np.repeat(np.array([q[0] for q in key_parts], dtype=np.int64), [len(q[1]) for q in key_parts])
+            return (bar, symbol, np.concatenate([q[2] for q in key_parts]), np.concatenate([q[3] for q in key_parts]),
+                    np.concatenate([q[4] for q in key_parts]), close_ms[bar])
+
+        sizes = np.array([sum(len(q[1]) for q in key_parts) for key_parts in parts], dtype=np.int64)
+        self.packed = pack_events(sizes, (key_votes(key_parts) for key_parts in parts), n_sym, self.tracker_params)
+        self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
 
-    def _consensus(self) -> None:
-        g_all = np.arange(1, self.n_bars + 1, dtype=np.int64)
-        total = len(self.symbols) * len(g_all)
-        done = 0
-        n_sym = len(self.symbols)
-        for sym in self.symbols:
-            # rows grouped by timeframe: one gather per timeframe fills all its sensors' rows
-            voters = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if not ps.context]
-            context = [(tf, ps) for tf, rd in sym.readings.items() for ps in rd.sensors if ps.context]
-            v_parts = self._row_groups(sym, voters)
-            c_parts = self._row_groups(sym, context)
-            keyed = [(row, self.events[k]) for row, (tf, ps) in enumerate(voters)
-                     if (k := sensor_key(ps.name, tf)) in self.events]
-            codes = np.empty(len(g_all), dtype=np.int8)
-            for a in range(0, len(g_all), _BLOCK):
-                g = g_all[a:a + _BLOCK]
-                lb = sym.first + g
-                now = self.t0 + (g + 1) * M
-                sig = np.empty((len(voters), len(g)))
-                ctx = np.empty((len(context), len(g)))
-                for rd, rows, mat in v_parts:
-                    rd.gather(mat, lb, sig[rows[0]:rows[1]])
-                for rd, rows, mat in c_parts:
-                    rd.gather(mat, lb, ctx[rows[0]:rows[1]])
-                scores = np.full(sig.shape, 0.5)
-                neutral = np.ones(sig.shape, dtype=bool)
-                for row, ev in keyed:
-                    m = ev.prefix_range(int(g[0]), int(g[-1]), sym.index, n_sym)
-                    approx_scores(ev, m, now, self.tracker_params, out=(scores[row], neutral[row]))
-                block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
-                                 lambda col, g=g, sym=sym: self._exact_reason(sym, int(g[col])))
-                codes[a:a + len(g)] = block
-                done += len(g)
-                self.progress("consensus", done / total)
-            sym.codes = codes
+    def _judge_chunk(self, sym: _Symbol, rd: TimeframeReadings, names: list[str], ids: np.ndarray,
+                     fresh_bars: np.ndarray, j: np.ndarray, tp: float, sl: float,
+                     prices: tuple[np.ndarray, np.ndarray, np.ndarray], tables: RangeTables,
+                     parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
+                     open_votes: np.ndarray, voted: np.ndarray) -> None:
+        """Judge the votes of ``names`` (key ids ``ids``, alike: timeframe, TP, SL) on the fresh
+        bars ``fresh_bars`` (their readings: ``j``; ``prices``: the symbol's high, low, close);
+        each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
+        sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
+        for k, name in enumerate(names):
+            np.take(rd.signals[name], j, out=sig[k])
+        # row-major: sensor by sensor, each in bar order
+        row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
+        if not row.size:
+            return
+        voted[ids] = True
+        entry = fresh_bars[col]
+        direction = np.where(sig[row, col] > 0, 1, -1)
+        # one judgement per distinct (bar, direction): a table over the chunk's bars instead of
+        # a sort (np.unique) of every sensor's votes
+        first = int(fresh_bars[0])
+        code = (entry - first) * 2 + (direction > 0)
+        seen = np.zeros(2 * (int(fresh_bars[-1]) - first + 1), dtype=bool)
+        seen[code] = True
+        uniq = np.flatnonzero(seen)
+        inverse = (np.cumsum(seen) - 1)[code]
+        res, r, won = judge_votes(*prices, first + uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                  self.tracker_params.horizon_bars * rd.timeframe.ms // M, tables)
+        res, r, won = res[inverse], r[inverse], won[inverse]
+        ok = res != NOT_FOUND
+        size = len(open_votes)
+        open_votes += np.bincount(entry - sym.first, minlength=size)
+        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
+        # row-major: the resolved votes of names[0], then names[1] …
+        by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
+        g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
+        for i, key_id in enumerate(ids.tolist()):
+            a, b = by_name[i], by_name[i + 1]
+            if b > a:
+                parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
 
-    @staticmethod
-    def _row_groups(sym: _Symbol, rows: list[tuple[Timeframe, Any]]) -> list[tuple[TimeframeReadings, tuple[int, int], np.ndarray]]:
-        """(readings, [first, last) row, signal matrix) per timeframe of ``rows`` (grouped by timeframe)."""
-        out = []
-        start = 0
-        while start < len(rows):
-            tf = rows[start][0]
-            stop = start
-            while stop < len(rows) and rows[stop][0] is tf:
-                stop += 1
-            rd = sym.readings[tf]
-            out.append((rd, (start, stop), rd.matrix([ps.name for _, ps in rows[start:stop]])))
-            start = stop
-        return out
+    def _consensus(self) -> None:
+        """Reason code of every bar of every symbol: blocks of ``_BLOCK`` columns, each a few
+        bars of all symbols (``BlockScores``), so the per-call work is per block, not per
+        (symbol, key, block)."""
+        n_sym = len(self.symbols)
+        readings = self.symbols[0].readings  # every symbol runs the same plan (stack_tables checks)
+        voters = [(tf, ps) for tf, rd in readings.items() for ps in rd.sensors if not ps.context]
+        n_context = sum(ps.context for rd in readings.values() for ps in rd.sensors)
+        assert self.packed is not None and self.packed.rows == len(voters)
+        scorer = BlockScores(self.packed, n_sym, self.n_bars, max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
+        codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
+        for b in range(scorer.n_blocks):
+            g0, g1 = scorer.bars(b)
+            width = (g1 - g0) * n_sym
+            sig = np.empty((len(voters), width))
+            ctx = np.empty((n_context, width))
+            v0 = c0 = 0
+            for table in self.tables.values():  # in the voters' (and context rows') timeframe order
+                n_ctx = len(table.table) - table.voters
+                table.gather(g0, g1, sig[v0:v0 + table.voters], ctx[c0:c0 + n_ctx])
+                v0 += table.voters
+                c0 += n_ctx
+            now = np.repeat(self.t0 + (np.arange(g0, g1, dtype=np.int64) + 1) * M, n_sym)
+            scores, neutral = scorer.scores(b, now)
+            block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+                             lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
+            codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)
+            self.progress("consensus", (g1 - 1) / self.n_bars)
+        for sym in self.symbols:
+            sym.codes = np.ascontiguousarray(codes[:, sym.index])
 
     # ------------------------------------------------------------------ exact pieces
     def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:

@@ -10,7 +10,7 @@ import pytest
 
 from core.events import SensorReading
 from core.fast_passage import NOT_FOUND, first_touch, judge_votes
-from core.fast_tracker import approx_scores, build_key_events, exact_tracker
+from core.fast_tracker import BlockScores, approx_scores, build_key_events, exact_tracker, pack_events
 from core.history import load_candles
 from core.sensor_tracker import SensorTracker, TrackerParams, sensor_key
 from core.types import Timeframe
@@ -125,13 +125,92 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
     assert all(tracker.resolved_count(k) >= params.window for k in keys)  # the windows rolled
 
 
-@pytest.mark.parametrize("n_symbols, events", [(1, 40), (3, 5_000), (50, 200_000)])
-def test_prefix_range_counts_like_the_binary_search(n_symbols: int, events: int) -> None:
-    # both strategies (counting few events per bar, searching many) against ``prefix`` per query
+@pytest.mark.parametrize("n_symbols, events, bars_per_block", [(1, 40, 4096), (3, 5_000, 700), (50, 200_000, 81)])
+def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, bars_per_block: int) -> None:
+    # every (bar, symbol) of every block against ``prefix`` and ``approx_scores`` asked key by key;
+    # a row without events is the unseen key's neutral 0.5. Bars 30 minutes apart, and keys
+    # that rarely win, so scores with no win yet and with the 30-day recency floor are compared
     rng = np.random.default_rng(n_symbols)
-    order = np.sort(rng.integers(0, 3_000 * n_symbols, events)).astype(np.int64)
-    ev = build_key_events(order // n_symbols, order % n_symbols, order // n_symbols, np.ones(events),
-                          np.ones(events, dtype=bool), np.zeros(events, dtype=np.int64), n_symbols, TrackerParams())
-    for symbol in {0, n_symbols // 2, n_symbols - 1}:
-        got = ev.prefix_range(100, 2_500, symbol, n_symbols)
-        assert got.tolist() == ev.prefix(np.arange(100, 2_501), symbol, n_symbols).tolist()
+    n_bars, step, t0 = 3_000, 30 * M, 1_600_000_000_000
+    params = TrackerParams(window=50, recent_window=10, min_resolved_votes=5)
+    parts = {}
+    # (win rate, bars where a vote can win): key 1 has no win in its last 46 days, key 3 none in its first 31;
+    # key 2 has no events (an unseen key)
+    for k, (p_win, wins) in {0: (0.45, (0, n_bars)), 1: (1.0, (0, n_bars // 4)), 3: (0.05, (n_bars // 2, n_bars))}.items():
+        order = np.sort(rng.integers(0, (n_bars + 1) * n_symbols, events // (k + 1))).astype(np.int64)
+        bar = order // n_symbols
+        won = (rng.random(len(order)) < p_win) & (bar >= wins[0]) & (bar <= wins[1])
+        parts[k] = (bar, order % n_symbols, bar - rng.integers(1, 30, len(order)),
+                    rng.choice([-1.0, 1.5, 0.3], len(order)), won, t0 + (bar + 1) * step)
+    no_votes = np.zeros(0, dtype=np.int64)
+    parts[2] = (no_votes, no_votes, no_votes, np.zeros(0), np.zeros(0, dtype=bool), no_votes)
+    packed = pack_events(np.array([len(parts[k][0]) for k in range(4)]), [parts[k] for k in range(4)], n_symbols,
+                         params)
+    rows = [packed.row(k) for k in range(4)]
+    scorer = BlockScores(packed, n_symbols, n_bars, bars_per_block, params, t0)
+    assert scorer.n_blocks == -(-n_bars // bars_per_block)
+    never_won = floored = 0
+    for b in range(scorer.n_blocks):
+        g0, g1 = scorer.bars(b)
+        bars = np.repeat(np.arange(g0, g1), n_symbols)
+        symbols = np.tile(np.arange(n_symbols), g1 - g0)
+        now = t0 + (bars + 1) * step
+        m = scorer.prefix(b)
+        score, neutral = scorer.scores(b, now)
+        for row, ev in enumerate(rows):
+            if not len(ev.order):
+                assert not m[row].any() and neutral[row].all() and (score[row] == 0.5).all()
+                continue
+            want_m = ev.prefix(bars, symbols, n_symbols)
+            assert m[row].tolist() == want_m.tolist()
+            want_score, want_neutral = approx_scores(ev, want_m, now, params)
+            assert neutral[row].tolist() == want_neutral.tolist()
+            assert np.abs(score[row] - want_score).max() < 1e-12
+            lw = ev.last_win_ms[want_m][~want_neutral]
+            never_won += int((lw < 0).sum())
+            floored += int(((lw >= 0) & (now[~want_neutral] - lw > 30 * 86_400_000)).sum())
+    assert never_won > 0 and floored > 0
+
+
+def test_block_scores_refuse_a_span_beyond_one_recency_reference() -> None:
+    # the recency factors exp(±span · ln 0.95 / day) leave float64's range past ~37 years of 1m bars
+    with pytest.raises(ValueError, match="span too long"):
+        no_events = pack_events(np.zeros(1, dtype=np.int64), [(np.zeros(0, dtype=np.int64),) * 6], 1, TrackerParams())
+        BlockScores(no_events, 1, 20_000_000, 4096, TrackerParams(), 0)
+
+
+def test_packed_keys_equal_each_key_built_alone() -> None:
+    # keys packed one after another (empty ones included) give each key's arrays bit for bit
+    rng = np.random.default_rng(11)
+    n_symbols, params = 4, TrackerParams(window=30, recent_window=7, min_resolved_votes=3)
+    sizes = np.array([500, 0, 1, 2_000, 0, 37])
+    rows = []
+    for n in sizes:
+        bar = rng.integers(0, 900, n)
+        rows.append((bar, rng.integers(0, n_symbols, n), bar - rng.integers(1, 60, n), rng.choice([-1.0, 2.0, 0.37, -0.2], n),
+                     rng.random(n) < 0.4, 1_600_000_000_000 + (bar + 1) * M))
+    packed = pack_events(sizes, rows, n_symbols, params)
+    assert packed.rows == len(sizes)
+    for k, row in enumerate(rows):
+        alone = build_key_events(*row, n_symbols, params)
+        got = packed.row(k)
+        for name in ("order", "r", "won", "partial", "count", "last_win_ms"):
+            assert getattr(got, name).tolist() == getattr(alone, name).tolist(), (k, name)
+        assert len(got.partial) == sizes[k] + 1
+    with pytest.raises(ValueError, match="sizes"):
+        pack_events(sizes + 1, rows, n_symbols, params)
+    with pytest.raises(ValueError, match="rows given"):
+        pack_events(sizes, rows[:-1], n_symbols, params)
+
+
+def test_tracker_order_is_lexsorts_permutation() -> None:
+    # the single-key argsort against np.lexsort, ties (equal triples) and negative entry bars included
+    from core.fast_tracker import _tracker_order
+
+    rng = np.random.default_rng(5)
+    for n_symbols, n in ((1, 0), (1, 1), (3, 2_000), (50, 20_000)):
+        bar = rng.integers(0, 400, n)
+        symbol = rng.integers(0, n_symbols, n)
+        entry = bar - rng.integers(-5, 40, n)
+        want = np.lexsort((entry, symbol, bar))
+        assert _tracker_order(bar, symbol, entry, n_symbols).tolist() == want.tolist()
