@@ -139,14 +139,19 @@ class TrackerParams:
 class _History:
     """Resolved outcomes of one sensor key (rolling window) and its last win.
 
-    ``wins`` / ``losses`` hold the same window's R values split by outcome, oldest first (what
-    ``performance`` pools); ``memo`` is the last score and the market time it was computed at.
+    ``rs`` holds the window's R values, oldest first. Whether an outcome won is not stored: it
+    is ``r > 0`` for every outcome (a win's R is tp / sl > 0, a loss's −1, an expiry won only
+    if R > 0 — ``Resolution.won``), so a window is a deque of floats rather than of (R, won)
+    tuples: 56 B fewer per outcome, up to ``window`` outcomes × every sensor key, filling as a
+    session goes (bench/soak.py). ``wins`` / ``losses`` hold the same R values split by
+    outcome, oldest first (what ``performance`` pools); ``memo`` is the last score and the
+    market time it was computed at.
     """
 
-    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "memo")
+    __slots__ = ("rs", "last_win_ms", "partial", "wins", "losses", "memo")
 
     def __init__(self, window: int) -> None:
-        self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
+        self.rs: deque[float] = deque(maxlen=window)
         self.last_win_ms: int | None = None
         self.partial: float | None = None  # cached blend without recency; None = recompute
         self.wins: deque[float] = deque()
@@ -155,18 +160,20 @@ class _History:
 
     def append(self, r: float, won: bool) -> None:
         """Add an outcome; the window's oldest one leaves ``wins``/``losses`` with it."""
-        outcomes = self.outcomes
-        if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen:
-            (self.wins if outcomes[0][1] else self.losses).popleft()
-        outcomes.append((r, won))
+        if won != (r > 0):  # the invariant the compact window relies on (see the class docstring)
+            raise ValueError(f"an outcome of R {r} cannot be {'a win' if won else 'a loss'}")
+        rs = self.rs
+        if rs.maxlen is not None and len(rs) == rs.maxlen:
+            (self.wins if rs[0] > 0 else self.losses).popleft()
+        rs.append(r)
         (self.wins if won else self.losses).append(r)
         self.partial = None
         self.memo = None
 
     def split(self) -> None:
-        """Rebuild ``wins``/``losses`` from ``outcomes`` (after a restore)."""
-        self.wins = deque(r for r, won in self.outcomes if won)
-        self.losses = deque(r for r, won in self.outcomes if not won)
+        """Rebuild ``wins``/``losses`` from ``rs`` (after a restore)."""
+        self.wins = deque(r for r in self.rs if r > 0)
+        self.losses = deque(r for r in self.rs if not r > 0)
         self.partial = None
         self.memo = None
 
@@ -263,7 +270,7 @@ class SensorTracker:
     # ------------------------------------------------------------------ scoring
     def resolved_count(self, key: str) -> int:
         hist = self._history.get(key)
-        return len(hist.outcomes) if hist else 0
+        return len(hist.rs) if hist else 0
 
     @property
     def open_votes(self) -> int:
@@ -305,12 +312,12 @@ class SensorTracker:
         return MappingProxyType(self._board)
 
     def _score(self, hist: _History) -> float:
-        if len(hist.outcomes) < self._p.min_resolved_votes:
+        if len(hist.rs) < self._p.min_resolved_votes:
             return NEUTRAL_SCORE
         p = self._p
         if hist.partial is None:
             parts = score_components(
-                [r for r, _ in hist.outcomes], [w for _, w in hist.outcomes],
+                list(hist.rs), [r > 0 for r in hist.rs],
                 recent_window=p.recent_window, last_win_ms=None, now_ms=0,
             )
             hist.partial = (
@@ -353,7 +360,7 @@ class SensorTracker:
             "now_ms": self._now_ms,
             "dropped_open_votes": self.dropped_open_votes,
             "history": {
-                k: {"outcomes": [[r, w] for r, w in h.outcomes], "last_win_ms": h.last_win_ms}
+                k: {"outcomes": [[r, r > 0] for r in h.rs], "last_win_ms": h.last_win_ms}
                 for k, h in self._history.items()
             },
             "open": [
@@ -374,7 +381,10 @@ class SensorTracker:
         tracker.dropped_open_votes = int(data.get("dropped_open_votes", 0))
         for key, h in data["history"].items():
             hist = _History(params.window)
-            hist.outcomes.extend((float(r), bool(w)) for r, w in h["outcomes"])
+            for r, w in h["outcomes"]:
+                if bool(w) != (float(r) > 0):
+                    raise ValueError(f"tracker state of {key}: an outcome of R {r} marked won={w}")
+                hist.rs.append(float(r))
             hist.split()
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist

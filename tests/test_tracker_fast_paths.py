@@ -103,3 +103,35 @@ def test_open_votes_built_through_the_slots_equal_the_constructor() -> None:
     fast, plain = new_open_vote(*args), OpenVote(*args)
     assert type(fast) is OpenVote and fast == plain and hash(fast) == hash(plain)
     assert (fast.tp_price, fast.sl_price) == (plain.tp_price, plain.sl_price)
+
+
+def test_the_compact_window_holds_every_resolution_as_resolved(btc: list[Candle]) -> None:
+    # The window keeps R values only (won = R > 0): what it gives back, for every key and in
+    # order, is each Resolution's own (r, won) — wins, stops and expiries above and below entry.
+    params = TrackerParams(window=30, recent_window=5, horizon_bars=4, min_resolved_votes=3)
+    tracker = SensorTracker(params)
+    resolved: dict[str, list[tuple[float, bool]]] = {}
+    outcomes = set()
+    for i in range(1, 900):
+        prev, bar = btc[i - 1], btc[i]
+        move = 1.0 if bar.close > prev.close else -1.0 if bar.close < prev.close else 0.0
+        tracker.record([SensorReading(n, "BTCUSDT", Timeframe.M1, bar.open_time_ms, s * move or 0.4, tp, sl)
+                        for n, s, tp, sl in (("mom", 1.0, 0.0015, 0.001), ("rev", -1.0, 0.0004, 0.0006),
+                                             ("slow", 0.5, 0.01, 0.01))],
+                       price=bar.close, at_ms=bar.open_time_ms + 60_000)
+        for res in tracker.on_candle(btc[i + 1]):
+            resolved.setdefault(res.key, []).append((res.r, res.won))
+            outcomes.add((res.outcome, res.won))
+    assert len(outcomes) == 4  # win, loss, expired won and expired lost all happened
+    history = tracker.to_dict()["history"]
+    assert {k: [tuple(o) for o in h["outcomes"]] for k, h in history.items()} == {
+        k: v[-params.window:] for k, v in resolved.items()}
+
+
+def test_a_restore_refuses_an_outcome_whose_won_flag_contradicts_its_r() -> None:
+    params = TrackerParams()
+    state = SensorTracker(params).to_dict()
+    state["history"] = {"mom@1m": {"outcomes": [[-0.2, True]], "last_win_ms": None}}
+    with pytest.raises(ValueError, match="mom@1m"):
+        SensorTracker.from_dict(state, params)
+
