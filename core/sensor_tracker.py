@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from config.settings import PlayerSettings, TrackerSettings
 from core.events import SensorReading
 from core.metrics import SENSOR_SCORE, TRACKER_VOTES
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 NEUTRAL_SCORE = 0.5
 _DAY_MS = 86_400_000
+_JSON_ROWS = 4096  # dedupe marks serialised per piece by to_json
 
 
 _OUTCOME_COUNTERS = {o: TRACKER_VOTES.labels(outcome=o.value) for o in Outcome}
@@ -370,6 +373,40 @@ class SensorTracker:
             ],
             "last_recorded": [[k, s, t] for (k, s), t in self._last_recorded.items()],
         }
+
+    def to_json(self) -> bytes:
+        """``to_dict()`` as canonical JSON (``state.codec.dumps_plain``), byte for byte, built
+        without the whole tree in memory at once.
+
+        The engine persists this section after bracket transitions all session long; with many
+        symbols it holds ~50 k open votes, and ``to_dict`` made a list per vote (~6 MB of small
+        objects, another copy in ``encode``) only to serialise and free them: that churn left
+        pymalloc arenas pinned by the long-lived objects made meanwhile (RSS growth, bench/soak.py).
+        Here each symbol's votes, each key's outcomes and each run of ``_JSON_ROWS`` dedupe marks
+        is serialised on its own and the pieces joined. Every float in the state is finite
+        (prices and distances are checked when a vote is opened, R values follow from them), as
+        ``encode`` requires.
+        """
+        opt = orjson.OPT_SORT_KEYS
+        open_parts = [orjson.dumps([[v.key, v.symbol, v.direction, v.entry_ms, v.entry_price, v.tp_fraction,
+                                     v.sl_fraction, v.expires_ms] for v in book], option=opt)[1:-1]
+                      for book in self._open.values() if len(book)]
+        marks = iter(self._last_recorded.items())
+        mark_parts = []
+        while chunk := [[k, s, t] for (k, s), t in itertools.islice(marks, _JSON_ROWS)]:
+            mark_parts.append(orjson.dumps(chunk, option=opt)[1:-1])
+        return orjson.dumps({
+            "version": STATE_VERSION,
+            "now_ms": self._now_ms,
+            "dropped_open_votes": self.dropped_open_votes,
+            "history": {
+                k: {"outcomes": orjson.Fragment(orjson.dumps([[r, r > 0] for r in h.rs], option=opt)),
+                    "last_win_ms": h.last_win_ms}
+                for k, h in self._history.items()
+            },
+            "open": orjson.Fragment(b"[" + b",".join(open_parts) + b"]"),
+            "last_recorded": orjson.Fragment(b"[" + b",".join(mark_parts) + b"]"),
+        }, option=opt)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], params: TrackerParams) -> SensorTracker:

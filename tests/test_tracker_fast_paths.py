@@ -14,6 +14,7 @@ import math
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from core.events import SensorReading
@@ -135,3 +136,37 @@ def test_a_restore_refuses_an_outcome_whose_won_flag_contradicts_its_r() -> None
     with pytest.raises(ValueError, match="mom@1m"):
         SensorTracker.from_dict(state, params)
 
+
+def test_to_json_is_the_canonical_dump_of_to_dict(btc: list[Candle]) -> None:
+    # The engine persists to_json() in place of dumps_plain(encode(to_dict())): the same bytes,
+    # with several symbols (one whose votes all resolved: an empty book), keys without outcomes
+    # yet, more dedupe marks than one piece holds, and a fresh tracker.
+    from core import sensor_tracker
+    from state import codec
+
+    def canonical(t: SensorTracker) -> bytes:
+        return codec.dumps_plain(codec.encode(t.to_dict()))
+
+    params = TrackerParams(window=25, recent_window=7, horizon_bars=15, min_resolved_votes=5)
+    tracker = SensorTracker(params)
+    assert tracker.to_json() == canonical(tracker)
+    for i in range(1, 400):
+        step(tracker, btc, i)
+        bar = btc[i]
+        for name, sym in (("e", "ETHUSDT"), ("s", "SOLUSDT")):  # only the symbol's own candles judge these
+            tracker.record([SensorReading(f"{name}{i % 50}", sym, Timeframe.M5, bar.open_time_ms, 0.5, 0.02, 0.01)],
+                           price=bar.close, at_ms=bar.open_time_ms + 60_000)
+    tracker.on_candle(Candle("SOLUSDT", Timeframe.M1, btc[400].open_time_ms, Decimal(1), Decimal(10**6),
+                             Decimal("0.001"), Decimal(1), Decimal(1)))  # every SOLUSDT vote resolves
+    data = tracker.to_dict()
+    assert len(data["open"]) > 100 and len(data["last_recorded"]) > 100
+    assert any(not h["outcomes"] for h in data["history"].values())
+    assert tracker.to_json() == canonical(tracker)
+    small = sensor_tracker._JSON_ROWS
+    try:
+        sensor_tracker._JSON_ROWS = 7  # several pieces of dedupe marks
+        assert tracker.to_json() == canonical(tracker)
+    finally:
+        sensor_tracker._JSON_ROWS = small
+    restored = SensorTracker.from_dict(orjson.loads(tracker.to_json()), params)
+    assert restored.to_json() == tracker.to_json()
