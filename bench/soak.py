@@ -38,6 +38,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+import soak_trace
 from replay import MINIMAL, symlink_dataset  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -53,6 +54,19 @@ def rss_bytes(pid: int) -> int:
         return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def rss_split(pid: int) -> dict[str, int]:
+    """RssAnon / RssFile / RssShmem of ``pid`` in bytes (the shared-memory rings count as RssShmem)."""
+    out = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile", "RssShmem"):
+                out[key] = int(value.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return out
 
 
 def descendants(pid: int) -> list[int]:
@@ -124,12 +138,14 @@ class Soak:
         self.samples: list[tuple[float, int, int, int]] = []  # (t, engine, total, bars done) while trading
         self.peak_engine = self.peak_total = 0
         self.ready_t: float | None = None
+        self.splits: list[dict[str, int]] = []  # the engine's RssAnon/RssFile/RssShmem, one per sample
 
-    def add(self, engine: int, total: int, trading: bool, bars: int | None) -> None:
+    def add(self, engine: int, total: int, trading: bool, bars: int | None, split: dict[str, int]) -> None:
         self.peak_engine = max(self.peak_engine, engine)
         self.peak_total = max(self.peak_total, total)
         if trading and bars is not None:
             self.samples.append((time.monotonic(), engine, total, bars))
+            self.splits.append(split)
 
     def mark(self) -> tuple[float, int, int, int] | None:
         """The first sample at or past 10 % of the planned bars (warm-up behind us)."""
@@ -157,6 +173,10 @@ class Soak:
         emit("rss_growth_total_pct", 100.0 * (last[2] - mark[2]) / mark[2], "%")
         emit("rss_engine_at_mark_mb", mark[1] / 2**20, "MB")
         emit("rss_engine_at_end_mb", last[1] / 2**20, "MB")
+        at_mark, at_end = self.splits[self.samples.index(mark)], self.splits[-1]
+        for key in ("RssAnon", "RssFile", "RssShmem"):  # where the engine's growth is
+            if key in at_mark and key in at_end:
+                emit(f"engine_{key.lower()}_growth_mb", (at_end[key] - at_mark[key]) / 2**20, "MB")
         emit("trading_phase_s", last[0] - self.samples[0][0], "s")
         emit("bars", last[3], "bars")
         emit("engine_bars_per_s", (last[3] - self.samples[0][3]) / max(1e-9, last[0] - self.samples[0][0]), "bars/s")
@@ -169,6 +189,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="240 bars × 50 symbols, minimal strategy")
     parser.add_argument("--bars", type=int, help="1m bars per symbol (default 2880, 240 with --quick)")
     parser.add_argument("--symbols", type=int, default=50, help="symbols (default 50)")
+    parser.add_argument("--tracemalloc", type=int, metavar="FRAMES",
+                        help="diagnostic: trace the engine's Python allocations (FRAMES deep) and print the "
+                             "top growth from the warm-up mark to 97 %% of the bars (slow; RSS figures not comparable)")
+    parser.add_argument("--malloc-stats", action="store_true",
+                        help="diagnostic: pymalloc and glibc figures at the warm-up mark and at 97 %% of the bars, "
+                             "and the RSS that malloc_trim(0) gives back then (bench/soak_trace.py)")
     parser.add_argument("--progress-s", type=float, default=30.0,
                         help="seconds between progress lines on stderr (JSON; Ctrl-C reports the run so far)")
     args = parser.parse_args()
@@ -184,13 +210,18 @@ def main() -> None:
         (root / "casino.toml").write_text("\n".join(lines) + "\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("CASINO_")}
         env["CASINO_DATA_DIR"] = str(root)
-        proc = subprocess.Popen([sys.executable, str(REPO / "main.py"), "replay", "--config", "casino.toml",
+        launcher = [sys.executable, str(REPO / "main.py")]
+        traced = bool(args.tracemalloc or args.malloc_stats)
+        if traced:
+            launcher = [sys.executable, soak_trace.__file__, str(args.tracemalloc or 0), str(REPO / "main.py")]
+        proc = subprocess.Popen([*launcher, "replay", "--config", "casino.toml",
                                  "--duration", f"{bars}m"], cwd=root, env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         soak = Soak(bars * len(names))
         tail = LogTail(root)
         partial = False
         next_progress = time.monotonic() + args.progress_s
+        traces: list[str] = []  # snapshot names requested so far
         try:
             while proc.poll() is None:
                 engine = rss_bytes(proc.pid)
@@ -202,7 +233,15 @@ def main() -> None:
                         # SIGUSR1 only once the engine is ready: its handler is installed by then
                         soak.ready_t = soak.ready_t or time.monotonic()
                         done = bars_done(tail.path.parent, proc.pid)
-                soak.add(engine, total, tail.ready and not tail.stopping, done)
+                soak.add(engine, total, tail.ready and not tail.stopping, done, rss_split(proc.pid))
+                if traced and tail.ready and not traces:
+                    soak_trace.request(root, soak_trace.START)
+                    traces.append(soak_trace.START)
+                if traced and done is not None and not tail.stopping:
+                    for name, fraction in (("mark", 0.1), ("end", 0.97)):
+                        if name not in traces and done >= fraction * soak.total_bars:
+                            soak_trace.request(root, name)
+                            traces.append(name)
                 if soak.samples and time.monotonic() >= next_progress:
                     print(soak.progress_line(), file=sys.stderr, flush=True)
                     next_progress += args.progress_s
@@ -217,6 +256,11 @@ def main() -> None:
                 proc.wait()
         if proc.returncode != 0 and not partial:
             raise SystemExit(f"replay exited {proc.returncode}")
+        snaps = [soak_trace.wait_snapshot(root, name, timeout_s=5.0) for name in ("mark", "end")]
+        if traced and all(snaps):
+            print("\n".join(soak_trace.malloc_lines(root, "mark", "end")), file=sys.stderr)
+        if args.tracemalloc and all(snaps):
+            print("\n".join(soak_trace.growth_lines(*snaps)), file=sys.stderr)
     soak.report(partial)
 
 

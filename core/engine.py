@@ -744,7 +744,7 @@ class Engine:
         p = self.p
         now = self._live.monotonic()
         if self._tracker_state is None or now - self._tracker_state_at >= TRACKER_STATE_MAX_AGE_S:
-            self._tracker_state = Encoded(p.tracker.to_dict())  # encoded once, written as is until refreshed
+            self._tracker_state = Encoded.of_json(p.tracker.to_json())  # serialised once, written as is until refreshed
             self._tracker_state_at = now
         return {
             "tracker": self._tracker_state,

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from config.settings import PlayerSettings, TrackerSettings
 from core.events import SensorReading
 from core.metrics import SENSOR_SCORE, TRACKER_VOTES
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 NEUTRAL_SCORE = 0.5
 _DAY_MS = 86_400_000
+_JSON_ROWS = 4096  # dedupe marks serialised per piece by to_json
 
 
 _OUTCOME_COUNTERS = {o: TRACKER_VOTES.labels(outcome=o.value) for o in Outcome}
@@ -139,48 +142,41 @@ class TrackerParams:
 class _History:
     """Resolved outcomes of one sensor key (rolling window) and its last win.
 
-    ``wins`` / ``losses`` hold the same window's R values split by outcome, oldest first (what
-    ``performance`` pools); ``gains`` / ``drops`` split them by sign (R > 0, R < 0) for the
-    blend's sums; ``memo`` is the last score and the market time it was computed at.
+    ``rs`` holds the window's R values, oldest first. Whether an outcome won is not stored: it
+    is ``r > 0`` for every outcome (a win's R is tp / sl > 0, a loss's −1, an expiry won only
+    if R > 0 — ``Resolution.won``), so a window is a deque of floats rather than of (R, won)
+    tuples: 56 B fewer per outcome, up to ``window`` outcomes × every sensor key, filling as a
+    session goes (bench/soak.py). ``wins`` / ``losses`` hold the same R values split by
+    outcome, oldest first (what ``performance`` pools); ``memo`` is the last score and the
+    market time it was computed at.
     """
 
-    __slots__ = ("outcomes", "last_win_ms", "partial", "wins", "losses", "gains", "drops", "memo")
+    __slots__ = ("rs", "last_win_ms", "partial", "wins", "losses", "memo")
 
     def __init__(self, window: int) -> None:
-        self.outcomes: deque[tuple[float, bool]] = deque(maxlen=window)
+        self.rs: deque[float] = deque(maxlen=window)
         self.last_win_ms: int | None = None
         self.partial: float | None = None  # cached blend without recency; None = recompute
         self.wins: deque[float] = deque()
         self.losses: deque[float] = deque()
-        self.gains: deque[float] = deque()
-        self.drops: deque[float] = deque()
         self.memo: tuple[int, float] | None = None  # (now_ms, score); None = recompute
 
     def append(self, r: float, won: bool) -> None:
-        """Add an outcome; the window's oldest one leaves ``wins``/``losses``/``gains``/``drops`` with it."""
-        outcomes = self.outcomes
-        if outcomes.maxlen is not None and len(outcomes) == outcomes.maxlen:
-            old_r, old_won = outcomes[0]
-            (self.wins if old_won else self.losses).popleft()
-            if old_r > 0:
-                self.gains.popleft()
-            elif old_r < 0:
-                self.drops.popleft()
-        outcomes.append((r, won))
+        """Add an outcome; the window's oldest one leaves ``wins``/``losses`` with it."""
+        if won != (r > 0):  # the invariant the compact window relies on (see the class docstring)
+            raise ValueError(f"an outcome of R {r} cannot be {'a win' if won else 'a loss'}")
+        rs = self.rs
+        if rs.maxlen is not None and len(rs) == rs.maxlen:
+            (self.wins if rs[0] > 0 else self.losses).popleft()
+        rs.append(r)
         (self.wins if won else self.losses).append(r)
-        if r > 0:
-            self.gains.append(r)
-        elif r < 0:
-            self.drops.append(r)
         self.partial = None
         self.memo = None
 
     def split(self) -> None:
-        """Rebuild ``wins``/``losses``/``gains``/``drops`` from ``outcomes`` (after a restore)."""
-        self.wins = deque(r for r, won in self.outcomes if won)
-        self.losses = deque(r for r, won in self.outcomes if not won)
-        self.gains = deque(r for r, _ in self.outcomes if r > 0)
-        self.drops = deque(r for r, _ in self.outcomes if r < 0)
+        """Rebuild ``wins``/``losses`` from ``rs`` (after a restore)."""
+        self.wins = deque(r for r in self.rs if r > 0)
+        self.losses = deque(r for r in self.rs if not r > 0)
         self.partial = None
         self.memo = None
 
@@ -189,19 +185,18 @@ class _History:
         from the kept splits instead of lists rebuilt from the whole window (a resolved vote
         re-blends its key on the next decision: ~25 keys a bar with the default ensemble).
 
-        Equal because ``math.fsum`` is correctly rounded: the sum over ``gains`` then ``drops``
-        is the sum over the window in its order (zero R adds nothing), and the two sign sums
-        are the same filtered sums. The streak and recent win rate read the newest outcomes."""
-        outcomes = self.outcomes
-        n = len(outcomes)
-        gains, drops = self.gains, self.drops
-        expectancy = math.fsum(itertools.chain(gains, drops)) / n if n else 0.0
-        gross_win = math.fsum(gains)
-        gross_loss = -math.fsum(drops)
-        pf_score = profit_factor_score(gross_win, gross_loss)
-        streak_score = streak_score_of(won for _, won in reversed(outcomes))
+        Equal because ``math.fsum`` is correctly rounded: the sum over ``wins`` then ``losses``
+        is the sum over the window in its order; ``wins`` are the R > 0 and ``losses`` the
+        R <= 0, whose sum is that of the R < 0 (a zero adds nothing; a −0.0 total reads as no
+        loss, as 0.0 does). The streak and recent win rate read the newest outcomes."""
+        rs = self.rs
+        n = len(rs)
+        wins, losses = self.wins, self.losses
+        expectancy = math.fsum(itertools.chain(wins, losses)) / n if n else 0.0
+        pf_score = profit_factor_score(math.fsum(wins), -math.fsum(losses))
+        streak_score = streak_score_of(r > 0 for r in reversed(rs))
         recent = min(n, p.recent_window)
-        recent_wr = sum(won for _, won in itertools.islice(reversed(outcomes), recent)) / recent if recent else 0.0
+        recent_wr = sum(r > 0 for r in itertools.islice(reversed(rs), recent)) / recent if recent else 0.0
         return (
             p.weight_expectancy * min(1.0, max(0.0, 0.5 + 0.5 * expectancy))
             + p.weight_profit_factor * pf_score
@@ -302,7 +297,7 @@ class SensorTracker:
     # ------------------------------------------------------------------ scoring
     def resolved_count(self, key: str) -> int:
         hist = self._history.get(key)
-        return len(hist.outcomes) if hist else 0
+        return len(hist.rs) if hist else 0
 
     @property
     def open_votes(self) -> int:
@@ -354,7 +349,7 @@ class SensorTracker:
             if memo is not None and memo[0] == now:
                 board[key] = memo[1]
                 continue
-            if len(hist.outcomes) < least:
+            if len(hist.rs) < least:
                 value = NEUTRAL_SCORE
             else:
                 partial = hist.partial
@@ -368,7 +363,7 @@ class SensorTracker:
         return board
 
     def _score(self, hist: _History) -> float:
-        if len(hist.outcomes) < self._p.min_resolved_votes:
+        if len(hist.rs) < self._p.min_resolved_votes:
             return NEUTRAL_SCORE
         p = self._p
         if hist.partial is None:
@@ -416,7 +411,7 @@ class SensorTracker:
             "now_ms": self._now_ms,
             "dropped_open_votes": self.dropped_open_votes,
             "history": {
-                k: {"outcomes": [[r, w] for r, w in h.outcomes], "last_win_ms": h.last_win_ms}
+                k: {"outcomes": [[r, r > 0] for r in h.rs], "last_win_ms": h.last_win_ms}
                 for k, h in self._history.items()
             },
             "open": [
@@ -426,6 +421,40 @@ class SensorTracker:
             ],
             "last_recorded": [[k, s, t] for (k, s), t in self._last_recorded.items()],
         }
+
+    def to_json(self) -> bytes:
+        """``to_dict()`` as canonical JSON (``state.codec.dumps_plain``), byte for byte, built
+        without the whole tree in memory at once.
+
+        The engine persists this section after bracket transitions all session long; with many
+        symbols it holds ~50 k open votes, and ``to_dict`` made a list per vote (~6 MB of small
+        objects, another copy in ``encode``) only to serialise and free them: that churn left
+        pymalloc arenas pinned by the long-lived objects made meanwhile (RSS growth, bench/soak.py).
+        Here each symbol's votes, each key's outcomes and each run of ``_JSON_ROWS`` dedupe marks
+        is serialised on its own and the pieces joined. Every float in the state is finite
+        (prices and distances are checked when a vote is opened, R values follow from them), as
+        ``encode`` requires.
+        """
+        opt = orjson.OPT_SORT_KEYS
+        open_parts = [orjson.dumps([[v.key, v.symbol, v.direction, v.entry_ms, v.entry_price, v.tp_fraction,
+                                     v.sl_fraction, v.expires_ms] for v in book], option=opt)[1:-1]
+                      for book in self._open.values() if len(book)]
+        marks = iter(self._last_recorded.items())
+        mark_parts = []
+        while chunk := [[k, s, t] for (k, s), t in itertools.islice(marks, _JSON_ROWS)]:
+            mark_parts.append(orjson.dumps(chunk, option=opt)[1:-1])
+        return orjson.dumps({
+            "version": STATE_VERSION,
+            "now_ms": self._now_ms,
+            "dropped_open_votes": self.dropped_open_votes,
+            "history": {
+                k: {"outcomes": orjson.Fragment(orjson.dumps([[r, r > 0] for r in h.rs], option=opt)),
+                    "last_win_ms": h.last_win_ms}
+                for k, h in self._history.items()
+            },
+            "open": orjson.Fragment(b"[" + b",".join(open_parts) + b"]"),
+            "last_recorded": orjson.Fragment(b"[" + b",".join(mark_parts) + b"]"),
+        }, option=opt)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], params: TrackerParams) -> SensorTracker:
@@ -437,7 +466,10 @@ class SensorTracker:
         tracker.dropped_open_votes = int(data.get("dropped_open_votes", 0))
         for key, h in data["history"].items():
             hist = _History(params.window)
-            hist.outcomes.extend((float(r), bool(w)) for r, w in h["outcomes"])
+            for r, w in h["outcomes"]:
+                if bool(w) != (float(r) > 0):
+                    raise ValueError(f"tracker state of {key}: an outcome of R {r} marked won={w}")
+                hist.rs.append(float(r))
             hist.split()
             hist.last_win_ms = None if h["last_win_ms"] is None else int(h["last_win_ms"])
             tracker._history[key] = hist

@@ -7,8 +7,14 @@ short TP (highest first), short SL (lowest first) — and one expiry heap; remov
 (a heap entry whose vote is gone is skipped). Lazily removed entries behind a live one are
 not skipped until it goes (a vote stopped out leaves its take-profit entry behind every live
 vote with a nearer target, for as long as the market stays away — and a dropped vote leaves
-all three), so the heaps are rebuilt from the live votes whenever the dead entries outnumber
-the live ones: without that they grow with every vote ever made (a leak over a long session).
+all three), so the heaps are rebuilt from the live votes whenever the dead entries exceed a
+quarter of the live ones (plus ``COMPACT_SLACK``): without that they grow with every vote
+ever made (a leak over a long session). Not half: once the tracker's ``max_open_votes`` cap
+binds (50 symbols reach it within the first hour), every new vote drops an old one, and
+with dead entries allowed up to the live count the 50 books swung between ~27 and ~40 MB
+at a constant 50 k open votes — a high-water mark the engine's RSS followed, reached anew
+long after warm-up (bench/soak.py). A rebuild is O(entries) once per quarter of them:
+still amortised O(1) per removal.
 
 Rules (the tracker's module docstring has the why):
 - a candle opening at or after a vote's ``expires_ms`` (the candles of the horizon were
@@ -27,7 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-COMPACT_SLACK = 1024  # dead heap entries tolerated beyond the live ones before a rebuild
+COMPACT_SLACK = 256  # dead heap entries tolerated beyond a quarter of the live ones before a rebuild
+DEAD_FRACTION = 4  # a rebuild once dead entries exceed live entries // DEAD_FRACTION (+ slack)
 ENTRIES_PER_VOTE = 3  # a take-profit, a stop and an expiry entry
 
 
@@ -145,9 +152,10 @@ class VoteBook:
                 + len(self._expiry))
 
     def _maybe_compact(self) -> None:
-        """Rebuild the heaps from the live votes once dead entries outnumber live ones (amortised O(1))."""
+        """Rebuild the heaps from the live votes once dead entries exceed a quarter of the live
+        ones (amortised O(1))."""
         live = ENTRIES_PER_VOTE * len(self._votes)
-        if self.heap_entries - live <= live + self._compact_slack:
+        if self.heap_entries - live <= live // DEAD_FRACTION + self._compact_slack:
             return
         votes = self._votes
         for heap in (self._long_tp, self._long_sl, self._short_tp, self._short_sl, self._expiry):

@@ -88,6 +88,26 @@ def test_an_encoded_section_is_written_as_encode_would_write_it() -> None:
     tracker_like = {"open": [["mom@1m", "BTCUSDT", 1, 1_700_000_060_000, 30_001.9, 0.0015, 0.001, 1_700_000_960_000]],
                     "side": Side.BUY, "price": Decimal("30001.90")}
     document = {"engine": {"tracker": codec.Encoded(tracker_like), "risk": {"state": Side.SELL}}}
-    assert codec.encode(document) == codec.encode({"engine": {"tracker": tracker_like, "risk": {"state": Side.SELL}}})
+    plain = {"engine": {"tracker": tracker_like, "risk": {"state": Side.SELL}}}
+    assert codec.dumps_plain(codec.encode(document)) == codec.dumps_plain(codec.encode(plain))
     with pytest.raises(StateError):  # refused when it is made, not later at a save
         codec.Encoded({"r": [math.inf]})
+
+
+def test_a_snapshot_with_an_encoded_section_is_the_snapshot_of_the_plain_one(tmp_path: Any) -> None:
+    # The section is held as JSON bytes: the file written must be byte for byte the one the plain
+    # document gives, and it must load back (checksum verified) to the plain document's state.
+    from state.snapshot import FileSnapshotStore, read_snapshot
+
+    tracker_like = {
+        "version": 1, "now_ms": 1_700_000_060_000,
+        "history": {"mom@1m": {"outcomes": [[1.5, True], [-1.0, False], [0.1 + 0.2, True]], "last_win_ms": None}},
+        "open": [["mom@1m", "BTCUSDT", -1, 1_700_000_060_000, 30_001.9, 0.0015, 0.001, 1_700_000_960_000]],
+    }
+    plain = {"engine": {"tracker": tracker_like, "risk": {"state": Side.SELL}}}
+    cached = {"engine": {"tracker": codec.Encoded(tracker_like), "risk": {"state": Side.SELL}}}
+    a = FileSnapshotStore(tmp_path / "a").save(plain)
+    b = FileSnapshotStore(tmp_path / "b").save(cached)
+    assert a.read_bytes() == b.read_bytes()
+    assert read_snapshot(b) == read_snapshot(a)
+    assert read_snapshot(b)["state"]["engine"]["tracker"] == tracker_like

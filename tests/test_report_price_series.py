@@ -51,3 +51,16 @@ def test_a_full_series_costs_about_16_bytes_a_point() -> None:
         tracemalloc.stop()
     assert len(record.prices["BTCUSDT"]) == MAX_SERIES_POINTS - 1
     assert grown < 24 * MAX_SERIES_POINTS, grown
+
+
+def test_the_equity_curve_is_kept_typed_and_reported_as_a_list_would_be() -> None:
+    # Every sample is kept (Sharpe and Sortino are computed on the curve); only its storage
+    # changed: the report equals the one built from a plain list of tuples.
+    typed, plain = _record(), _record()
+    plain.equity = []
+    for i in range(3 * MAX_SERIES_POINTS + 5):
+        point = (i * MINUTE_MS + (i % 3) * 7, 1000.0 + ((i * 37) % 101 - 50) * 0.37)
+        typed.equity.append(point)
+        plain.equity.append(point)
+    assert len(typed.equity) == 3 * MAX_SERIES_POINTS + 5 and list(typed.equity) == plain.equity
+    assert build_report(typed) == build_report(plain)

@@ -31,6 +31,21 @@ def test_implements_the_port_and_round_trips(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
 
 
+def test_the_file_is_the_canonical_dump_of_the_whole_envelope(tmp_path: Path) -> None:
+    # Written in pieces (head, state bytes): byte for byte what dumping the envelope at once gives.
+    import hashlib
+
+    store = FileSnapshotStore(tmp_path, clock=FakeClock(1_700_000_000_123))
+    document = {"zeta": [1.5, -0.1, None], "balance": D("10.10"), "nested": {"b": "é", "a": [[1, "x"]]}}
+    path = store.save(document)
+    state = codec.encode(document)
+    envelope = {"format": "casino-snapshot", "schema_version": codec.SCHEMA_VERSION, "seq": 1,
+                "created_ms": 1_700_000_000_123, "sha256": hashlib.sha256(codec.dumps_plain(state)).hexdigest(),
+                "state": state}
+    assert path.read_bytes() == codec.dumps_plain(envelope)
+    assert store.load_latest() == (state, path)
+
+
 def test_keeps_only_the_newest_generations(tmp_path: Path) -> None:
     store = FileSnapshotStore(tmp_path, generations=3)
     for i in range(7):

@@ -14,6 +14,7 @@ import math
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -118,24 +119,88 @@ _R = st.one_of(st.floats(min_value=-5.0, max_value=5.0, allow_nan=False), st.sam
 
 
 @settings(max_examples=300, deadline=None)
-@given(outcomes=st.lists(st.tuples(_R, st.booleans()), max_size=60), window=st.integers(1, 12),
-       recent=st.integers(1, 12))
-def test_the_kept_blend_equals_score_components_bit_for_bit(outcomes: list[tuple[float, bool]], window: int,
-                                                            recent: int) -> None:
+@given(rs=st.lists(_R, max_size=60), window=st.integers(1, 12), recent=st.integers(1, 12))
+def test_the_kept_blend_equals_score_components_bit_for_bit(rs: list[float], window: int, recent: int) -> None:
     p = TrackerParams(window=window, recent_window=min(recent, window))
     hist = _History(window)
-    for r, won in outcomes:
-        hist.append(r, won)
-        kept = list(hist.outcomes)
-        parts = score_components([x for x, _ in kept], [w for _, w in kept], recent_window=p.recent_window,
+    for r in rs:
+        hist.append(r, r > 0)  # won is R > 0 for every outcome (_History)
+        kept = list(hist.rs)
+        parts = score_components(kept, [x > 0 for x in kept], recent_window=p.recent_window,
                                  last_win_ms=None, now_ms=0)
         plain = (p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
                  + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"])
         assert hist.blend(p) == plain  # exact: the same float, not merely close
     hist.split()  # a restore rebuilds the splits from the window: the same blend
-    kept = list(hist.outcomes)
+    kept = list(hist.rs)
     if kept:
-        parts = score_components([x for x, _ in kept], [w for _, w in kept], recent_window=p.recent_window,
+        parts = score_components(kept, [x > 0 for x in kept], recent_window=p.recent_window,
                                  last_win_ms=None, now_ms=0)
         assert hist.blend(p) == (p.weight_expectancy * parts["expectancy"] + p.weight_profit_factor * parts["profit_factor"]
                                  + p.weight_streak * parts["streak"] + p.weight_recent_win_rate * parts["recent_win_rate"])
+
+
+def test_the_compact_window_holds_every_resolution_as_resolved(btc: list[Candle]) -> None:
+    # The window keeps R values only (won = R > 0): what it gives back, for every key and in
+    # order, is each Resolution's own (r, won) — wins, stops and expiries above and below entry.
+    params = TrackerParams(window=30, recent_window=5, horizon_bars=4, min_resolved_votes=3)
+    tracker = SensorTracker(params)
+    resolved: dict[str, list[tuple[float, bool]]] = {}
+    outcomes = set()
+    for i in range(1, 900):
+        prev, bar = btc[i - 1], btc[i]
+        move = 1.0 if bar.close > prev.close else -1.0 if bar.close < prev.close else 0.0
+        tracker.record([SensorReading(n, "BTCUSDT", Timeframe.M1, bar.open_time_ms, s * move or 0.4, tp, sl)
+                        for n, s, tp, sl in (("mom", 1.0, 0.0015, 0.001), ("rev", -1.0, 0.0004, 0.0006),
+                                             ("slow", 0.5, 0.01, 0.01))],
+                       price=bar.close, at_ms=bar.open_time_ms + 60_000)
+        for res in tracker.on_candle(btc[i + 1]):
+            resolved.setdefault(res.key, []).append((res.r, res.won))
+            outcomes.add((res.outcome, res.won))
+    assert len(outcomes) == 4  # win, loss, expired won and expired lost all happened
+    history = tracker.to_dict()["history"]
+    assert {k: [tuple(o) for o in h["outcomes"]] for k, h in history.items()} == {
+        k: v[-params.window:] for k, v in resolved.items()}
+
+
+def test_a_restore_refuses_an_outcome_whose_won_flag_contradicts_its_r() -> None:
+    params = TrackerParams()
+    state = SensorTracker(params).to_dict()
+    state["history"] = {"mom@1m": {"outcomes": [[-0.2, True]], "last_win_ms": None}}
+    with pytest.raises(ValueError, match="mom@1m"):
+        SensorTracker.from_dict(state, params)
+
+
+def test_to_json_is_the_canonical_dump_of_to_dict(btc: list[Candle]) -> None:
+    # The engine persists to_json() in place of dumps_plain(encode(to_dict())): the same bytes,
+    # with several symbols (one whose votes all resolved: an empty book), keys without outcomes
+    # yet, more dedupe marks than one piece holds, and a fresh tracker.
+    from core import sensor_tracker
+    from state import codec
+
+    def canonical(t: SensorTracker) -> bytes:
+        return codec.dumps_plain(codec.encode(t.to_dict()))
+
+    params = TrackerParams(window=25, recent_window=7, horizon_bars=15, min_resolved_votes=5)
+    tracker = SensorTracker(params)
+    assert tracker.to_json() == canonical(tracker)
+    for i in range(1, 400):
+        step(tracker, btc, i)
+        bar = btc[i]
+        for name, sym in (("e", "ETHUSDT"), ("s", "SOLUSDT")):  # only the symbol's own candles judge these
+            tracker.record([SensorReading(f"{name}{i % 50}", sym, Timeframe.M5, bar.open_time_ms, 0.5, 0.02, 0.01)],
+                           price=bar.close, at_ms=bar.open_time_ms + 60_000)
+    tracker.on_candle(Candle("SOLUSDT", Timeframe.M1, btc[400].open_time_ms, Decimal(1), Decimal(10**6),
+                             Decimal("0.001"), Decimal(1), Decimal(1)))  # every SOLUSDT vote resolves
+    data = tracker.to_dict()
+    assert len(data["open"]) > 100 and len(data["last_recorded"]) > 100
+    assert any(not h["outcomes"] for h in data["history"].values())
+    assert tracker.to_json() == canonical(tracker)
+    small = sensor_tracker._JSON_ROWS
+    try:
+        sensor_tracker._JSON_ROWS = 7  # several pieces of dedupe marks
+        assert tracker.to_json() == canonical(tracker)
+    finally:
+        sensor_tracker._JSON_ROWS = small
+    restored = SensorTracker.from_dict(orjson.loads(tracker.to_json()), params)
+    assert restored.to_json() == tracker.to_json()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 
-from core.vote_book import COMPACT_SLACK, ENTRIES_PER_VOTE, OpenVote, Outcome, VoteBook
+from core.vote_book import COMPACT_SLACK, DEAD_FRACTION, ENTRIES_PER_VOTE, OpenVote, Outcome, VoteBook
 from test_tracker_vote_book import VOTES, Bars, bars, reference  # noqa: F401 - bars is a fixture
 
 HORIZONS = (60, 300, 900, 3600)  # bars: 1m … 1h-timeframe horizons, as the tracker makes them
@@ -39,7 +39,8 @@ def test_heaps_stay_bounded_under_the_trackers_churn(bars: Bars) -> None:
                 nxt_open, *ohlc = bars[k + 1]
                 book.judge(nxt_open + shift, nxt_open + shift + 60_000, *ohlc)
             live = ENTRIES_PER_VOTE * len(book)
-            assert book.heap_entries <= 2 * live + COMPACT_SLACK + 1, (made, len(book), book.heap_entries)
+            assert book.heap_entries <= live + live // DEAD_FRACTION + COMPACT_SLACK + 1, (
+                made, len(book), book.heap_entries)
     assert made == 25 * len(bars) * len(HORIZONS) * 2
 
 
@@ -47,7 +48,7 @@ def test_heaps_stay_bounded_under_the_trackers_churn(bars: Bars) -> None:
 @given(specs=VOTES)
 def test_a_book_that_compacts_all_the_time_judges_like_the_reference(
         bars: Bars, specs: list[tuple[int, int, float, float, int]]) -> None:  # noqa: F811
-    book = VoteBook(compact_slack=0)  # rebuilt as soon as one dead entry outnumbers the live ones
+    book = VoteBook(compact_slack=0)  # rebuilt as soon as dead entries exceed a quarter of the live ones
     votes = []
     for i, (k, direction, tp, sl, horizon) in enumerate(specs):
         entry_ms = bars[k][0] + 60_000
@@ -60,7 +61,8 @@ def test_a_book_that_compacts_all_the_time_judges_like_the_reference(
             book.add(pending.pop(0))
         for j in book.judge(open_ms, open_ms + 60_000, o, h, low, c):
             got[j.vote.key] = (j.outcome, j.r, j.at_ms)
-        assert book.heap_entries <= 2 * ENTRIES_PER_VOTE * len(book)
+        live = ENTRIES_PER_VOTE * len(book)
+        assert book.heap_entries <= live + live // DEAD_FRACTION
     for vote in votes:
         want = reference(vote, bars)
         if want is None:
