@@ -17,7 +17,7 @@ resident set before and after ``malloc_trim(0)`` — so growth of live objects, 
 fragmentation and glibc free-but-unreturned memory can be told apart. ``--malloc-stats`` alone
 (no tracing) gives those figures at full speed.
 
-They also carry a census of the engine's own state: the deep size (``sys.getsizeof`` over
+Untraced, they also carry a census of the engine's own state: the deep size (``sys.getsizeof`` over
 everything reachable, each object counted once, functions, modules, classes and the event
 loop's machinery not followed) of each part the engine holds — tracker, session record,
 croupier, exchange, player … — in that order, so growth can be pinned on a component even
@@ -184,12 +184,13 @@ def census() -> dict[str, int]:
     return {name: _deep_size(part, seen) for name, part in parts.items()}
 
 
-def malloc_figures(trim: bool) -> dict[str, object]:
-    """pymalloc and glibc figures now; with ``trim``, the RSS before and after ``malloc_trim(0)``."""
+def malloc_figures(trim: bool, with_census: bool) -> dict[str, object]:
+    """pymalloc and glibc figures now (and the census); with ``trim``, the RSS before and after
+    ``malloc_trim(0)``."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
-    doc: dict[str, object] = {"rss": _rss(), "pymalloc": _pymalloc(), "census": census(),
+    doc: dict[str, object] = {"rss": _rss(), "pymalloc": _pymalloc(), "census": census() if with_census else {},
                               "glibc": {name: getattr(info, name) for name, _ in _MallInfo2._fields_}}
     if trim:
         before = _rss()
@@ -224,7 +225,7 @@ def _serve(folder: Path, frames: int) -> None:
                     tracemalloc.start(frames)
                 req.unlink()
                 continue
-            (folder / f"{name}.malloc.json").write_text(json.dumps(_on_loop(functools.partial(malloc_figures, trim=name == FINAL))))
+            (folder / f"{name}.malloc.json").write_text(json.dumps(_on_loop(functools.partial(malloc_figures, trim=name == FINAL, with_census=not frames))))
             if frames:
                 tmp = folder / f"{name}.tmp"
                 tracemalloc.take_snapshot().dump(str(tmp))
