@@ -17,7 +17,7 @@ resident set before and after ``malloc_trim(0)`` — so growth of live objects, 
 fragmentation and glibc free-but-unreturned memory can be told apart. ``--malloc-stats`` alone
 (no tracing) gives those figures at full speed.
 
-They also carry a census of the engine's own state: the deep size (``sys.getsizeof`` over
+Untraced, they also carry a census of the engine's own state: the deep size (``sys.getsizeof`` over
 everything reachable, each object counted once, functions, modules, classes and the event
 loop's machinery not followed) of each part the engine holds — tracker, session record,
 croupier, exchange, player … — in that order, so growth can be pinned on a component even
@@ -82,6 +82,12 @@ def malloc_lines(folder: Path, before: str, after: str) -> list[str]:
     for key, value in new.get("census", {}).items():
         was = old.get("census", {}).get(key, 0)
         lines.append(f"census   {key:20} {was / 2**20:10.2f} → {value / 2**20:10.2f}  ({(value - was) / 2**20:+.2f})")
+    types_old, types_new = old.get("types", {}), new.get("types", {})
+    grown = sorted(((types_new.get(k, 0) - types_old.get(k, 0), k) for k in set(types_old) | set(types_new)),
+                   reverse=True)
+    for diff, key in [g for g in grown if g[0] > 0][:12]:
+        lines.append(f"types    {key[:20]:20} {types_old.get(key, 0) / 2**20:10.2f} → "
+                     f"{types_new.get(key, 0) / 2**20:10.2f}  ({diff / 2**20:+.2f})")
     lines.append(f"rss (in process)              {old['rss'] / 2**20:10.2f} → {new['rss'] / 2**20:10.2f}")
     if "trim" in new:
         lines.append(f"malloc_trim(0) at {after}: rss {new['trim']['rss_before'] / 2**20:.2f} → "
@@ -184,12 +190,25 @@ def census() -> dict[str, int]:
     return {name: _deep_size(part, seen) for name, part in parts.items()}
 
 
-def malloc_figures(trim: bool) -> dict[str, object]:
-    """pymalloc and glibc figures now; with ``trim``, the RSS before and after ``malloc_trim(0)``."""
+def type_census() -> dict[str, int]:
+    """``sys.getsizeof`` summed by type over the objects the collector tracks and that are not
+    frozen (everything made since start-up; atoms such as floats and strings are not tracked,
+    their containers are): growth held outside the engine's parts shows here too."""
+    sizes: dict[str, int] = {}
+    for obj in gc.get_objects():
+        name = type(obj).__qualname__
+        sizes[name] = sizes.get(name, 0) + sys.getsizeof(obj)
+    return sizes
+
+
+def malloc_figures(trim: bool, with_census: bool) -> dict[str, object]:
+    """pymalloc and glibc figures now (and the census); with ``trim``, the RSS before and after
+    ``malloc_trim(0)``."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
-    doc: dict[str, object] = {"rss": _rss(), "pymalloc": _pymalloc(), "census": census(),
+    doc: dict[str, object] = {"rss": _rss(), "pymalloc": _pymalloc(), "census": census() if with_census else {},
+                              "types": type_census() if with_census else {},
                               "glibc": {name: getattr(info, name) for name, _ in _MallInfo2._fields_}}
     if trim:
         before = _rss()
@@ -224,7 +243,7 @@ def _serve(folder: Path, frames: int) -> None:
                     tracemalloc.start(frames)
                 req.unlink()
                 continue
-            (folder / f"{name}.malloc.json").write_text(json.dumps(_on_loop(functools.partial(malloc_figures, trim=name == FINAL))))
+            (folder / f"{name}.malloc.json").write_text(json.dumps(_on_loop(functools.partial(malloc_figures, trim=name == FINAL, with_census=not frames))))
             if frames:
                 tmp = folder / f"{name}.tmp"
                 tracemalloc.take_snapshot().dump(str(tmp))
