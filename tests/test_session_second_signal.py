@@ -27,11 +27,14 @@ pytestmark = pytest.mark.slow
 
 SHUTDOWN_WAIT_S = 120.0
 # LIMIT entries that rest until the market comes back to them; stops and targets wide enough
-# that a filled entry stays a position while the test looks for a resting one.
+# that a filled entry stays a position while the test looks for a resting one. Post-only (GTX):
+# an entry at the decided close reaches the exchange while its last price may still be that
+# close, where a GTC entry would take at once — how often depends only on how fast the entry
+# leaves; a post-only one is refused there (the next decision tries again) and otherwise rests.
 LIMIT_ENTRIES = f"""
 [croupier]
 entry_type = "LIMIT"
-entry_time_in_force = "GTC"
+entry_time_in_force = "GTX"
 entry_timeout_s = 3600.0
 """
 
