@@ -111,9 +111,13 @@ def _keep_freed_memory() -> None:
     mallopt(_M_TRIM_THRESHOLD, 128 * 1024 * 1024)
 
 
-def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan, plugins: tuple[str, ...]) -> None:
+def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan, plugins: tuple[str, ...],
+                 cpu: int | None = None) -> None:
     """Worker process: attach the rings, then answer tasks until told to stop or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's business
+    if cpu is not None:  # [sensors].pin_workers
+        with contextlib.suppress(OSError):  # a CPU taken away meanwhile: run unbound rather than fail
+            os.sched_setaffinity(0, {cpu})
     _keep_freed_memory()
     from sensors.registry import all_sensors, load_plugins
 
@@ -259,7 +263,7 @@ class SensorPool:
         layouts = [lay for lay in self.market.layouts() if self._slot_of[(lay.symbol, lay.timeframe)] == slot]
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=_worker_main, args=(child_conn, layouts, self.plan, self._plugins),
+            target=_worker_main, args=(child_conn, layouts, self.plan, self._plugins, self._cpu_of(slot)),
             name=f"casino-sensors-{slot}", daemon=True,  # daemon: never outlives the engine
         )
         proc.start()
@@ -270,6 +274,14 @@ class SensorPool:
         self._workers[slot] = worker
         self._loop.add_reader(parent_conn.fileno(), self._on_readable, worker)
         return worker
+
+    def _cpu_of(self, slot: int) -> int | None:
+        """The CPU a slot's worker is bound to (``pin_workers``), or None: not pinned, or more
+        workers than the CPUs this process may use, or no affinity API (not Linux)."""
+        if not self.settings.pin_workers or not hasattr(os, "sched_getaffinity"):
+            return None
+        cpus = sorted(os.sched_getaffinity(0))
+        return cpus[slot] if len(self._workers) <= len(cpus) else None
 
     async def stop(self) -> None:
         """Stop all workers (kill those that do not exit in time) and reap them."""

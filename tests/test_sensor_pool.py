@@ -313,3 +313,20 @@ async def test_one_symbol_on_two_workers_gets_every_timeframe_in_order_and_loses
     finally:
         await pool.stop()
         md.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and at least 2 CPUs")
+async def test_each_worker_is_bound_to_its_own_cpu_unless_told_not_to(pool_factory, series) -> None:
+    md, pool = await pool_factory()
+    cpus = sorted(os.sched_getaffinity(0))
+    assert [os.sched_getaffinity(pid) for pid in pool.worker_pids] == [{cpus[0]}, {cpus[1]}]
+    dead = pool.worker_pids[0]
+    rs = await pool.evaluate("BTCUSDT", _append(md, series["BTCUSDT"], 1_100, volume=faults.EXIT_VOLUME))
+    assert rs and not _alive(dead)
+    deadline = time.monotonic() + 10
+    while os.sched_getaffinity(pool.worker_pids[0]) != {cpus[0]} and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)  # the replacement binds itself as it starts
+    assert os.sched_getaffinity(pool.worker_pids[0]) == {cpus[0]}  # its slot's CPU again
+    _, free = await pool_factory(pin_workers=False)
+    assert all(os.sched_getaffinity(pid) == set(cpus) for pid in free.worker_pids)
