@@ -27,7 +27,7 @@ import heapq
 import logging
 import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -541,19 +541,11 @@ class FastReplay:
         the farther leg."""
         key = (self._book_version, self.sv.wallet())
         if key != self._bound_key:
-            with localcontext() as ctx:
-                ctx.prec = 60  # as _exposure: exact
-                equity = self.sv.wallet()
-                notional: dict[str, Decimal] = {}
-                for sym in self.symbols:
-                    b = sym.bracket
-                    if b is None:
-                        continue
-                    qty = b.quantity if b.side is Side.BUY else -b.quantity
-                    equity += qty * b.sl_price - qty * b.entry_price
-                    notional[sym.name] = b.quantity * max(b.sl_price, b.tp_price)
-            brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
-            self._bound_key, self._bound = key, Exposure(equity, notional, brackets)
+            held = [s for s in self.symbols if s.bracket is not None]
+            self._bound_key = key
+            self._bound = self._exposure_at({s.name: s.bracket.sl_price for s in held},  # type: ignore[union-attr]
+                                            {s.name: max(s.bracket.sl_price, s.bracket.tp_price)  # type: ignore[union-attr]
+                                             for s in held})
             self._bound_room = self.risk.entry_headroom(deciding.name, self._bound)
         return self._bound, self._bound_room
 
@@ -579,6 +571,11 @@ class FastReplay:
 
     def _exposure(self, deciding: _Symbol, g: int) -> Exposure:
         marks = self._marks(deciding, g)
+        return self._exposure_at(marks, marks)
+
+    def _exposure_at(self, valued: Mapping[str, Decimal], sized: Mapping[str, Decimal]) -> Exposure:
+        """The wallet plus every open bracket's unrealized PnL at ``valued[symbol]``, each
+        bracket's notional at ``sized[symbol]``; exact (60 digits)."""
         with localcontext() as ctx:
             ctx.prec = 60
             equity = self.sv.wallet()
@@ -588,8 +585,8 @@ class FastReplay:
                 if b is None:
                     continue
                 qty = b.quantity if b.side is Side.BUY else -b.quantity
-                equity += qty * marks[sym.name] - qty * b.entry_price
-                notional[sym.name] = abs(qty) * marks[sym.name]
+                equity += qty * valued[sym.name] - qty * b.entry_price
+                notional[sym.name] = b.quantity * sized[sym.name]
         brackets = frozenset(s.name for s in self.symbols if s.bracket is not None)
         return Exposure(equity, notional, brackets)
 
