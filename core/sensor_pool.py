@@ -223,8 +223,6 @@ class SensorPool:
             self._ctx.set_forkserver_preload(_PRELOAD)
         self._slot_of = assign_buffers(market.symbols, market.timeframes, worker_count(settings.workers))
         n = max(self._slot_of.values(), default=0) + 1
-        self._slot_symbols: list[list[str]] = [
-            list(dict.fromkeys(s for (s, _), slot in self._slot_of.items() if slot == i)) for i in range(n)]
         self._workers: list[_Worker | None] = [None] * n
         self._retired: list[_Worker] = []
         self._early_deaths = [0] * n
@@ -340,30 +338,24 @@ class SensorPool:
     def submit(self, closed: Mapping[str, Sequence[Timeframe]]) -> PendingReadings:
         """Send ``evaluate_many``'s tasks now, without waiting: the caller can do work of its own
         while the workers compute, then ``collect`` (once; the timeout runs from here)."""
-        work: dict[str, tuple[tuple[str, int], ...]] = {}
+        # per worker: (symbol, ((timeframe, bar index), …)) for its buffers (with fewer symbols
+        # than workers, a symbol's timeframes may go to several workers)
+        by_slot: dict[int, list[tuple[str, tuple[tuple[str, int], ...]]]] = {}
+        slot_of, market, plan = self._slot_of, self.market, self.plan
         for symbol, tfs in closed.items():
-            items = tuple(
-                (tf.value, self.market.last_index(symbol, tf)) for tf in tfs
-                if self.plan.sensors_for(tf) and self.market.last_index(symbol, tf) >= 0
-            )
-            if items:
-                work[symbol] = items
+            items: dict[int, list[tuple[str, int]]] = {}
+            for tf in tfs:
+                index = market.last_index(symbol, tf) if plan.sensors_for(tf) else -1
+                if index >= 0:
+                    items.setdefault(slot_of[(symbol, tf)], []).append((tf.value, index))
+            for slot, slot_items in items.items():
+                by_slot.setdefault(slot, []).append((symbol, tuple(slot_items)))
         pending = PendingReadings(time.perf_counter(), [], [])
-        if not work:
+        if not by_slot:
             return pending
         if not self._running:
             raise RuntimeError("sensor pool is not running")
         assert self._loop is not None
-        by_slot: dict[int, list[tuple[str, tuple[tuple[str, int], ...]]]] = {}
-        slot_of = self._slot_of
-        for symbol, items in work.items():
-            slots = {slot_of[(symbol, Timeframe(tf_value))] for tf_value, _ in items}
-            if len(slots) == 1:
-                by_slot.setdefault(slots.pop(), []).append((symbol, items))
-            else:  # the symbol's timeframes are spread over workers (fewer symbols than workers)
-                for slot in sorted(slots):
-                    by_slot.setdefault(slot, []).append(
-                        (symbol, tuple(it for it in items if slot_of[(symbol, Timeframe(it[0]))] == slot)))
         for slot, jobs in by_slot.items():
             worker = self._workers[slot]
             assert worker is not None

@@ -339,27 +339,15 @@ class SensorTracker:
         return MappingProxyType(self._board)
 
     def _rescore_all(self) -> dict[str, float]:
-        """``score`` of every key at the current market time, inlined (~180 keys every bar:
-        the recency of each one moves with the clock). Same operations, same floats."""
-        now, p = self._now_ms, self._p
-        least, w_recency = p.min_resolved_votes, p.weight_recency
+        """``score`` of every key at the current market time (~180 keys every bar: the recency
+        of each one moves with the clock), without a method call and lookup per key."""
+        now, score = self._now_ms, self._score
         board = {}
         for key, hist in self._history.items():
             memo = hist.memo
-            if memo is not None and memo[0] == now:
-                board[key] = memo[1]
-                continue
-            if len(hist.rs) < least:
-                value = NEUTRAL_SCORE
-            else:
-                partial = hist.partial
-                if partial is None:
-                    partial = hist.partial = hist.blend(p)
-                last_win = hist.last_win_ms
-                recency = 0.5 if last_win is None else 0.95 ** min(max(0.0, (now - last_win) / _DAY_MS), 30.0)
-                value = min(1.0, max(0.0, partial + w_recency * recency))
-            hist.memo = (now, value)
-            board[key] = value
+            if memo is None or memo[0] != now:
+                memo = hist.memo = (now, score(hist))
+            board[key] = memo[1]
         return board
 
     def _score(self, hist: _History) -> float:

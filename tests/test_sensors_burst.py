@@ -243,7 +243,8 @@ async def test_the_pool_answers_a_burst_stacked_in_its_workers_with_batch_values
             for s in symbols:
                 _feed(md, s, feeds[s], i)
         await pool.start()
-        assert all(len(syms) >= BURST_MIN_SYMBOLS for syms in pool._slot_symbols)  # each worker stacks
+        per_worker = [{s for (s, _), k in pool._slot_of.items() if k == slot} for slot in set(pool._slot_of.values())]
+        assert all(len(syms) >= BURST_MIN_SYMBOLS for syms in per_worker)  # each worker stacks
         closed = {}
         for s in symbols:
             _feed(md, s, feeds[s], 1_100)
