@@ -75,6 +75,9 @@ class BracketBook:
         self._sink = sink
         self._on_change = on_change
         self._first_fill_s: dict[str, float] = {}  # bracket id → real time its first fill was applied
+        # bracket id → (the bracket as last encoded, its encoding): a Bracket is immutable, so a
+        # snapshot re-encodes only the brackets that changed since the previous one
+        self._encoded: dict[str, tuple[Bracket, codec.Encoded]] = {}
         self.on_protected: Callable[[str, float], None] | None = None  # (bracket id, real seconds)
 
     def __contains__(self, bracket_id: str) -> bool:
@@ -167,12 +170,20 @@ class BracketBook:
         for key in done:
             del self._brackets[key]
             self._first_fill_s.pop(key, None)
+            self._encoded.pop(key, None)
         return len(done)
 
     # -- snapshots ----------------------------------------------------------------------
 
     def to_document(self) -> dict[str, Any]:
-        return {key: codec.encode(b) for key, b in self._brackets.items()}
+        """Every bracket, encoded (the same bytes as ``codec.encode`` of each, once per version)."""
+        document = {}
+        for key, b in self._brackets.items():
+            cached = self._encoded.get(key)
+            if cached is None or cached[0] is not b:
+                cached = self._encoded[key] = (b, codec.Encoded(b))
+            document[key] = cached[1]
+        return document
 
     @classmethod
     def from_document(

@@ -450,7 +450,7 @@ class Croupier:
                 await self.reconcile("after an unknown outcome" if urgent else "periodic")
             self._emit_closed()
             if len(self.oco.book.all()) > MAX_KEPT_TERMINAL and not self._closing:
-                self._save()
+                self._save_in_background()  # its document, taken now, still holds the brackets dropped next
                 self.oco.book.drop_terminal()
 
     # -- closing trades ---------------------------------------------------------------------------
@@ -458,7 +458,7 @@ class Croupier:
     def _terminal(self, bracket: Bracket) -> None:
         if bracket.entry_filled_qty > 0:
             self._closing[bracket.id] = int(self.clock.monotonic() * 1000)
-        self._save()
+        self._save_in_background()
 
     def _emit_closed(self, *, force: bool = False) -> None:
         assert self.oco is not None
@@ -569,7 +569,7 @@ class Croupier:
             self._save_deferred = True
             return
         self._save_deferred = False
-        self._save()
+        self._save_in_background()
 
     def save_soon(self) -> None:
         """Run a snapshot that was deferred, now that the hot path is quiet (the engine calls this)."""
@@ -583,11 +583,20 @@ class Croupier:
         return self.oco is not None and any(b.state in _IN_FLIGHT for b in self.oco.book.active())
 
     def _save(self) -> None:
+        """A snapshot durable before this returns: where something must not leave or end before it."""
         if self.writer is not None:
             self.writer.save_now()
 
+    def _save_in_background(self) -> None:
+        """A snapshot of this instant, written off the loop (transitions: the journal already holds
+        them durably; the snapshot only bounds the replay and keeps the meta current)."""
+        if self.writer is not None:
+            self.writer.save_in_background()
+
     def close(self) -> None:
-        """Close the journal (after shutdown)."""
+        """Finish a snapshot in flight, then close the journal (after shutdown)."""
+        if self.writer is not None:
+            self.writer.close()
         if self.journal is not None:
             self.journal.close()
 

@@ -518,7 +518,7 @@ class OCOManager(OrderStates):
     def to_document(self) -> dict[str, Any]:
         live = {b.id for b in self.book.all()}
         return {"tag": self.tag, "next_number": self.next_number,
-                "meta": {k: m.to_dict() for k, m in self.meta.items() if k in live}}
+                "meta": {k: m.to_document() for k, m in self.meta.items() if k in live}}
 
     def restore(self, document: dict[str, Any]) -> None:
         self.next_number = max(self.next_number, int(document.get("next_number", 1)))

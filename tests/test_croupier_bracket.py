@@ -333,3 +333,31 @@ def test_book_journals_before_committing_and_recovery_restores_it(tmp_path: Path
     assert restored.get(b.id) == book.get(b.id)
     assert restored.find_by_client_id("ck3x9q0BTCUSDT.1S0") == book.get(b.id)
     assert again.report.replayed["TRANSITION"] == 5  # open + 4 events; the refused one left no trace
+
+
+def test_the_snapshot_document_reencodes_only_changed_brackets_and_equals_a_fresh_encoding() -> None:
+    book = BracketBook()
+    b = book.open(_bracket())
+    first = book.to_document()
+    assert codec.dumps_plain(codec.encode(first)) == codec.dumps_plain({b.id: codec.encode(b)})
+    assert book.to_document()[b.id] is first[b.id]  # unchanged: the same encoding, not walked again
+    after = book.apply(b.id, BracketEvent(K.ENTRY_SUBMITTED, 1_000, b.next_client_id(Leg.ENTRY), quantity=D("0.010")))
+    second = book.to_document()
+    assert second[b.id] is not first[b.id]
+    assert codec.dumps_plain(codec.encode(second)) == codec.dumps_plain({b.id: codec.encode(after)})
+    restored = BracketBook.from_document(codec.loads(codec.dumps_plain(codec.encode(second))))
+    assert restored.get(b.id) == after
+
+
+def test_bracket_meta_for_a_snapshot_is_the_same_json_as_its_dict_and_follows_new_votes() -> None:
+    from croupier.bracket_meta import BracketMeta
+
+    meta = BracketMeta(0.01, 0.02, 0.3, (("ema_cross@1m", 0.5), ("rsi@5m", 1.25)), 123, fees=D("0.1"),
+                       leg_notional={"x": D("2.5")})
+    same = codec.dumps_plain(codec.encode(meta.to_document()))
+    assert same == codec.dumps_plain(codec.encode(meta.to_dict()))
+    meta.fees += D("0.05")  # money changes between snapshots; the cached votes do not hide it
+    assert codec.loads(codec.dumps_plain(codec.encode(meta.to_document())))["fees"] == "0.15"
+    meta.votes = (("macd@1h", 2.0),)
+    assert codec.loads(codec.dumps_plain(codec.encode(meta.to_document())))["votes"] == [["macd@1h", 2.0]]
+    assert BracketMeta.from_dict(codec.loads(codec.dumps_plain(codec.encode(meta.to_document())))).votes == meta.votes

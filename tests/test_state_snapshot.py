@@ -139,9 +139,11 @@ async def test_writer_loop_saves_within_the_interval(tmp_path: Path) -> None:
         writer.mark_dirty()
         for _ in range(4):
             await clock.advance(1.25)
+        writer.flush()  # the loop's save is written on the writer thread
         assert writer.saves == 1 and not writer.dirty
         for _ in range(8):
             await clock.advance(1.25)
+        writer.flush()
         assert writer.saves == 1  # not dirty: no rewrite
     finally:
         task.cancel()
@@ -177,3 +179,95 @@ def test_a_replaced_journal_behind_old_snapshots_does_not_break_saving(tmp_path:
     fresh.append(EntryKind.FILL, {})
     SnapshotWriter(store, lambda: {"k": 2}, clock, 5.0, fresh).save_now()
     assert fresh.base_seq == 1 and fresh.last_seq == 1
+
+
+async def test_background_saves_capture_the_instant_and_coalesce_while_one_is_in_flight(tmp_path: Path) -> None:
+    import asyncio
+    import threading
+
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "journal.jsonl", clock)
+    store = FileSnapshotStore(tmp_path / "snaps", generations=10)
+    state = {"n": 0}
+    gate = threading.Event()
+    write = store.write
+
+    def slow_write(prepared):  # type: ignore[no-untyped-def]
+        gate.wait(5)
+        return write(prepared)
+
+    store.write = slow_write  # type: ignore[method-assign]
+    writer = SnapshotWriter(store, lambda: dict(state), clock, interval_s=5.0, journal=journal)
+    journal.append(EntryKind.FILL, {"n": 0})
+    writer.save_in_background()  # state n=0, journal seq 1, held at the gate
+    assert writer.writing and writer.saves == 0
+    state["n"] = 1
+    journal.append(EntryKind.FILL, {"n": 1})
+    for _ in range(5):  # requests while the first write is in flight: one more save, of the state then
+        writer.save_in_background()
+    state["n"] = 2
+    assert not store.generation_paths() and journal.base_seq == 0  # nothing landed: nothing compacted
+    gate.set()
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if writer.saves == 2 and not writer.writing:
+            break
+    paths = store.generation_paths()
+    assert writer.saves == 2 and len(paths) == 2
+    newest, first = (orjson.loads(p.read_bytes())["state"] for p in paths)
+    assert first["n"] == 0 and first["journal"]["seq"] == 1  # the state of the instant it was asked for
+    assert newest["n"] == 2 and newest["journal"]["seq"] == 2  # the coalesced save: the state when it started
+    assert journal.base_seq == 1  # compacted once landed, to what the older generation reflects
+    writer.close()
+
+
+async def test_a_failed_background_save_leaves_the_state_dirty_and_the_next_save_writes_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path)
+    write = store.write
+    fail = [True]
+
+    def flaky_write(prepared):  # type: ignore[no-untyped-def]
+        if fail[0]:
+            raise OSError(28, "No space left on device")
+        return write(prepared)
+
+    store.write = flaky_write  # type: ignore[method-assign]
+    writer = SnapshotWriter(store, lambda: {"x": 1}, clock, interval_s=5.0)
+    writer.mark_dirty()
+    with caplog.at_level(logging.ERROR, logger="state.snapshot"):
+        writer.save_in_background()
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if not writer.writing:
+                break
+    assert writer.failed_background_saves == 1 and writer.dirty and writer.saves == 0
+    assert "No space left on device" in caplog.text
+    fail[0] = False
+    path = writer.save_now()
+    assert writer.saves == 1 and not writer.dirty and orjson.loads(path.read_bytes())["state"] == {"x": 1}
+    writer.close()
+
+
+async def test_save_now_waits_for_a_background_write_so_generations_land_in_order(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path)
+    state = {"n": 0}
+    writer = SnapshotWriter(store, lambda: dict(state), clock, interval_s=5.0)
+    writer.save_in_background()
+    state["n"] = 1
+    path = writer.save_now()  # blocks until the first write landed, then writes its own
+    assert not writer.writing and writer.saves == 2
+    assert [orjson.loads(p.read_bytes())["state"]["n"] for p in store.generation_paths()] == [1, 0]
+    assert path == store.generation_paths()[0]
+    writer.close()
+
+
+def test_without_an_event_loop_a_background_save_is_written_at_once(tmp_path: Path) -> None:
+    writer = SnapshotWriter(FileSnapshotStore(tmp_path), lambda: {"x": 2}, FakeClock(), interval_s=5.0)
+    writer.save_in_background()
+    assert writer.saves == 1 and not writer.writing
