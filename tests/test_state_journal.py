@@ -255,3 +255,83 @@ def test_deferred_appends_are_written_at_once_and_fsynced_together(tmp_path: Pat
     assert len(synced) == 3
     journal.sync()
     assert len(synced) == 3
+
+
+async def test_on_an_event_loop_facts_are_written_at_once_and_fsynced_together_off_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import threading
+
+    path = tmp_path / "j.jsonl"
+    journal = Journal.open(path, FakeClock())
+    real_fsync = os.fsync
+    threads: list[str] = []
+
+    def counting_fsync(fd: int) -> None:  # the real fsync, counted with the thread that ran it
+        threads.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    seqs = [journal.record_transition({"bracket": f"b{i}", "to": "PLANNED"}) for i in range(20)]
+    assert len(scan(path).entries) == 20  # every line is in the file before append returns
+    assert journal.durable_seq < seqs[-1]  # …and made durable afterwards, not before returning
+    await journal.durable(seqs[-1])
+    assert journal.durable_seq >= seqs[-1]
+    assert 1 <= len(threads) <= 3  # one fsync covers every line written before it started
+    assert all(name.startswith("casino-journal") for name in threads)  # never on the loop's thread
+    journal.close()
+
+
+async def test_submit_sends_only_once_its_intent_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    journal = Journal.open(tmp_path / "j.jsonl", FakeClock())
+    real_fsync = os.fsync
+    gate = asyncio.Event()
+    fsyncs = 0
+
+    def counting_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        fsyncs += 1
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    seen: list[tuple[int, int]] = []
+
+    async def send(ticket: JournaledIntent) -> Order:
+        seen.append((ticket.seq, journal.durable_seq))
+        await gate.wait()
+        return _order(ticket.intent.client_id)
+
+    burst = [asyncio.create_task(journal.submit(_intent(f"c{i}"), send)) for i in range(10)]
+    while len(seen) < 10:
+        await asyncio.sleep(0.001)
+    assert all(durable >= seq for seq, durable in seen)  # the write-ahead rule holds for each
+    assert fsyncs <= 3  # ten intents written together share their fsyncs
+    gate.set()
+    await asyncio.gather(*burst)
+    assert journal.pending() == []
+    journal.close()
+
+
+async def test_a_failed_fsync_means_the_request_does_not_leave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    journal = Journal.open(tmp_path / "j.jsonl", FakeClock())
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    sent: list[str] = []
+
+    async def send(ticket: JournaledIntent) -> Order:
+        sent.append(ticket.intent.client_id)
+        return _order(ticket.intent.client_id)
+
+    with pytest.raises(StateError, match="fsync failed"):
+        await journal.submit(_intent("c1"), send)
+    assert sent == [] and journal.pending() == []  # recorded NOT_SENT: nothing to resolve later
+    monkeypatch.undo()
+    journal.close()
