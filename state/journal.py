@@ -267,15 +267,20 @@ class Journal:
         """Wait, without blocking the loop, until entry ``seq`` is fsynced (group commit: an fsync
         in flight that started before ``seq`` was written does not count; the next one does).
         ``StateError`` if the fsync fails."""
+        loop = asyncio.get_running_loop()
         while self.durable_seq < seq:
             if self._syncing is None:
-                self._start_sync(asyncio.get_running_loop())
+                self._start_sync(loop)
             assert self._syncing is not None
-            future = self._syncing[1]
-            try:
-                await asyncio.shield(future)
-            except OSError as exc:
-                raise StateError(f"journal {self.path}: fsync failed: {exc}") from exc
+            target, future = self._syncing
+            if not future.done():
+                with contextlib.suppress(OSError):  # raised below, from the accounted result
+                    await asyncio.shield(future)
+            # a done future's callback may not have run yet: awaiting it would not yield, so
+            # account for it here (``_synced`` runs once per fsync either way)
+            self._synced(loop, target, future)
+            if not future.cancelled() and future.exception() is not None:
+                raise StateError(f"journal {self.path}: fsync failed: {future.exception()}")
 
     def _sync_soon(self) -> None:
         """Group commit: an fsync on the journal thread covers this line (see ``append``)."""
@@ -301,8 +306,9 @@ class Journal:
         future.add_done_callback(lambda done: self._synced(loop, target, done))
 
     def _synced(self, loop: asyncio.AbstractEventLoop, target: int, future: asyncio.Future[None]) -> None:
-        if self._syncing is not None and self._syncing[1] is future:
-            self._syncing = None
+        if self._syncing is None or self._syncing[1] is not future:
+            return  # accounted for already (by ``durable`` or by this callback)
+        self._syncing = None
         if future.cancelled():
             return
         exc = future.exception()

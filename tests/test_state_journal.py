@@ -335,3 +335,16 @@ async def test_a_failed_fsync_means_the_request_does_not_leave(tmp_path: Path, m
     assert sent == [] and journal.pending() == []  # recorded NOT_SENT: nothing to resolve later
     monkeypatch.undo()
     journal.close()
+
+
+@pytest.mark.timeout(30)
+async def test_waiting_on_an_fsync_that_already_finished_returns(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.jsonl", FakeClock())
+    seq = journal.record_transition({"bracket": "b1", "to": "PLANNED"})  # its fsync starts on the journal thread
+    journal._wait_for_sync()  # …and finishes;
+    await asyncio.sleep(0)  # the loop marks its future done, and queues the completion callback behind this task
+    # awaiting a finished future does not yield to the loop: durable() must account for it
+    # itself instead of looping on it (it once spun forever here, the loop starved)
+    await journal.durable(seq)
+    assert journal.durable_seq >= seq
+    journal.close()
