@@ -52,8 +52,11 @@ log = logging.getLogger(__name__)
 CLOSE_GRACE_S = 5.0  # wait this long for a closed bracket's last fills (fees) before reporting it
 TICK_S = 1.0
 MAX_KEPT_TERMINAL = 200
+# journal entries a snapshot must make redundant before the journal is rewritten without them
+# (a rewrite is ~2 fsyncs on the loop; recovery skips reflected entries, so waiting costs nothing)
+JOURNAL_COMPACT_MIN_ENTRIES = 1000
 # A bracket in one of these states has an order in flight that decides whether a position is
-# protected: a snapshot (tens of ms of encoding and fsync on the event loop) waits for it.
+# protected: a snapshot (its encoding runs on the event loop, milliseconds with many symbols) waits for it.
 _IN_FLIGHT = frozenset({BracketState.PLANNED, BracketState.ENTRY_SENT, BracketState.ENTRY_PARTIAL,
                         BracketState.ENTRY_FILLED, BracketState.PROTECTING, BracketState.RESIZING})
 MAX_RECONCILE_DEFER = 3.0  # a periodic reconciliation waits at most this many intervals for a quiet moment
@@ -165,7 +168,7 @@ class Croupier:
         self.oco.restore(section)
         self.oco.on_opened = lambda _b: self._save()
         self.writer = SnapshotWriter(store, self._document, self.clock, self.settings.snapshot_interval_s,
-                                     self.journal)
+                                     self.journal, compact_min_entries=JOURNAL_COMPACT_MIN_ENTRIES)
         self.reconciler = Reconciler(self.exchange, self.oco, executor, self.journal, symbols=self.symbols,
                                      tag=self.tag, adoption_policy=self.settings.adoption_policy,
                                      on_outside_exit=self._book_outside_exit)

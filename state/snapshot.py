@@ -266,6 +266,9 @@ class Compactable(Protocol):
     @property
     def last_seq(self) -> int: ...
 
+    @property
+    def base_seq(self) -> int: ...
+
     def pending_document(self) -> list[dict[str, Any]]: ...
 
     def compact(self, through_seq: int) -> int: ...
@@ -306,10 +309,17 @@ class SnapshotWriter:
         clock: Clock,
         interval_s: float,
         journal: Compactable | None = None,
+        *,
+        compact_min_entries: int = 1,
     ) -> None:
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
+        if compact_min_entries < 1:
+            raise ValueError("compact_min_entries must be at least 1")
         self.store = store
+        # Compaction rewrites and fsyncs the journal on the caller's thread (~2 fsyncs); recovery
+        # skips entries a snapshot reflects anyway, so it can wait until this many can go.
+        self.compact_min_entries = compact_min_entries
         self.build = build
         self.clock = clock
         self.interval_s = interval_s
@@ -409,7 +419,9 @@ class SnapshotWriter:
         if self.journal is not None:
             self._journal_marks[_seq_of(path)] = journal_seq
             # the new generation's own mark is ≤ the journal's end, so this never overshoots
-            self.journal.compact(self._compactable_through())
+            through = self._compactable_through()
+            if through - self.journal.base_seq >= self.compact_min_entries:
+                self.journal.compact(through)
 
     def _hand_back(self, loop: asyncio.AbstractEventLoop, future: Future[Path]) -> None:
         """On the writer thread: the loop accounts for the write (``flush`` does if the loop is gone)."""

@@ -271,3 +271,19 @@ def test_without_an_event_loop_a_background_save_is_written_at_once(tmp_path: Pa
     writer = SnapshotWriter(FileSnapshotStore(tmp_path), lambda: {"x": 2}, FakeClock(), interval_s=5.0)
     writer.save_in_background()
     assert writer.saves == 1 and not writer.writing
+
+
+def test_the_journal_is_compacted_only_once_enough_entries_can_go(tmp_path: Path) -> None:
+    clock = FakeClock()
+    journal = Journal.open(tmp_path / "journal.jsonl", clock)
+    store = FileSnapshotStore(tmp_path / "snaps", generations=1)
+    writer = SnapshotWriter(store, lambda: {"k": "v"}, clock, interval_s=5.0, journal=journal, compact_min_entries=5)
+    seqs = [journal.append(EntryKind.FILL, {"n": i}) for i in range(4)]
+    writer.save_now()
+    assert journal.base_seq == 0  # 4 reflected entries: kept for now (recovery skips them)
+    seqs += [journal.append(EntryKind.FILL, {"n": i}) for i in range(2)]
+    path = writer.save_now()
+    assert journal.base_seq == seqs[-1]  # 6 ≥ 5: rewritten without them
+    with pytest.raises(ValueError, match="compact_min_entries"):
+        SnapshotWriter(store, lambda: {}, clock, interval_s=5.0, compact_min_entries=0)
+    assert orjson.loads(path.read_bytes())["state"]["journal"]["seq"] == seqs[-1]
