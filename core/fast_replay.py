@@ -46,7 +46,7 @@ from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.metrics import RISK_REJECTIONS
-from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
+from core.player import Bar, PlayerParams, SymbolBook, _debounce, decide, winning_keys
 from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import build_plan
@@ -173,7 +173,7 @@ class FastReplay:
         self._full = False  # the gate answered max_positions on the bound in this epoch
         self._notional_floor = Decimal(0)  # at most the notional sizing wants on the bound in this epoch (0: unknown)
         self._fit_windows: dict[int, tuple[float, float]] = {}  # per symbol index, this epoch (_sure_fit_window)
-        self._rejections: dict[str, Any] = {}  # the gate's prometheus counter, per reason
+        self._rejections: Counter[str] = Counter()  # refusals reused, not yet on the gate's prometheus counter
         self._last_entry_ms = -1  # when the last bracket was opened
 
     # ------------------------------------------------------------------ phases
@@ -428,6 +428,7 @@ class FastReplay:
                 self._on_exit(self.symbols[_k], payload)
             else:
                 self._on_funding(payload)
+        self._flush_refusals()
         self._shutdown()
         self.progress("trades", 1.0)
 
@@ -463,10 +464,9 @@ class FastReplay:
 
     def _on_decision(self, sym: _Symbol, g: int, t_ms: int) -> None:
         book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
-        # the player's debounce comes first in decide(): asked without readings, it answers
-        # bracket_open / cooldown before anything is built for this bar
-        first = decide(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), (), {}, self.player, book)
-        if first.reason in (SKIP_BRACKET_OPEN, SKIP_COOLDOWN):
+        # the player's debounce, which comes first in decide(), answers bracket_open / cooldown
+        # before anything is built for this bar
+        if _debounce(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), self.player, book) is not None:
             return  # counted with the masks (skip_counts)
         # past the debounce this bar decides (the consensus classified it with certainty)
         sym.last_decision_index = (self.t0 + g * M) // M
@@ -582,13 +582,16 @@ class FastReplay:
         return window[0] <= sym.close[sym.first + g] <= window[1]
 
     def _count_refusal(self, reason: str) -> None:
-        """A gate refusal reused within an epoch, counted everywhere ``check_entry`` counts one."""
+        """A gate refusal reused within an epoch, counted everywhere ``check_entry`` counts one
+        (its prometheus counter at the end of the trade phase: ``_flush_refusals``)."""
         self.risk.rejection_counts[reason] += 1
-        child = self._rejections.get(reason)
-        if child is None:
-            child = self._rejections[reason] = RISK_REJECTIONS.labels(reason=reason)
-        child.inc()
+        self._rejections[reason] += 1
         self.extra_skips[f"risk_{reason}"] += 1
+
+    def _flush_refusals(self) -> None:
+        for reason, n in self._rejections.items():
+            RISK_REJECTIONS.labels(reason=reason).inc(n)
+        self._rejections.clear()
 
     def _exposure_bound(self, deciding: _Symbol) -> tuple[Exposure, Decimal]:
         """An exposure whose equity is at most, and whose notionals are at least, the real
