@@ -398,11 +398,14 @@ class FastReplay:
 
     # ------------------------------------------------------------------ trading
     def _push(self, t_ms: int, phase: int, symbol: int, kind: str, payload: Any) -> None:
+        """Queue a decision, or an exit or funding (apart: ``_sweep`` reads when the next one is)."""
         self.seq += 1
-        heapq.heappush(self._queue, (t_ms, phase, symbol, self.seq, kind, payload))
+        heapq.heappush(self._queue if kind == "decide" else self._events, (t_ms, phase, symbol, self.seq, kind, payload))
 
     def _trade(self) -> None:
-        self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        # two heaps of (time, phase, symbol, seq, …), taken from in that one order
+        self._queue: list[tuple[int, int, int, int, str, Any]] = []  # decisions
+        self._events: list[tuple[int, int, int, int, str, Any]] = []  # exits and fundings
         n_decisions = 1
         # per symbol, its deciding bars as a list: bisect on a list costs a fraction of a numpy
         # searchsorted call, and there is one per decision
@@ -416,13 +419,16 @@ class FastReplay:
         for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
             self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
         handled = 0
-        while self._queue:
-            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
+        queue, events = self._queue, self._events
+        while queue or events:
+            heap = events if events and (not queue or events[0] < queue[0]) else queue
+            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(heap)
             if kind == "decide":
                 sym = self.symbols[_k]
-                handled = max(handled, bisect.bisect_left(self._candidates[_k], payload))
                 self._on_decision(sym, payload, t_ms)
-                self._next_candidate(sym, self._next_possible(sym, payload))
+                g = self._sweep(sym, payload)
+                handled = max(handled, bisect.bisect_left(self._candidates[_k], g))
+                self._next_candidate(sym, self._next_possible(sym, g))
                 self.progress("trades", handled / n_decisions)
             elif kind == "exit":
                 self._on_exit(self.symbols[_k], payload)
@@ -431,6 +437,36 @@ class FastReplay:
         self._flush_refusals()
         self._shutdown()
         self.progress("trades", 1.0)
+
+    def _sweep(self, sym: _Symbol, g: int) -> int:
+        """Decide ``sym``'s next deciding bars now, up to the next exit or funding, while each is
+        certain to be refused at the position limit; the last bar decided (``g`` if none).
+
+        While the gate's max_positions answer holds (``_refused_within_bound``: this epoch, an
+        allowlisted symbol) no decision of any symbol can open a bracket or send an order — the
+        occupied symbols are at the limit, on the real exposure as on the bound — so the epoch
+        lasts until the next exit or funding. Until then each of ``sym``'s deciding bars past its
+        cooldown whose close sizing surely fits (``_surely_fits``) is refused with
+        max_positions whenever it is taken; taking it before other symbols' decisions of the
+        same span changes nothing they read (counts add up; the clock is set by whatever reads
+        it next). The first bar that is not certain goes back to the queue."""
+        if not (self._full and sym.allowlisted and self._bound_key == (self._book_version, self.sv.wallet())):
+            return g
+        until = self._events[0][0] if self._events else self.venue.end_ms + 1  # events come first at equal times
+        candidates = self._candidates[sym.index]
+        step = self.player.cooldown_bars + 1
+        while sym.decisions and sym.decisions[-1] == g:
+            k = bisect.bisect_left(candidates, g + step)
+            if k == len(candidates):
+                break
+            nxt = candidates[k]
+            if self._decision_time(nxt) >= until or not self._surely_fits(sym, nxt):
+                break
+            sym.last_decision_index = (self.t0 + nxt * M) // M
+            sym.decisions.append(nxt)
+            self._count_refusal(_MAX_POSITIONS)
+            g = nxt
+        return g
 
     def _next_candidate(self, sym: _Symbol, from_g: int | None) -> None:
         """Queue the symbol's first deciding bar at or after ``from_g`` (None: no more)."""
