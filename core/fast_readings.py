@@ -133,9 +133,14 @@ def _visibility(closes: np.ndarray, close_1m: np.ndarray) -> tuple[np.ndarray, n
 
     A linear merge of the two sorted time lines: each bar of the timeframe becomes visible from
     the first 1m bar closing at or after it (one search per bar of the timeframe, not per 1m
-    bar), and the visible index is the running count of bars become visible."""
+    bar), and the visible index is the running count of bars become visible. The 1m timeframe's
+    own bars are the last 1m bars (checked, not assumed): no search at all."""
     n = len(close_1m)
-    at = np.searchsorted(close_1m, closes, side="left")
+    off = n - len(closes)
+    if off >= 0 and np.array_equal(close_1m[off:], closes):
+        at = np.arange(off, n)
+    else:
+        at = np.searchsorted(close_1m, closes, side="left")
     visible = np.cumsum(np.bincount(at, minlength=n + 1)[:n]) - 1
     fresh = np.zeros(n, dtype=bool)
     inside = at < n
