@@ -63,7 +63,9 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
         starts = np.concatenate([[0], np.cumsum(np.array(lengths) + 1)]).astype(np.int64)
         table = np.empty((len(ordered), int(starts[-1])))
         table[:, starts[1:] - 1] = np.nan  # each symbol's reading before its first bar: none
-        columns = np.empty((n_bars + 1, len(readings)), dtype=np.int64)
+        # filled symbol by symbol (rows), then laid out bar by bar as gather reads it: writing a
+        # column of the (bars, symbols) array directly strides through all of it per symbol
+        by_symbol = np.empty((len(readings), n_bars + 1), dtype=np.int64)
         for k, r in enumerate(readings):
             rd = r[tf]
             if rd.sensors != rd0.sensors:
@@ -73,7 +75,8 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
                 table[row, lo:lo + n] = rd.signals[ps.name]
                 rd.signals[ps.name] = table[row, lo:lo + n]
             j = rd.visible[first[k]:first[k] + n_bars + 1]
-            columns[:, k] = lo + np.where(j >= 0, j, n)
+            by_symbol[k] = lo + np.where(j >= 0, j, n)
+        columns = np.ascontiguousarray(by_symbol.T)
         out[tf] = SignalTable(tf, sum(not ps.context for ps in ordered), table, columns)
     return out
 
@@ -141,11 +144,12 @@ def _visibility(closes: np.ndarray, close_1m: np.ndarray) -> tuple[np.ndarray, n
         at = np.arange(off, n)
     else:
         at = np.searchsorted(close_1m, closes, side="left")
-    visible = np.cumsum(np.bincount(at, minlength=n + 1)[:n]) - 1
+    # at is sorted: bar k - 1 stays the visible one from at[k-1] up to at[k]
+    visible = np.repeat(np.arange(-1, len(closes), dtype=np.int64), np.diff(at, prepend=0, append=n))
     fresh = np.zeros(n, dtype=bool)
     inside = at < n
     fresh[at[inside][close_1m[at[inside]] == closes[inside]]] = True
-    return visible.astype(np.int64, copy=False), fresh
+    return visible, fresh
 
 
 def _tail(s: CandleSeries, lo: int) -> CandleSeries:
