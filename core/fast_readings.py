@@ -140,15 +140,16 @@ def _visibility(closes: np.ndarray, close_1m: np.ndarray) -> tuple[np.ndarray, n
     own bars are the last 1m bars (checked, not assumed): no search at all."""
     n = len(close_1m)
     off = n - len(closes)
+    fresh = np.zeros(n, dtype=bool)
     if off >= 0 and np.array_equal(close_1m[off:], closes):
         at = np.arange(off, n)
+        fresh[off:] = True
     else:
         at = np.searchsorted(close_1m, closes, side="left")
+        inside = at < n
+        fresh[at[inside][close_1m[at[inside]] == closes[inside]]] = True
     # at is sorted: bar k - 1 stays the visible one from at[k-1] up to at[k]
     visible = np.repeat(np.arange(-1, len(closes), dtype=np.int64), np.diff(at, prepend=0, append=n))
-    fresh = np.zeros(n, dtype=bool)
-    inside = at < n
-    fresh[at[inside][close_1m[at[inside]] == closes[inside]]] = True
     return visible, fresh
 
 
