@@ -455,6 +455,7 @@ class FastReplay:
         until = self._events[0][0] if self._events else self.venue.end_ms + 1  # events come first at equal times
         candidates = self._candidates[sym.index]
         step = self.player.cooldown_bars + 1
+        taken = 0
         while sym.decisions and sym.decisions[-1] == g:
             k = bisect.bisect_left(candidates, g + step)
             if k == len(candidates):
@@ -464,8 +465,10 @@ class FastReplay:
                 break
             sym.last_decision_index = (self.t0 + nxt * M) // M
             sym.decisions.append(nxt)
-            self._count_refusal(_MAX_POSITIONS)
+            taken += 1
             g = nxt
+        if taken:
+            self._count_refusal(_MAX_POSITIONS, taken)
         return g
 
     def _next_candidate(self, sym: _Symbol, from_g: int | None) -> None:
@@ -617,12 +620,12 @@ class FastReplay:
                                                                    self._notional_floor)
         return window[0] <= sym.close[sym.first + g] <= window[1]
 
-    def _count_refusal(self, reason: str) -> None:
-        """A gate refusal reused within an epoch, counted everywhere ``check_entry`` counts one
-        (its prometheus counter at the end of the trade phase: ``_flush_refusals``)."""
-        self.risk.rejection_counts[reason] += 1
-        self._rejections[reason] += 1
-        self.extra_skips[f"risk_{reason}"] += 1
+    def _count_refusal(self, reason: str, n: int = 1) -> None:
+        """``n`` gate refusals reused within an epoch, counted everywhere ``check_entry`` counts
+        one (its prometheus counter at the end of the trade phase: ``_flush_refusals``)."""
+        self.risk.rejection_counts[reason] += n
+        self._rejections[reason] += n
+        self.extra_skips[f"risk_{reason}"] += n
 
     def _flush_refusals(self) -> None:
         for reason, n in self._rejections.items():

@@ -53,9 +53,9 @@ class CountingBound(FastReplay):
         self.swept += len(sym.decisions) - before
         return last
 
-    def _count_refusal(self, reason: str) -> None:
-        self.reused += 1
-        super()._count_refusal(reason)
+    def _count_refusal(self, reason: str, n: int = 1) -> None:
+        self.reused += n
+        super()._count_refusal(reason, n)
 
 
 def outcome(replay: FastReplay) -> tuple[Any, ...]:
