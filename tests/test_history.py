@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from core.errors import DataError
 from core.history import (
+    _buckets,
     available_symbols,
     dataset_files,
     find_data_dir,
@@ -22,7 +23,6 @@ from core.history import (
     load_mark_prices,
     resample,
 )
-from core.history import _buckets
 from core.types import Timeframe
 
 
