@@ -514,7 +514,9 @@ class FastReplay:
         if self._refused_within_bound(sym, g, t_ms):
             return
         exposure = self._exposure(sym, g)
-        if self._refused_whatever_the_size(sym, g, exposure):
+        # below the position limit the gate mostly allows, and _act reaches the same refusal
+        # (its own sizing and gate check) when it does not: the early answer would be wasted
+        if len(exposure.brackets) >= self.s.risk.max_positions and self._refused_whatever_the_size(sym, g, exposure):
             return
         verdict, tracker = self._decide(sym, g, book)
         if not isinstance(verdict, Decision):
