@@ -63,7 +63,9 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
         starts = np.concatenate([[0], np.cumsum(np.array(lengths) + 1)]).astype(np.int64)
         table = np.empty((len(ordered), int(starts[-1])))
         table[:, starts[1:] - 1] = np.nan  # each symbol's reading before its first bar: none
-        columns = np.empty((n_bars + 1, len(readings)), dtype=np.int64)
+        # filled symbol by symbol (rows), then laid out bar by bar as gather reads it: writing a
+        # column of the (bars, symbols) array directly strides through all of it per symbol
+        by_symbol = np.empty((len(readings), n_bars + 1), dtype=np.int64)
         for k, r in enumerate(readings):
             rd = r[tf]
             if rd.sensors != rd0.sensors:
@@ -73,7 +75,8 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
                 table[row, lo:lo + n] = rd.signals[ps.name]
                 rd.signals[ps.name] = table[row, lo:lo + n]
             j = rd.visible[first[k]:first[k] + n_bars + 1]
-            columns[:, k] = lo + np.where(j >= 0, j, n)
+            by_symbol[k] = lo + np.where(j >= 0, j, n)
+        columns = np.ascontiguousarray(by_symbol.T)
         out[tf] = SignalTable(tf, sum(not ps.context for ps in ordered), table, columns)
     return out
 
@@ -96,20 +99,58 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
     close_1m = m1.open_time + Timeframe.M1.ms
     out: dict[Timeframe, TimeframeReadings] = {}
     for tf in plan.timeframes:
-        s = series_for(m1, tf)
         if first_close_ms is not None and history_bars is not None:
-            first = int(np.searchsorted(s.open_time + tf.ms, first_close_ms, side="right")) - 1
-            lo = max(0, first - history_bars)
-            if lo:
-                s = _tail(s, lo)
+            s = _history(m1, tf, first_close_ms, history_bars)
+        else:
+            s = series_for(m1, tf)
         bars = Bars(s.open, s.high, s.low, s.close, s.volume)
         signals = batch_signals(plan, specs, tf, bars)
-        closes = s.open_time + tf.ms
-        visible = np.searchsorted(closes, close_1m, side="right") - 1
-        vis_c = np.maximum(visible, 0)
-        fresh = (visible >= 0) & (closes[vis_c] == close_1m)
-        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time, visible.astype(np.int64), fresh)
+        visible, fresh = _visibility(s.open_time + tf.ms, close_1m)
+        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time, visible, fresh)
     return out
+
+
+def _history(m1: CandleSeries, tf: Timeframe, first_close_ms: int, history_bars: int) -> CandleSeries:
+    """``series_for(m1, tf)`` from ``history_bars`` bars before the one closed at ``first_close_ms``.
+
+    Resampling only the 1m bars from a bucket boundary a little earlier than that gives the
+    same bars: every bucket after the cut holds the same 1m rows (the first, if partial, is
+    dropped as the whole series' first would be), so the resampled cut is a suffix of the
+    whole resample. Gaps make bars fewer than their time span suggests: when the cut leaves
+    too few bars before the first one read, the whole history is resampled after all."""
+    cut_ms = first_close_ms - (history_bars + 2) * tf.ms
+    start = int(np.searchsorted(m1.open_time, cut_ms - cut_ms % tf.ms)) if tf is not Timeframe.M1 else 0
+    for lo_1m in ((start, 0) if start else (0,)):
+        s = series_for(_tail(m1, lo_1m) if lo_1m else m1, tf)
+        first = int(np.searchsorted(s.open_time + tf.ms, first_close_ms, side="right")) - 1
+        if lo_1m and first < history_bars:
+            continue  # gaps before the first bar read: not enough history after the cut
+        lo = max(0, first - history_bars)
+        return _tail(s, lo) if lo else s
+    raise AssertionError("unreachable: the whole history is always accepted")
+
+
+def _visibility(closes: np.ndarray, close_1m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per 1m bar (closing at ``close_1m``): the index of the latest bar of a timeframe (closing
+    at ``closes``, sorted) closed by then, -1 if none; and whether one closes exactly then.
+
+    A linear merge of the two sorted time lines: each bar of the timeframe becomes visible from
+    the first 1m bar closing at or after it (one search per bar of the timeframe, not per 1m
+    bar), and the visible index is the running count of bars become visible. The 1m timeframe's
+    own bars are the last 1m bars (checked, not assumed): no search at all."""
+    n = len(close_1m)
+    off = n - len(closes)
+    fresh = np.zeros(n, dtype=bool)
+    if off >= 0 and np.array_equal(close_1m[off:], closes):
+        at = np.arange(off, n)
+        fresh[off:] = True
+    else:
+        at = np.searchsorted(close_1m, closes, side="left")
+        inside = at < n
+        fresh[at[inside][close_1m[at[inside]] == closes[inside]]] = True
+    # at is sorted: bar k - 1 stays the visible one from at[k-1] up to at[k]
+    visible = np.repeat(np.arange(-1, len(closes), dtype=np.int64), np.diff(at, prepend=0, append=n))
+    return visible, fresh
 
 
 def _tail(s: CandleSeries, lo: int) -> CandleSeries:

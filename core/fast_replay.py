@@ -29,7 +29,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +45,14 @@ from core.fast_readings import SignalTable, TimeframeReadings, stack_tables, sym
 from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score, exact_tracker, pack_events
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
-from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN, Bar, PlayerParams, SymbolBook, decide, winning_keys
+from core.metrics import RISK_REJECTIONS
+from core.player import Bar, PlayerParams, SymbolBook, _debounce, decide, winning_keys
 from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import build_plan
 from core.sensor_tracker import PerformanceStats, TrackerParams, sensor_key
-from core.sizing import SizeSkip, SizingMode, SizingParams, kelly_fraction, size_entry
-from core.types import Candle, Side, Timeframe
+from core.sizing import Size, SizeSkip, SizingMode, SizingParams, kelly_fraction, size_entry
+from core.types import Candle, Side, SymbolRules, Timeframe
 from croupier.ids import Leg, bracket_id, client_id, session_tag
 from exchanges.sim.errors import SimError
 from exchanges.sim.feed import MINUTE_MS, funding_times_between
@@ -78,6 +79,10 @@ _SMALLEST_SIZES = (PerformanceStats(0, 0, 0, 0.0, 0.0), PerformanceStats(10**9, 
 # symbols are occupied): with an exposure bound they are the refusals of the real exposure
 _EXPOSURE_FREE_REFUSALS = frozenset({"halted", "reducing", "not_allowlisted", "outside_universe", "stale_data",
                                      "loss_cooldown", "order_rate", "bracket_open", "max_positions"})
+_MAX_POSITIONS = "max_positions"
+# relative margin of the float test in _sure_fit_window: far above float rounding (1e-16) and the
+# 28-digit Decimal division in size_entry (1e-27), far below any real distance to a sizing limit
+_FIT_MARGIN = 1e-9
 
 
 def unsupported(s: Settings, duration_s: float | None) -> list[tuple[str, str]]:
@@ -112,6 +117,8 @@ class _Symbol:
     decisions: list[int] = field(default_factory=list)  # global bars decided
     candidates: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # bars classified deciding
     active: list[tuple[int, int]] = field(default_factory=list)  # global bars [from, to] with a bracket
+    close: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the symbol's 1m closes (float, untrimmed)
+    allowlisted: bool = True
 
 
 class FastReplay:
@@ -155,10 +162,18 @@ class FastReplay:
         # sizing at the smaller of the two smallest fractions passing means it passes at both
         # (a larger fraction never fails where a smaller one passed: see _refused_whatever_the_size)
         self._smallest_stats = min(_SMALLEST_SIZES, key=lambda st: kelly_fraction(st, self.sizing)[0])
-        self._book_version = 0  # bumped whenever the wallet or the open brackets change
+        self._allowlist = frozenset(allow)
+        # bumped whenever the wallet, the open brackets or what the gate counts (orders sent,
+        # trades closed) change: the bound, and what _refused_within_bound learnt on it, last
+        # as long as this and the wallet stay the same (an epoch)
+        self._book_version = 0
         self._bound_key: tuple[int, Decimal] | None = None
         self._bound = Exposure(Decimal(0))
         self._bound_room = Decimal(0)
+        self._full = False  # the gate answered max_positions on the bound in this epoch
+        self._notional_floor = Decimal(0)  # at most the notional sizing wants on the bound in this epoch (0: unknown)
+        self._fit_windows: dict[int, tuple[float, float]] = {}  # per symbol index, this epoch (_sure_fit_window)
+        self._rejections: Counter[str] = Counter()  # refusals reused, not yet on the gate's prometheus counter
         self._last_entry_ms = -1  # when the last bracket was opened
 
     # ------------------------------------------------------------------ phases
@@ -182,7 +197,8 @@ class FastReplay:
             cut = _head(m1, first + self.n_bars + 1)
             readings = symbol_readings(cut, self.plan, self.specs, first_close_ms=self.t0 + M,
                                        history_bars=self.s.sensors.window_bars + self.s.sensors.ring_slack_bars)
-            self.symbols.append(_Symbol(name, k, first, readings))
+            self.symbols.append(_Symbol(name, k, first, readings, close=m1.close,
+                                        allowlisted=name in self._allowlist))
             self.progress("signals", (k + 1) / len(names))
         self.tables = stack_tables([sym.readings for sym in self.symbols], [sym.first for sym in self.symbols],
                                    self.n_bars)
@@ -382,11 +398,14 @@ class FastReplay:
 
     # ------------------------------------------------------------------ trading
     def _push(self, t_ms: int, phase: int, symbol: int, kind: str, payload: Any) -> None:
+        """Queue a decision, or an exit or funding (apart: ``_sweep`` reads when the next one is)."""
         self.seq += 1
-        heapq.heappush(self._queue, (t_ms, phase, symbol, self.seq, kind, payload))
+        heapq.heappush(self._queue if kind == "decide" else self._events, (t_ms, phase, symbol, self.seq, kind, payload))
 
     def _trade(self) -> None:
-        self._queue: list[tuple[int, int, int, int, str, Any]] = []
+        # two heaps of (time, phase, symbol, seq, …), taken from in that one order
+        self._queue: list[tuple[int, int, int, int, str, Any]] = []  # decisions
+        self._events: list[tuple[int, int, int, int, str, Any]] = []  # exits and fundings
         n_decisions = 1
         # per symbol, its deciding bars as a list: bisect on a list costs a fraction of a numpy
         # searchsorted call, and there is one per decision
@@ -400,20 +419,57 @@ class FastReplay:
         for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
             self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
         handled = 0
-        while self._queue:
-            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(self._queue)
+        queue, events = self._queue, self._events
+        while queue or events:
+            heap = events if events and (not queue or events[0] < queue[0]) else queue
+            t_ms, _phase, _k, _seq, kind, payload = heapq.heappop(heap)
             if kind == "decide":
                 sym = self.symbols[_k]
-                handled = max(handled, bisect.bisect_left(self._candidates[_k], payload))
                 self._on_decision(sym, payload, t_ms)
-                self._next_candidate(sym, self._next_possible(sym, payload))
+                g = self._sweep(sym, payload)
+                handled = max(handled, bisect.bisect_left(self._candidates[_k], g))
+                self._next_candidate(sym, self._next_possible(sym, g))
                 self.progress("trades", handled / n_decisions)
             elif kind == "exit":
                 self._on_exit(self.symbols[_k], payload)
             else:
                 self._on_funding(payload)
+        self._flush_refusals()
         self._shutdown()
         self.progress("trades", 1.0)
+
+    def _sweep(self, sym: _Symbol, g: int) -> int:
+        """Decide ``sym``'s next deciding bars now, up to the next exit or funding, while each is
+        certain to be refused at the position limit; the last bar decided (``g`` if none).
+
+        While the gate's max_positions answer holds (``_refused_within_bound``: this epoch, an
+        allowlisted symbol) no decision of any symbol can open a bracket or send an order — the
+        occupied symbols are at the limit, on the real exposure as on the bound — so the epoch
+        lasts until the next exit or funding. Until then each of ``sym``'s deciding bars past its
+        cooldown whose close sizing surely fits (``_surely_fits``) is refused with
+        max_positions whenever it is taken; taking it before other symbols' decisions of the
+        same span changes nothing they read (counts add up; the clock is set by whatever reads
+        it next). The first bar that is not certain goes back to the queue."""
+        if not (self._full and sym.allowlisted and self._bound_key == (self._book_version, self.sv.wallet())):
+            return g
+        until = self._events[0][0] if self._events else self.venue.end_ms + 1  # events come first at equal times
+        candidates = self._candidates[sym.index]
+        step = self.player.cooldown_bars + 1
+        taken = 0
+        while sym.decisions and sym.decisions[-1] == g:
+            k = bisect.bisect_left(candidates, g + step)
+            if k == len(candidates):
+                break
+            nxt = candidates[k]
+            if self._decision_time(nxt) >= until or not self._surely_fits(sym, nxt):
+                break
+            sym.last_decision_index = (self.t0 + nxt * M) // M
+            sym.decisions.append(nxt)
+            taken += 1
+            g = nxt
+        if taken:
+            self._count_refusal(_MAX_POSITIONS, taken)
+        return g
 
     def _next_candidate(self, sym: _Symbol, from_g: int | None) -> None:
         """Queue the symbol's first deciding bar at or after ``from_g`` (None: no more)."""
@@ -447,10 +503,9 @@ class FastReplay:
 
     def _on_decision(self, sym: _Symbol, g: int, t_ms: int) -> None:
         book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
-        # the player's debounce comes first in decide(): asked without readings, it answers
-        # bracket_open / cooldown before anything is built for this bar
-        first = decide(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), (), {}, self.player, book)
-        if first.reason in (SKIP_BRACKET_OPEN, SKIP_COOLDOWN):
+        # the player's debounce, which comes first in decide(), answers bracket_open / cooldown
+        # before anything is built for this bar
+        if _debounce(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), self.player, book) is not None:
             return  # counted with the masks (skip_counts)
         # past the debounce this bar decides (the consensus classified it with certainty)
         sym.last_decision_index = (self.t0 + g * M) // M
@@ -459,7 +514,9 @@ class FastReplay:
         if self._refused_within_bound(sym, g, t_ms):
             return
         exposure = self._exposure(sym, g)
-        if self._refused_whatever_the_size(sym, g, exposure):
+        # below the position limit the gate mostly allows, and _act reaches the same refusal
+        # (its own sizing and gate check) when it does not: the early answer would be wasted
+        if len(exposure.brackets) >= self.s.risk.max_positions and self._refused_whatever_the_size(sym, g, exposure):
             return
         verdict, tracker = self._decide(sym, g, book)
         if not isinstance(verdict, Decision):
@@ -487,14 +544,16 @@ class FastReplay:
         self.extra_skips[f"risk_{verdict.reason}"] += 1
         return True
 
-    def _smallest_size_fits(self, sym: _Symbol, g: int, equity: Decimal, room: Decimal) -> bool:
-        """Whether sizing accepts the smallest entry any tracker statistics can ask for on
-        ``sym`` at bar ``g``'s close, given the equity and the gate's headroom on ``sym``."""
+    def _smallest_size(self, sym: _Symbol, g: int, equity: Decimal, room: Decimal) -> Size | SizeSkip:
+        """Sizing of the smallest entry any tracker statistics can ask for on ``sym`` at bar
+        ``g``'s close, given the equity and the gate's headroom on ``sym``."""
         close = self.sv.decimal_bar(sym.name, sym.first + g)[3]
-        size = size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=equity,
+        return size_entry(price=close, sl_fraction=self.player.sl_min_fraction, equity=equity,
                           rules=self.venue.specs[sym.name].rules, stats=self._smallest_stats, params=self.sizing,
                           market=True, max_notional=room)
-        return not isinstance(size, SizeSkip)
+
+    def _smallest_size_fits(self, sym: _Symbol, g: int, equity: Decimal, room: Decimal) -> bool:
+        return not isinstance(self._smallest_size(sym, g, equity, room), SizeSkip)
 
     def _refused_within_bound(self, sym: _Symbol, g: int, t_ms: int) -> bool:
         """``_refused_whatever_the_size`` answered without the marks, where that is exact.
@@ -509,14 +568,39 @@ class FastReplay:
         so is a decision at the time a bracket opened: that bracket is marked at a price its legs
         were never checked against (the close before its entry; on the data's last bar, a bar
         ``find_exit`` does not scan).
+
+        Within an epoch (``_exposure_bound``) two answers are reused rather than asked again:
+
+        - sizing: the bound's equity and headroom, hence the notional sizing wants, are the
+          same for every deciding symbol; a notional it granted once is a floor under it, and
+          ``_sure_fit_window`` turns that floor into the closes at which sizing surely passes on
+          each symbol. Outside that window sizing is asked exactly.
+        - the gate: once it has answered max_positions on the bound (the position limit is
+          reached: the bound's brackets are the occupied symbols), it answers max_positions to
+          every later allowlisted deciding symbol of the epoch. Its earlier checks cannot turn
+          into a refusal with time alone: the trading state and the order and loss counts
+          change only with the gate's feeds — trades closed and orders sent, each of which
+          starts an epoch; the fast replay feeds nothing else — a loss cooldown only ends and
+          orders only age out of the last minute; the allowlist is per symbol; stale_data
+          cannot refuse a symbol whose candle is fed before each of its checks (decisions come
+          in time order, so a candle not fed for a decision answered here is older than the
+          next one fed); no_equity cannot, the bound's equity being positive when sizing passed.
         """
         if self.sizing.mode is SizingMode.FIXED_RISK or self._last_entry_ms == t_ms:
             return False
         bound, room = self._exposure_bound(sym)
         if len(bound.brackets) < self.s.risk.max_positions:
             return False  # below the position limit the gate mostly allows: asking it here would be wasted
-        if not self._smallest_size_fits(sym, g, bound.equity, room):
-            return False
+        if not self._surely_fits(sym, g):
+            size = self._smallest_size(sym, g, bound.equity, room)
+            if isinstance(size, SizeSkip):
+                return False
+            if size.notional > self._notional_floor:
+                self._notional_floor = size.notional
+                self._fit_windows.clear()
+        if self._full and sym.allowlisted:
+            self._count_refusal(_MAX_POSITIONS)
+            return True
         self._feed_candle(sym, g)
         verdict = self.risk.check_entry(EntryIntent(sym.name, Side.BUY, Decimal(0)), bound)
         if verdict.allowed:
@@ -524,15 +608,38 @@ class FastReplay:
         if verdict.reason not in _EXPOSURE_FREE_REFUSALS:
             raise RuntimeError(f"fast replay: {sym.name} bar {g}: the risk gate refused {verdict.reason} on the "
                                "exposure bound, where sizing left headroom")
+        self._full = verdict.reason == _MAX_POSITIONS
         self.extra_skips[f"risk_{verdict.reason}"] += 1
         return True
+
+    def _surely_fits(self, sym: _Symbol, g: int) -> bool:
+        """Whether sizing on the bound surely passes at bar ``g``'s close (``_sure_fit_window``)."""
+        if not self._notional_floor:
+            return False
+        window = self._fit_windows.get(sym.index)
+        if window is None:
+            window = self._fit_windows[sym.index] = _sure_fit_window(self.venue.specs[sym.name].rules,
+                                                                   self._notional_floor)
+        return window[0] <= sym.close[sym.first + g] <= window[1]
+
+    def _count_refusal(self, reason: str, n: int = 1) -> None:
+        """``n`` gate refusals reused within an epoch, counted everywhere ``check_entry`` counts
+        one (its prometheus counter at the end of the trade phase: ``_flush_refusals``)."""
+        self.risk.rejection_counts[reason] += n
+        self._rejections[reason] += n
+        self.extra_skips[f"risk_{reason}"] += n
+
+    def _flush_refusals(self) -> None:
+        for reason, n in self._rejections.items():
+            RISK_REJECTIONS.labels(reason=reason).inc(n)
+        self._rejections.clear()
 
     def _exposure_bound(self, deciding: _Symbol) -> tuple[Exposure, Decimal]:
         """An exposure whose equity is at most, and whose notionals are at least, the real
         exposure's at any decision while the wallet and the open brackets stay as they are
         (and no bracket opened at the decision's time: ``_refused_within_bound``), and the
         gate's headroom on it for ``deciding`` — the same for every symbol without a bracket,
-        which a deciding symbol is (the player's debounce).
+        which a deciding symbol is (the player's debounce). A new epoch starts here.
 
         Every mark of an open bracket (``_marks``) is a path point of the decided bar, at or
         after the bracket's entry bar and before its exit, i.e. a point at which ``find_exit``
@@ -547,6 +654,9 @@ class FastReplay:
                                             {s.name: max(s.bracket.sl_price, s.bracket.tp_price)  # type: ignore[union-attr]
                                              for s in held})
             self._bound_room = self.risk.entry_headroom(deciding.name, self._bound)
+            self._full = False
+            self._notional_floor = Decimal(0)
+            self._fit_windows.clear()
         return self._bound, self._bound_room
 
     def _feed_candle(self, sym: _Symbol, g: int) -> None:
@@ -605,6 +715,7 @@ class FastReplay:
             self.extra_skips[f"risk_{verdict.reason}"] += 1
             return
         self.risk.on_order_sent()
+        self._book_version += 1  # the gate's order count changed: a new epoch (_refused_within_bound)
         qty = rules.round_qty(size.quantity, market=True)
         if rules.check(quantity=qty, price=None, reference_price=decision.reference_price, market=True,
                        side=decision.side):
@@ -711,6 +822,36 @@ class FastReplay:
         from core.fast_results import build_record
 
         return build_record(self, config_hash)
+
+
+def _sure_fit_window(rules: SymbolRules, floor: Decimal) -> tuple[float, float]:
+    """Float closes ``[low, high]`` at which ``size_entry`` (MARKET, on ``rules``) surely passes
+    when the notional N it wants — min(wanted, cap), the same at every price in the modes the
+    bound serves — is at least ``floor`` and its inputs other than the price passed once.
+
+    At the Decimal price p, with s the market step and S the step: the quantity q is N/p
+    floored to s, or the exchange maximum floored to s when that is smaller, so
+    q ≥ floor/p − s when that maximum is at least floor/p (the low end). With
+    floor/p ≥ min_qty + s + S and floor − (s + S)·p ≥ min_notional (the high end) q exceeds
+    the quantity both minimums need (each rounded up to S), and q·p ≥ min_notional; q is a
+    multiple of s within the maximum by construction. The venue's Decimal close is within half
+    a tick of the float close; everything else is left a ``_FIT_MARGIN``. Empty (low > high)
+    when nothing is sure."""
+    if rules.status != "TRADING":
+        return 1.0, 0.0
+    step_d = rules.market_step_size or rules.step_size
+    step, lot, tick = float(step_d), float(rules.step_size), float(rules.tick_size)
+    min_qty = float(rules.min_qty if rules.market_min_qty is None else max(rules.min_qty, rules.market_min_qty))
+    n = float(floor) * (1 - _FIT_MARGIN)
+    high = min(n / (min_qty + step + lot), (n - float(rules.min_notional)) / (step + lot)) * (1 - _FIT_MARGIN) - tick
+    low = 2 * tick
+    max_qty = rules.market_max_qty or rules.max_qty
+    if max_qty > 0:
+        most = float((max_qty / step_d).to_integral_value(rounding=ROUND_FLOOR) * step_d)
+        if most <= 0:
+            return 1.0, 0.0
+        low = max(low, n / most * (1 + _FIT_MARGIN) + tick)
+    return low, high
 
 
 def _head(series: Any, n: int) -> Any:

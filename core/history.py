@@ -337,13 +337,11 @@ def resample(series: CandleSeries, timeframe: Timeframe) -> CandleSeries:
         raise ValueError(f"cannot resample {series.timeframe.value} into {timeframe.value}")
     per = timeframe.ms // series.timeframe.ms
     t = series.open_time
-    buckets = t - t % timeframe.ms
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+    starts, out_t = _buckets(t, timeframe.ms)
     ends = np.r_[starts[1:], len(t)]
     counts = ends - starts
     first_full = bool(counts[0] == per) if len(counts) else False
     last_full = bool(counts[-1] == per) if len(counts) else False
-    out_t = buckets[starts]
     out_o = series.open[starts]
     out_c = series.close[ends - 1]
     out_h = np.maximum.reduceat(series.high, starts)
@@ -363,6 +361,26 @@ def resample(series: CandleSeries, timeframe: Timeframe) -> CandleSeries:
         out.symbol, out.timeframe, out.open_time, out.open, out.high, out.low, out.close, out.volume,
         gaps, (), out.source,
     )
+
+
+def _buckets(t: np.ndarray, bucket_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, open time) of every non-empty ``bucket_ms`` bucket of the sorted times ``t``.
+
+    One search per bucket the times span rather than a modulo per row (an int64 division
+    costs more than the rest of a resample); when the times are sparser than their buckets
+    (long gaps) the per-row way is cheaper and is taken."""
+    if not len(t):
+        return np.zeros(0, dtype=np.intp), t[:0]
+    first = int(t[0]) - int(t[0]) % bucket_ms
+    spanned = (int(t[-1]) - first) // bucket_ms + 1
+    if spanned > len(t):
+        buckets = t - t % bucket_ms
+        starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
+        return starts, buckets[starts]
+    edges = first + bucket_ms * np.arange(spanned, dtype=t.dtype)
+    rows = np.searchsorted(t, edges)
+    filled = rows < np.r_[rows[1:], len(t)]
+    return rows[filled], edges[filled]
 
 
 # ------------------------------------------------------------------------- locating

@@ -7,7 +7,10 @@ marks. The reference here is the same replay with that shortcut declined at ever
 each decision takes the path that rebuilds the marks: the trades, every skip count and the final
 wallet must be the same. The limits are chosen so that the refusal reason changes between
 decisions (position limit reached and released, sizing left without headroom by the gross
-exposure limit, loss cooldowns).
+exposure limit, loss cooldowns). Within an epoch (wallet, brackets and the gate's counts
+unchanged) the bound's sizing and the gate's max_positions answer are reused, and a symbol's
+decisions certain to be refused are taken ahead of the queue up to the next exit or funding
+(``_sweep``), which the same comparison covers; the gate's own rejection counts must match too.
 """
 
 from __future__ import annotations
@@ -32,18 +35,31 @@ class MarksEveryTime(FastReplay):
 
 
 class CountingBound(FastReplay):
-    """The fast replay as it is, counting the decisions the bound answered."""
+    """The fast replay as it is, counting the decisions the bound answered, and among them the
+    ones answered without asking the gate (its max_positions answer reused within an epoch)."""
 
     answered = 0
+    reused = 0
+    swept = 0
 
     def _refused_within_bound(self, sym: _Symbol, g: int, t_ms: int) -> bool:
         refused = super()._refused_within_bound(sym, g, t_ms)
         self.answered += refused
         return refused
 
+    def _sweep(self, sym: _Symbol, g: int) -> int:
+        before = len(sym.decisions)
+        last = super()._sweep(sym, g)
+        self.swept += len(sym.decisions) - before
+        return last
+
+    def _count_refusal(self, reason: str, n: int = 1) -> None:
+        self.reused += n
+        super()._count_refusal(reason, n)
+
 
 def outcome(replay: FastReplay) -> tuple[Any, ...]:
-    return replay.trades, dict(replay.extra_skips), replay.sv.wallet()
+    return replay.trades, dict(replay.extra_skips), replay.sv.wallet(), dict(replay.risk.rejection_counts)
 
 
 @pytest.mark.parametrize("limits, reasons", [
@@ -67,5 +83,8 @@ def test_bound_refusals_are_the_refusals_on_the_marks(data_dir: Path, limits: di
 
     assert outcome(bounded) == outcome(on_marks)
     assert reasons <= set(bounded.extra_skips)  # the refusal reason changed between decisions
-    assert bounded.answered >= 50 and bounded.answered < sum(bounded.extra_skips.values())
+    without_marks = bounded.answered + bounded.swept
+    assert without_marks >= 50 and without_marks < sum(bounded.extra_skips.values())
+    # reused (some decided ahead, up to the next exit or funding), and asked again after each epoch's start
+    assert 0 < bounded.swept < bounded.reused < without_marks
     assert len(bounded.trades) >= 10 and bounded.sv.wallet() != Decimal(10_000)

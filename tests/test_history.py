@@ -9,9 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.errors import DataError
 from core.history import (
+    _buckets,
     available_symbols,
     dataset_files,
     find_data_dir,
@@ -92,6 +95,19 @@ def test_resample_drops_incomplete_edge_buckets(data_dir: Path) -> None:
     assert five.last_open_ms + Timeframe.M5.ms - Timeframe.M1.ms <= one.last_open_ms
     tail = resample(one.slice(0, len(one) - 2), Timeframe.M5)
     assert tail.last_open_ms <= five.last_open_ms
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(st.integers(1, 400), max_size=300), start=st.integers(1_600_000_000_000, 1_700_000_000_000),
+       bucket=st.sampled_from([Timeframe.M5, Timeframe.M15, Timeframe.H1, Timeframe.H4, Timeframe.D1]))
+def test_buckets_are_the_runs_of_equal_bucket_starts(steps: list[int], start: int, bucket: Timeframe) -> None:
+    """Times a minute apart with holes of up to 400 minutes (dense: one search per bucket;
+    sparse: per row), from a start on no particular boundary."""
+    t = (start // 60_000) * 60_000 + 60_000 * np.cumsum(np.array([0, *steps], dtype=np.int64))
+    rows, opens = _buckets(t, bucket.ms)
+    b = t - t % bucket.ms
+    want = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    assert np.array_equal(rows, want) and np.array_equal(opens, b[want])
 
 
 def test_candle_records_are_decimal_and_exact(data_dir: Path) -> None:
