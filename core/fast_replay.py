@@ -46,7 +46,7 @@ from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.metrics import RISK_REJECTIONS
-from core.player import Bar, PlayerParams, SymbolBook, _debounce, decide, winning_keys
+from core.player import Bar, PlayerParams, SymbolBook, debounce, decide, winning_keys
 from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import build_plan
@@ -505,7 +505,7 @@ class FastReplay:
         book = SymbolBook(sym.last_decision_index, sym.bracket is not None)
         # the player's debounce, which comes first in decide(), answers bracket_open / cooldown
         # before anything is built for this bar
-        if _debounce(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), self.player, book) is not None:
+        if debounce(Bar(sym.name, Timeframe.M1, self.t0 + g * M, Decimal(0)), self.player, book) is not None:
             return  # counted with the masks (skip_counts)
         # past the debounce this bar decides (the consensus classified it with certainty)
         sym.last_decision_index = (self.t0 + g * M) // M

@@ -215,13 +215,13 @@ def decide(
     ``scores`` maps ``sensor_key(sensor, timeframe)`` to the tracker's score; an unknown key
     scores a neutral 0.5. Bad readings are ignored here (``Player`` also counts them).
     """
-    early = _debounce(bar, params, book)
+    early = debounce(bar, params, book)
     if early is not None:
         return early
     return _weigh(bar, _Ballot.of(bar, readings), scores, params, decided_ms)
 
 
-def _debounce(bar: Bar, params: PlayerParams, book: SymbolBook) -> Skip | None:
+def debounce(bar: Bar, params: PlayerParams, book: SymbolBook) -> Skip | None:
     """Rules 1 and 2: an open bracket or a cooldown skip the bar before any reading is read."""
     if book.bracket_active:
         return Skip(bar.symbol, bar.open_time_ms, SKIP_BRACKET_OPEN)
@@ -715,7 +715,7 @@ class Player:
         bar, ballot = state.pending, state.ballot
         state.pending, state.ballot, state.keys = None, _Ballot(), set()
         book = SymbolBook(state.last_decision_index, state.bracket_active)
-        verdict = _debounce(bar, self._p, book) or _weigh(
+        verdict = debounce(bar, self._p, book) or _weigh(
             bar, ballot, scores if scores is not None else {}, self._p, self._clock.now_ms())
         if isinstance(verdict, Decision):
             state.last_decision_index = bar.index
