@@ -41,8 +41,20 @@ from core.errors import ConfigError, DataError
 from core.events import Decision, SensorReading
 from core.fast_consensus import CODE, DECISION, TOLERANCE, BarInputs, classify
 from core.fast_passage import NOT_FOUND, RangeTables, judge_votes
-from core.fast_readings import SignalTable, TimeframeReadings, stack_tables, symbol_readings
-from core.fast_tracker import BlockScores, KeyEvents, PackedEvents, approx_score, exact_tracker, pack_events
+from core.fast_readings import (
+    SignalTable,
+    TimeframeReadings,
+    stack_tables,
+    symbol_readings,
+)
+from core.fast_tracker import (
+    BlockScores,
+    KeyEvents,
+    PackedEvents,
+    approx_score,
+    exact_tracker,
+    pack_events,
+)
 from core.fast_trades import OpenBracket, SparseVenue
 from core.history import find_data_dir
 from core.metrics import RISK_REJECTIONS
@@ -51,7 +63,14 @@ from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate, RiskParams
 from core.sensor_plan import build_plan
 from core.sensor_tracker import PerformanceStats, TrackerParams, sensor_key
-from core.sizing import Size, SizeSkip, SizingMode, SizingParams, kelly_fraction, size_entry
+from core.sizing import (
+    Size,
+    SizeSkip,
+    SizingMode,
+    SizingParams,
+    kelly_fraction,
+    size_entry,
+)
 from core.types import Candle, Side, SymbolRules, Timeframe
 from croupier.ids import Leg, bracket_id, client_id, session_tag
 from exchanges.sim.errors import SimError
