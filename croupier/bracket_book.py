@@ -78,6 +78,10 @@ class BracketBook:
         # bracket id → (the bracket as last encoded, its encoding): a Bracket is immutable, so a
         # snapshot re-encodes only the brackets that changed since the previous one
         self._encoded: dict[str, tuple[Bracket, codec.Encoded]] = {}
+        # symbol → its active brackets' ids, in the book's order: the engine asks for every symbol
+        # on every decision, and a scan of the book (up to MAX_KEPT_TERMINAL finished brackets
+        # too) per symbol was ~1 ms a decision with 50 symbols
+        self._active_ids: dict[str, dict[str, None]] = {}
         self.on_protected: Callable[[str, float], None] | None = None  # (bracket id, real seconds)
 
     def __contains__(self, bracket_id: str) -> bool:
@@ -94,6 +98,21 @@ class BracketBook:
 
     def active(self) -> list[Bracket]:
         return [b for b in self._brackets.values() if not b.state.is_terminal]
+
+    def active_on(self, symbol: str) -> Bracket | None:
+        """The first (oldest) active bracket on ``symbol``, as the first of ``active()`` on it."""
+        ids = self._active_ids.get(symbol)
+        return self._brackets[next(iter(ids))] if ids else None
+
+    def _index(self, bracket: Bracket) -> None:
+        if bracket.state.is_terminal:
+            ids = self._active_ids.get(bracket.symbol)
+            if ids is not None:
+                ids.pop(bracket.id, None)
+                if not ids:
+                    del self._active_ids[bracket.symbol]
+        else:
+            self._active_ids.setdefault(bracket.symbol, {})[bracket.id] = None
 
     def find_by_client_id(self, client_id: str) -> Bracket | None:
         """The bracket one of whose legs uses ``client_id``."""
@@ -131,6 +150,7 @@ class BracketBook:
         if self._sink is not None:
             self._sink(record)  # journal first: memory is never ahead of the journal
         self._brackets[record.bracket_id] = record.bracket
+        self._index(record.bracket)
         log.info(
             "bracket %s: %s -[%s]-> %s",
             record.bracket_id,
@@ -199,5 +219,6 @@ class BracketBook:
             if bracket.id != key:
                 raise IllegalTransition(f"bracket stored under {key!r} has id {bracket.id!r}")
             book._brackets[key] = bracket
+            book._index(bracket)
         return book
 

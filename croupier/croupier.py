@@ -279,11 +279,9 @@ class Croupier:
 
     def exposure(self) -> dict[str, Decimal]:
         out = {}
-        for symbol in self._tracker.symbols():
-            view = self._tracker.position(symbol)
-            if view.quantity:
-                price = self._marks.get(symbol) or view.avg_entry or ZERO
-                out[symbol] = abs(view.quantity) * price
+        for symbol, quantity, avg_entry in self._tracker.open_quantities():
+            price = self._marks.get(symbol) or avg_entry or ZERO
+            out[symbol] = abs(quantity) * price
         return out
 
     def status(self) -> dict[str, Any]:

@@ -120,7 +120,7 @@ class OCOManager(OrderStates):
             self.on_terminal(bracket)
 
     def active_on(self, symbol: str) -> Bracket | None:
-        return next((b for b in self.book.active() if b.symbol == symbol), None)
+        return self.book.active_on(symbol)
 
     def _event(self, kind: EventKind, **kw: Any) -> BracketEvent:
         return BracketEvent(kind, self.clock.now_ms(), **kw)

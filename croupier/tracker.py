@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import Any
@@ -273,6 +274,16 @@ class PositionTracker:
             symbol, book.quantity, avg, book.cost, book.realized, book.exchange_realized,
             self.unrealized_pnl(symbol), book.funding, tuple(sorted(book.commissions.items())), book.fills,
         )
+
+    def open_quantities(self) -> Iterator[tuple[str, Decimal, Decimal]]:
+        """(symbol, quantity, average entry) of each open position in symbol order: ``position``'s
+        figures without the rest of its view (asked for every decision's exposure)."""
+        for symbol in sorted(self._books):
+            book = self._books[symbol]
+            if book.quantity:
+                with localcontext(_SPLIT):
+                    avg = book.cost / book.quantity
+                yield symbol, book.quantity, avg
 
     def unrealized_pnl(self, symbol: str, mark: Decimal | None = None) -> Decimal | None:
         """quantity × mark − cost; None when no mark is known."""

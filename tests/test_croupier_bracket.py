@@ -361,3 +361,28 @@ def test_bracket_meta_for_a_snapshot_is_the_same_json_as_its_dict_and_follows_ne
     meta.votes = (("macd@1h", 2.0),)
     assert codec.loads(codec.dumps_plain(codec.encode(meta.to_document())))["votes"] == [["macd@1h", 2.0]]
     assert BracketMeta.from_dict(codec.loads(codec.dumps_plain(codec.encode(meta.to_document())))).votes == meta.votes
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["open", "fail", "drop", "reload"]), st.integers(0, 2), st.integers(0, 9)),
+                max_size=40))
+def test_active_on_is_the_first_active_bracket_on_the_symbol_through_any_history(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+    book = BracketBook()
+    number = 0
+    for action, s, pick in steps:
+        if action == "open":  # the book itself allows several active brackets on one symbol
+            number += 1
+            book.open(Bracket("k3x9q0", symbols[s], Side.BUY, number, D("0.010"), created_ms=1))
+        elif action == "fail":
+            active = book.active()
+            if active:
+                book.apply(active[pick % len(active)].id, BracketEvent(K.FAIL, 5, reason="test"))
+        elif action == "drop":
+            book.drop_terminal()
+        else:
+            book = BracketBook.from_document(codec.loads(codec.dumps_plain(codec.encode(book.to_document()))))
+        for symbol in symbols:
+            assert book.active_on(symbol) == next((b for b in book.active() if b.symbol == symbol), None)

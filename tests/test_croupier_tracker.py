@@ -229,3 +229,14 @@ def test_tracker_rebuilt_from_snapshot_plus_journaled_fills(tmp_path: Path) -> N
     assert rebuilt.to_dict() == live.to_dict()
     assert rebuilt.position("BTCUSDT").quantity == D("-0.002")
     assert not any(rebuilt.apply_fill(f) for f in sequence)  # a REST re-read of the same trades is harmless
+
+
+def test_open_quantities_are_the_positions_figures() -> None:
+    tr = PositionTracker()
+    tr.apply_fill(fill(Side.BUY, "2", "100", symbol="ETHUSDT"))
+    tr.apply_fill(fill(Side.BUY, "1", "103", symbol="ETHUSDT"))
+    tr.apply_fill(fill(Side.SELL, "0.3", "7.77", symbol="ADAUSDT"))
+    tr.apply_fill(fill(Side.BUY, "1", "50", symbol="BTCUSDT"))
+    tr.apply_fill(fill(Side.SELL, "1", "51", symbol="BTCUSDT"))  # flat: not listed
+    expected = [(s, tr.position(s).quantity, tr.position(s).avg_entry) for s in tr.symbols() if tr.position(s).quantity]
+    assert list(tr.open_quantities()) == expected == [("ADAUSDT", D("-0.3"), D("7.77")), ("ETHUSDT", D(3), D(101))]
