@@ -234,13 +234,14 @@ class BlockScores:
     bars at a time: the consensus of all symbols at once.
 
     A block holds ``bars_per_block`` consecutive bars ``g0 …`` of every symbol as columns
-    ``(g - g0) * n_symbols + symbol`` — the tracker's order of ``KeyEvents.order`` — so the
-    events a row holds at each column are its events before the block plus a running count
-    (cumulative sum along the columns) of the block's own: one counting pass per block for
-    every row, where asking each key of each symbol in turn cost a numpy call per (symbol,
-    key, block). Every row's prefix statistics sit in one array (``offset``: where each row's
-    prefixes start), so a block's scores are a few calls over the whole (rows × columns) matrix.
-    A row without events scores the neutral 0.5 everywhere, as an unseen key does.
+    ``(g - g0) * n_symbols + symbol`` — the tracker's order of ``KeyEvents.order`` — so along
+    a row the events held only grow: each prefix a row passes through in the block (the one
+    it holds before the block, then one more per event resolving in it) covers a run of
+    columns, from its event's column to the next one's (``_segments``). A block's scores are
+    then each prefix's terms, computed once per prefix, repeated over its run (``np.repeat``
+    writes the (rows × columns) matrix sequentially), and a few calls over that matrix: no
+    per-cell prefix count or gather, and no array of every prefix beside ``PackedEvents``'
+    own. A row without events scores the neutral 0.5 everywhere, as an unseen key does.
 
     The recency term needs no ``exp`` per (key, column): ``0.95 ** ((now - last_win) / day)``
     is ``A(now) · E(last_win)`` with ``A = 0.95 ** ((now - ref) / day)`` per column and
@@ -255,6 +256,7 @@ class BlockScores:
         if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:  # 1m bars
             # exp(±700) is float64's range; 1m bars over ~37 years would need another reference per era
             raise ValueError(f"BlockScores: {n_bars:,} bars span too long a time for one recency reference")
+        self.packed = packed
         self.n_symbols = n_symbols
         self.n_bars = n_bars  # bars 1 … n_bars are asked
         self.bars_per_block = b_len = bars_per_block
@@ -262,81 +264,82 @@ class BlockScores:
         n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
         self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
-        w = params.weight_recency
+        self.weight = params.weight_recency
         self.ref_ms = ref_ms
-        self.floor = w * math.exp(30.0 * _LN_095)
-        # per prefix: w·E where the key has won, else 0 (max() then gives the floor) with the
-        # never-won recency 0.5 moved into the constant part; row by row, so the temporaries
-        # are one row's (arrays of every prefix at once are mapped afresh and page-faulted in)
-        n_slots = len(packed.partial)
-        self.recency, self.constant = np.empty(n_slots), np.empty(n_slots)
-        for k in range(n_rows):
-            a, b = int(self.offset[k]), int(packed.start[k + 1]) + k + 1
-            last_win = packed.last_win_ms[a:b]
-            never = last_win < 0
-            recency = self.recency[a:b]
-            np.subtract(ref_ms, last_win, out=recency, casting="unsafe")
-            recency /= _DAY_MS
-            recency *= _LN_095
-            np.exp(recency, out=recency)
-            recency *= w
-            recency[never] = 0.0
-            constant = self.constant[a:b]
-            constant[:] = packed.partial[a:b]
-            constant[never] += w * 0.5 - self.floor
+        self.floor = self.weight * math.exp(30.0 * _LN_095)
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
         # row k's events before block b: order < that block's first column (bar g0 = 1 + b·bars,
         # symbol 0); the rows are sorted, so a binary search per row finds every block's edge
         edges = n_symbols + width * np.arange(n_blocks + 1, dtype=np.int64)
-        pos = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
+        self.edge = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
         for k in range(n_rows):
-            pos[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
-        self.base = pos[:, :n_blocks]
-        per_block = np.diff(pos, axis=1)  # (rows, blocks)
-        self.bounds = np.concatenate([[0], np.cumsum(per_block.sum(axis=0))])
-        # the events regrouped block-major, each as row · width + column: where each (row, block)
-        # segment starts then (blocks in turn, rows in turn within a block); row by row, so the
-        # temporaries are one row's, not every event's
-        segment_at = np.concatenate([[0], np.cumsum(per_block.T.ravel())[:-1]]).reshape(n_blocks, n_rows).T
-        self.values = np.empty(int(self.bounds[-1]), dtype=np.int64)
-        for k in range(n_rows):
-            first = int(packed.start[k])
-            local = packed.order[first + pos[k, 0]:first + pos[k, n_blocks]] - n_symbols
-            block = local // width
-            dest = np.arange(pos[k, 0], pos[k, n_blocks], dtype=np.int64)
-            dest -= pos[k, block]
-            dest += segment_at[k, block]
-            local -= block * width
-            local += k * width
-            self.values[dest] = local
+            self.edge[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
 
     def bars(self, b: int) -> tuple[int, int]:
         """The bars ``[g0, g1)`` of block ``b``."""
         g0 = 1 + b * self.bars_per_block
         return g0, min(g0 + self.bars_per_block, self.n_bars + 1)
 
+    def _segments(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Block ``b``'s runs, row after row: (prefix slot in ``PackedEvents``' prefix arrays,
+        its index within its row, how many columns it covers); each row's runs cover the
+        block's columns once."""
+        g0, g1 = self.bars(b)
+        cols = (g1 - g0) * self.n_symbols
+        n_rows = len(self.offset)
+        before, after = self.edge[:, b], self.edge[:, b + 1]
+        per_row = after - before  # events resolving in the block
+        n_events = int(per_row.sum())
+        row = np.repeat(np.arange(n_rows), per_row)
+        earlier = np.cumsum(per_row) - per_row  # the block's events of the rows before
+        event = np.arange(n_events) + np.repeat(self.packed.start[:-1] + before - earlier, per_row)
+        # a row's runs: its prefix before the block from column 0, then one from each event's column
+        heads = earlier + np.arange(n_rows)
+        cuts = np.empty(n_events + n_rows + 1, dtype=np.int64)
+        cuts[heads] = np.arange(n_rows) * cols
+        column = self.packed.order[event]
+        column -= self.n_symbols + b * self.width
+        np.minimum(column, cols, out=column)  # (none lies past the last bar asked; kept in its row if one did)
+        column += row * cols
+        cuts[np.arange(n_events) + row + 1] = column
+        cuts[-1] = n_rows * cols
+        local = np.arange(n_events + n_rows) + np.repeat(before - heads, per_row + 1)
+        return local + np.repeat(self.offset, per_row + 1), local, np.diff(cuts)
+
     def prefix(self, b: int) -> np.ndarray:
         """(rows × columns) events each row holds at each column of block ``b`` (``KeyEvents.prefix``)."""
-        g0, g1 = self.bars(b)
-        n_rows = len(self.offset)
-        counts = np.bincount(self.values[self.bounds[b]:self.bounds[b + 1]], minlength=n_rows * self.width)
-        m = np.cumsum(counts.reshape(n_rows, self.width)[:, :(g1 - g0) * self.n_symbols], axis=1)
-        m += self.base[:, b, None]
-        return m
+        _, local, runs = self._segments(b)
+        return np.repeat(local, runs).reshape(len(self.offset), -1)
 
     def scores(self, b: int, now_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, neutral) of every row at every column of block ``b`` (``approx_scores``);
         ``now_ms``: market time per column."""
-        m = self.prefix(b)
-        neutral = m < self.neutral_below
-        m += self.offset[:, None]
-        score = self.recency[m]
+        slot, local, runs = self._segments(b)
+        n_rows = len(self.offset)
+        last_win = self.packed.last_win_ms[slot]
+        never = last_win < 0
+        # per prefix: w·E where the key has won, else 0 (the max() then gives the floor) with
+        # the never-won recency 0.5 moved into the constant part
+        recency = np.subtract(self.ref_ms, last_win, dtype=np.float64)
+        recency /= _DAY_MS
+        recency *= _LN_095
+        np.exp(recency, out=recency)
+        recency *= self.weight
+        recency[never] = 0.0
+        constant = self.packed.partial[slot]
+        constant[never] += self.weight * 0.5 - self.floor
+        score = np.repeat(recency, runs).reshape(n_rows, -1)
         score *= np.exp((np.asarray(now_ms, dtype=np.int64) - self.ref_ms) / _DAY_MS * _LN_095)
         np.maximum(score, self.floor, out=score)
-        score += self.constant[m]
+        score += np.repeat(constant, runs).reshape(n_rows, -1)
         np.clip(score, 0.0, 1.0, out=score)
-        score[neutral] = NEUTRAL_SCORE
+        neutral_runs = local < self.neutral_below
+        if neutral_runs.any():  # only where a key has fewer resolved votes: the replay's first bars, rare keys
+            neutral = np.repeat(neutral_runs, runs).reshape(n_rows, -1)
+            score[neutral] = NEUTRAL_SCORE
+        else:
+            neutral = np.zeros(score.shape, dtype=bool)
         return score, neutral
 
 
