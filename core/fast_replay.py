@@ -306,20 +306,25 @@ class FastReplay:
         assert self.packed is not None and self.packed.rows == len(voters)
         scorer = BlockScores(self.packed, n_sym, self.n_bars, max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
         codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
+        # voters with a reading, per column of each table: counted once here, gathered per block
+        # (instead of a NaN test over every block's (voters × columns) signals)
+        present = [np.count_nonzero(~np.isnan(table.table[:table.voters]), axis=0) for table in self.tables.values()]
         for b in range(scorer.n_blocks):
             g0, g1 = scorer.bars(b)
             width = (g1 - g0) * n_sym
             sig = np.empty((len(voters), width))
             ctx = np.empty((n_context, width))
+            n_present = np.zeros(width, dtype=np.int64)
             v0 = c0 = 0
-            for table in self.tables.values():  # in the voters' (and context rows') timeframe order
+            for table, counts in zip(self.tables.values(), present, strict=True):  # the voters' timeframe order
                 n_ctx = len(table.table) - table.voters
                 table.gather(g0, g1, sig[v0:v0 + table.voters], ctx[c0:c0 + n_ctx])
+                n_present += counts[table.columns[g0:g1].ravel()]
                 v0 += table.voters
                 c0 += n_ctx
             now = np.repeat(self.t0 + (np.arange(g0, g1, dtype=np.int64) + 1) * M, n_sym)
             scores, neutral = scorer.scores(b, now)
-            block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+            block = classify(BarInputs(sig, scores, neutral, ctx, n_present), self.player,
                              lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
             codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)
             self.progress("consensus", (g1 - 1) / self.n_bars)
