@@ -215,18 +215,23 @@ class FastReplay:
                 # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
                 # those bars are read, one per bar of the timeframe
                 fresh_bars = bars[rd.fresh[bars]]
-                j = rd.visible[fresh_bars]
-                groups: dict[tuple[float, float], list[str]] = {}  # sensors judged alike
-                for ps in rd.sensors:
-                    if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
-                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
-                for (tp, sl), names in groups.items():
-                    ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
+                table = self.tables[tf]
+                # the fresh readings' columns in the timeframe's signal table (every symbol's
+                # signals, voters first in plan order: stack_tables)
+                columns = table.columns[fresh_bars - sym.first, sym.index]
+                voters = [ps for ps in rd.sensors if not ps.context]
+                groups: dict[tuple[float, float], list[int]] = {}  # table rows of the sensors judged alike
+                for row, ps in enumerate(voters):
+                    if 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
+                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(row)
+                for (tp, sl), rows in groups.items():
+                    ids = np.array([row_of[sensor_key(voters[k].name, tf)] for k in rows], dtype=np.int64)
                     # a chunk of fresh bars at a time: the group's arrays (every vote of every
                     # sensor, tens of millions at 1 symbol × 1 M bars) stay a few MB
-                    step = max(1024, _VOTES_PER_CHUNK // len(names))
-                    for c0 in range(0, len(j), step):
-                        self._judge_chunk(sym, rd, names, ids, fresh_bars[c0:c0 + step], j[c0:c0 + step], tp, sl,
+                    step = max(1024, _VOTES_PER_CHUNK // len(rows))
+                    for c0 in range(0, len(columns), step):
+                        sig = table.table[np.ix_(rows, columns[c0:c0 + step])]  # (sensors, fresh bars)
+                        self._judge_chunk(sym, rd.timeframe, sig, ids, fresh_bars[c0:c0 + step], tp, sl,
                                           (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
@@ -254,17 +259,14 @@ class FastReplay:
         self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
 
-    def _judge_chunk(self, sym: _Symbol, rd: TimeframeReadings, names: list[str], ids: np.ndarray,
-                     fresh_bars: np.ndarray, j: np.ndarray, tp: float, sl: float,
+    def _judge_chunk(self, sym: _Symbol, timeframe: Timeframe, sig: np.ndarray, ids: np.ndarray,
+                     fresh_bars: np.ndarray, tp: float, sl: float,
                      prices: tuple[np.ndarray, np.ndarray, np.ndarray], tables: RangeTables,
                      parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
                      open_votes: np.ndarray, voted: np.ndarray) -> None:
-        """Judge the votes of ``names`` (key ids ``ids``, alike: timeframe, TP, SL) on the fresh
-        bars ``fresh_bars`` (their readings: ``j``; ``prices``: the symbol's high, low, close);
+        """Judge the votes ``sig`` (sensors × fresh bars: key ids ``ids``, alike: timeframe, TP,
+        SL) made on the fresh bars ``fresh_bars`` (``prices``: the symbol's high, low, close);
         each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
-        sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
-        for k, name in enumerate(names):
-            np.take(rd.signals[name], j, out=sig[k])
         # row-major: sensor by sensor, each in bar order
         row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
         if not row.size:
@@ -281,14 +283,14 @@ class FastReplay:
         uniq = np.flatnonzero(seen)
         inverse = (np.cumsum(seen) - 1)[code]
         res, r, won = judge_votes(*prices, first + uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                  self.tracker_params.horizon_bars * rd.timeframe.ms // M, tables)
+                                  self.tracker_params.horizon_bars * timeframe.ms // M, tables)
         res, r, won = res[inverse], r[inverse], won[inverse]
         ok = res != NOT_FOUND
         size = len(open_votes)
         open_votes += np.bincount(entry - sym.first, minlength=size)
         open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
-        # row-major: the resolved votes of names[0], then names[1] …
-        by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
+        # row-major: the resolved votes of the first sensor (ids[0]), then the second …
+        by_name = np.searchsorted(row[ok], np.arange(len(ids) + 1))
         g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
         for i, key_id in enumerate(ids.tolist()):
             a, b = by_name[i], by_name[i + 1]
