@@ -47,8 +47,8 @@ class KeyEvents:
     r: np.ndarray
     won: np.ndarray
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
-    count: np.ndarray  # resolved votes in the window after m events
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
+    # (the resolved votes in the window after m events are min(m, window): no array)
 
     def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
         """Events ``lo … m-1`` as the tracker stores them, ``(r, won)``."""
@@ -70,7 +70,6 @@ class PackedEvents:
     r: np.ndarray
     won: np.ndarray
     partial: np.ndarray  # per prefix (events + rows)
-    count: np.ndarray
     last_win_ms: np.ndarray
 
     @property
@@ -81,7 +80,7 @@ class PackedEvents:
         """Row ``k``'s ``KeyEvents`` (views of the packed arrays)."""
         a, b = int(self.start[k]), int(self.start[k + 1])
         return KeyEvents(self.order[a:b], self.r[a:b], self.won[a:b],
-                         self.partial[a + k:b + k + 1], self.count[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
+                         self.partial[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
 
 
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
@@ -108,7 +107,6 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
     order = np.empty(n_events, dtype=np.int64)
     r_out, won_out = np.empty(n_events), np.empty(n_events, dtype=bool)
     partial = np.empty(n_events + n_rows)
-    count = np.empty(n_events + n_rows, dtype=np.int64)
     last_win = np.empty(n_events + n_rows, dtype=np.int64)
     k = -1
     for k, (bar, symbol, entry_bar, r, won, resolved_ms) in enumerate(rows):
@@ -122,10 +120,10 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
         np.take(np.asarray(r, dtype=np.float64), idx, out=r_out[a:b])
         np.take(np.asarray(won, dtype=bool), idx, out=won_out[a:b])
         _prefix_blend(r_out[a:b], won_out[a:b], resolved_ms[idx], p,
-                      (partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1]))
+                      (partial[a + k:b + k + 1], last_win[a + k:b + k + 1]))
     if k != n_rows - 1:
         raise ValueError(f"pack_events: {k + 1} rows given, sizes has {n_rows}")
-    return PackedEvents(start, order, r_out, won_out, partial, count, last_win)
+    return PackedEvents(start, order, r_out, won_out, partial, last_win)
 
 
 def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, n_symbols: int) -> np.ndarray:
@@ -146,39 +144,43 @@ def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, n
 
 
 def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: TrackerParams,
-                  out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(partial, count, last_win_ms) after m = 0 … M events (``out``: arrays of M + 1 to fill).
+                  out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(partial, last_win_ms) after m = 0 … M events (``out``: arrays of M + 1 to fill).
 
     The window of prefix m is events ``m - min(m, window) … m-1``: its sums are running sums
-    minus the same sums shifted by the window (views, not gathers)."""
+    minus the same sums shifted by the window (one subtraction into a fresh array), and its
+    length ``min(m, window)`` is the window itself past the first ``window`` prefixes (a scalar
+    divisor there). Every array here is one key's, freed before the next key's: the heap
+    reuses them."""
     size = len(r) + 1
-    partial, n, last_win = out if out is not None else (np.empty(size), np.empty(size, dtype=np.int64),
-                                                        np.empty(size, dtype=np.int64))
-    np.minimum(np.arange(size), p.window, out=n)
-    safe_n = np.maximum(n, 1)
+    partial, last_win = out if out is not None else (np.empty(size), np.empty(size, dtype=np.int64))
 
-    def windowed(running: np.ndarray, window: int) -> np.ndarray:
-        """``running[m] - running[m - min(m, window)]`` for every m."""
-        d = running.copy()
+    def windowed(x: np.ndarray, window: int, dtype: type = np.float64) -> np.ndarray:
+        """The sum of ``x`` over each prefix's window (``running[m] - running[m - min(m, window)]``)."""
+        running = np.empty(size, dtype=dtype)
+        running[0] = 0
+        np.cumsum(x, out=running[1:])
         k = min(window, size)
-        d[:k] -= running[0]
-        d[k:] -= running[:size - k]
+        d = np.empty(size, dtype=dtype)
+        d[:k] = running[:k]
+        np.subtract(running[k:], running[:size - k], out=d[k:])
         return d
 
-    def running_sum(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-        c = np.empty(size, dtype=dtype)
-        c[0] = 0
-        np.cumsum(x, out=c[1:])
-        return c
+    def per_vote(total: np.ndarray, window: int) -> np.ndarray:
+        """``total / max(min(m, window), 1)`` in place (prefix 0: 0 / 1)."""
+        out = total if total.dtype == np.float64 else total.astype(np.float64)
+        k = min(window, size)
+        out[:k] /= np.maximum(np.arange(k), 1)
+        out[k:] /= window
+        return out
 
-    expectancy = windowed(running_sum(r), p.window)
-    expectancy /= safe_n  # prefix 0: 0 / 1
-    e_score = expectancy
+    e_score = per_vote(windowed(r, p.window), p.window)
     e_score *= 0.5
     e_score += 0.5
     np.clip(e_score, 0.0, 1.0, out=e_score)
-    gross_win = windowed(running_sum(np.where(r > 0, r, 0.0)), p.window)
-    gross_loss = windowed(running_sum(np.where(r < 0, r, 0.0)), p.window)
+    np.multiply(e_score, p.weight_expectancy, out=partial)
+    gross_win = windowed(np.where(r > 0, r, 0.0), p.window)
+    gross_loss = windowed(np.where(r < 0, r, 0.0), p.window)
     np.negative(gross_loss, out=gross_loss)
     with np.errstate(divide="ignore", invalid="ignore"):
         pf = gross_win / gross_loss
@@ -187,6 +189,8 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
         np.where(pf >= 1.0, 0.5 + np.minimum((pf - 1.0) / 2.0, 0.5), pf * 0.5),
         np.where(gross_win > 0, 1.0, 0.5),
     )
+    pf_score *= p.weight_profit_factor
+    partial += pf_score
     # streak: length of the run of equal outcomes ending with the newest event, inside the window
     streak_score = np.empty(size)
     streak_score[0] = 0.5
@@ -195,16 +199,16 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
         change[0] = True
         np.not_equal(won[1:], won[:-1], out=change[1:])
         run_len = np.arange(1, size) - np.maximum.accumulate(np.where(change, np.arange(size - 1), 0))
-        np.minimum(run_len, n[1:], out=run_len)
+        np.minimum(run_len, p.window, out=run_len)  # the window's length, min(m, window), is at least the run's
         streak_score[1:] = np.where(won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5))
-    recent_wr = windowed(running_sum(won, np.int64), p.recent_window) / np.minimum(safe_n, p.recent_window)
-    np.multiply(e_score, p.weight_expectancy, out=partial)
-    partial += p.weight_profit_factor * pf_score
-    partial += p.weight_streak * streak_score
-    partial += p.weight_recent_win_rate * recent_wr
+    streak_score *= p.weight_streak
+    partial += streak_score
+    recent_wr = per_vote(windowed(won, p.recent_window, np.int64), p.recent_window)
+    recent_wr *= p.weight_recent_win_rate
+    partial += recent_wr
     last_win[0] = -1
     np.maximum.accumulate(np.where(won, resolved_ms, -1), out=last_win[1:])
-    return partial, n, last_win
+    return partial, last_win
 
 
 def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
@@ -213,7 +217,7 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
     to write them into (computed in place, no temporaries)."""
     score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
-    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
+    np.less(np.minimum(m, p.window), p.min_resolved_votes, out=neutral)
     lw = ev.last_win_ms[m]
     recency = np.subtract(now_ms, lw, dtype=np.float64)
     recency /= _DAY_MS
@@ -345,7 +349,7 @@ class BlockScores:
 
 def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:
     """``approx_scores`` for one query, in Python scalars (same arithmetic, same tolerance)."""
-    if int(ev.count[m]) < p.min_resolved_votes:
+    if min(m, p.window) < p.min_resolved_votes:
         return NEUTRAL_SCORE
     lw = int(ev.last_win_ms[m])
     recency = 0.5 if lw < 0 else math.exp(min(max(0.0, (now_ms - lw) / _DAY_MS), 30.0) * _LN_095)
