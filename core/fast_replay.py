@@ -267,33 +267,35 @@ class FastReplay:
         """Judge the votes ``sig`` (sensors × fresh bars: key ids ``ids``, alike: timeframe, TP,
         SL) made on the fresh bars ``fresh_bars`` (``prices``: the symbol's high, low, close);
         each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
-        # row-major: sensor by sensor, each in bar order
-        row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
-        if not row.size:
+        n = sig.shape[1]
+        flat = sig.ravel()
+        up = flat > 0  # NaN compares False: a missing reading is no vote
+        votes = np.flatnonzero(up | (flat < 0))  # row-major: sensor by sensor, each in bar order
+        if not votes.size:
             return
         voted[ids] = True
-        entry = fresh_bars[col]
-        direction = np.where(sig[row, col] > 0, 1, -1)
-        # one judgement per distinct (bar, direction): a table over the chunk's bars instead of
-        # a sort (np.unique) of every sensor's votes
-        first = int(fresh_bars[0])
-        code = (entry - first) * 2 + (direction > 0)
-        seen = np.zeros(2 * (int(fresh_bars[-1]) - first + 1), dtype=bool)
-        seen[code] = True
-        uniq = np.flatnonzero(seen)
-        inverse = (np.cumsum(seen) - 1)[code]
-        res, r, won = judge_votes(*prices, first + uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
+        col = votes % n  # the vote's fresh bar
+        # one judgement per distinct (fresh bar, direction) = code, looked up by each vote: a
+        # count over the chunk's codes instead of a sort (np.unique) of every sensor's votes
+        code = col * 2
+        code += up[votes]
+        per_code = np.bincount(code, minlength=2 * n)
+        uniq = np.flatnonzero(per_code)
+        res, r, won = judge_votes(*prices, fresh_bars[uniq // 2], np.where(uniq % 2 == 1, 1, -1), tp, sl,
                                   self.tracker_params.horizon_bars * timeframe.ms // M, tables)
-        res, r, won = res[inverse], r[inverse], won[inverse]
         ok = res != NOT_FOUND
-        size = len(open_votes)
-        open_votes += np.bincount(entry - sym.first, minlength=size)
-        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
-        # row-major: the resolved votes of the first sensor (ids[0]), then the second …
-        by_name = np.searchsorted(row[ok], np.arange(len(ids) + 1))
-        g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
+        # the open-vote tally: +1 at a vote's bar, -1 the bar after it resolves (past the end: never)
+        open_votes[fresh_bars - sym.first] += np.bincount(col, minlength=n)
+        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), weights=per_code[uniq],
+                                  minlength=len(open_votes)).astype(np.int64)
+        # the resolved votes, still row-major: the first sensor's (ids[0]), then the second's …
+        judged = (np.cumsum(per_code > 0) - 1)[code]
+        resolved = ok[judged]
+        votes, judged, col = votes[resolved], judged[resolved], col[resolved]
+        by_key = np.searchsorted(votes, np.arange(len(ids) + 1) * n)
+        g_bar, g_entry, g_r, g_won = res[judged] - sym.first, fresh_bars[col] - sym.first, r[judged], won[judged]
         for i, key_id in enumerate(ids.tolist()):
-            a, b = by_name[i], by_name[i + 1]
+            a, b = by_key[i], by_key[i + 1]
             if b > a:
                 parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
 
