@@ -358,12 +358,15 @@ class FastReplay:
 
     def _decide(self, sym: _Symbol, g: int, book: SymbolBook) -> tuple[Any, Any]:
         """The real ``decide`` with the tracker's scores; the tracker (for sizing statistics)
-        holds the voters that carry a signal.
+        holds the qualifying voters that carry a signal.
 
-        A voter without a signal weighs nothing: its score only decides whether it qualifies
-        (a zero-weight vote). Where its approximate score is farther than ``TOLERANCE`` from
-        ``min_score`` that answer is exact and the approximation is passed; every voter with
-        a signal (and any near the threshold) is scored by a real ``SensorTracker``."""
+        A voter's score only matters beyond whether it qualifies when it qualifies and carries
+        a signal (its weight). So where the approximate score is farther than ``TOLERANCE``
+        below ``min_score`` (the voter fails, signal or not), or above it for a voter without
+        a signal (a zero-weight vote), that answer is exact and the approximation is passed;
+        every other voter (a qualifying one with a signal, any near the threshold, an unseen
+        key) is scored by a real ``SensorTracker`` — about half the keys fail at a time, and
+        rebuilding the tracker is the cost of this call."""
         readings = self._readings(sym, g)
         now = self.t0 + (g + 1) * M
         scores: dict[str, float] = {}
@@ -373,10 +376,11 @@ class FastReplay:
                 continue
             key = sensor_key(r.sensor, r.timeframe)
             ev = self.events.get(key)
-            if r.signal == 0 and ev is not None:
+            if ev is not None:
                 m = int(ev.order.searchsorted(g * len(self.symbols) + sym.index, side="right"))
                 approx = approx_score(ev, m, now, self.tracker_params)
-                if abs(approx - self.player.min_score) > TOLERANCE:
+                if approx < self.player.min_score - TOLERANCE or (
+                        r.signal == 0 and approx > self.player.min_score + TOLERANCE):
                     scores[key] = approx
                     continue
             exact_keys.append(key)
