@@ -45,45 +45,59 @@ class BarInputs:
     voter_scores: np.ndarray  # (voters, bars), approximate
     voter_neutral: np.ndarray  # (voters, bars), True = exactly the neutral 0.5
     context_signals: np.ndarray  # (context sensors, bars), NaN = missing
+    voters_present: np.ndarray | None = None  # (bars,) voters with a reading; None: counted from voter_signals
 
 
 def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.ndarray:
     """Reason code per bar (``CODE``); ``exact(column)`` is asked for every unsure bar."""
     v, sc = x.voter_signals, x.voter_scores
     n = v.shape[1]
-    # reductions with ``where=`` instead of masked copies: the (voters × bars) arrays are the
-    # whole cost here, so every temporary of that shape saved counts
-    present = ~np.isnan(v)
-    n_present = np.count_nonzero(present, axis=0)
+    # the (voters × bars) arrays are the whole cost here, so each pass over them saved counts:
+    # reductions take ``where=`` instead of masked copies, and what only a few bars need is
+    # computed on those bars' columns alone
+    n_present = x.voters_present if x.voters_present is not None else np.count_nonzero(~np.isnan(v), axis=0)
+    # a missing voter never qualifies: pos / neg below are False where the signal is NaN, and
+    # the one test that reads ``qual`` alone (any qualified voter) checks presence on its few bars
     qual = sc >= p.min_score
-    qual &= present
-    # two comparisons, not |sc - min_score| <= TOLERANCE: no (voters × bars) float temporary
+    # two comparisons, not |sc - min_score| <= TOLERANCE: no (voters × bars) float temporary;
+    # a missing voter near the threshold only sends its bar to the exact path
     near = sc >= p.min_score - TOLERANCE
     near &= sc <= p.min_score + TOLERANCE
-    near &= present
-    near &= ~x.voter_neutral
+    if x.voter_neutral.any():
+        near &= ~x.voter_neutral
     unsure = near.any(axis=0)
-    w = np.abs(v)
-    w *= sc  # NaN where missing; never read there (qual is False)
+    w = v * sc  # signed weight: the long side's weights, and minus the short side's (bit for bit); NaN where missing
     pos = v > 0
     pos &= qual
     neg = v < 0
     neg &= qual
     long_w = np.add.reduce(w, axis=0, where=pos, initial=0.0)
-    short_w = np.add.reduce(w, axis=0, where=neg, initial=0.0)
+    short_w = np.subtract(0.0, np.add.reduce(w, axis=0, where=neg, initial=0.0))
     total = long_w + short_w
+    # some voter qualifies wherever a side weighs anything; elsewhere (few bars) look
+    qualified = total > 0
+    rest = np.flatnonzero(~qualified)
+    if rest.size:
+        qualified[rest] = (qual[:, rest] & ~np.isnan(v[:, rest])).any(axis=0)
     side_long = long_w > short_w
     win = np.maximum(long_w, short_w)
     lose = np.minimum(long_w, short_w)
     with np.errstate(divide="ignore", invalid="ignore"):
         margin = np.where(total > 0, (win - lose) / total, 0.0)
-    # qualified voters on the winning side: pos where long wins, else neg (boolean algebra;
-    # np.where broadcasting the side over the voters was several times slower)
-    winners = pos & side_long
-    winners |= neg & ~side_long
-    winner_score = np.maximum.reduce(sc, axis=0, where=winners, initial=-np.inf)
+    # confidence = margin × the best winning score; the winners all qualify (score >= min_score),
+    # so where margin × min_score clears min_confidence the best score cannot matter, nor where
+    # the margin already fails (low_margin names the skip): +inf there, computed on the rest
+    confidence = np.full(n, np.inf)
+    ask = np.flatnonzero((margin >= p.min_margin - TOLERANCE) & ~(margin * p.min_score > p.min_confidence + TOLERANCE))
+    if ask.size:
+        s_long = side_long[ask]
+        # qualified voters on the winning side: pos where long wins, else neg (boolean algebra;
+        # np.where broadcasting the side over the voters was several times slower)
+        winners = pos[:, ask] & s_long
+        winners |= neg[:, ask] & ~s_long
+        winner_score = np.maximum.reduce(sc[:, ask], axis=0, where=winners, initial=-np.inf)
+        confidence[ask] = margin[ask] * np.where(np.isfinite(winner_score), winner_score, 0.0)
     side = np.where(side_long, 1.0, -1.0)
-    confidence = margin * np.where(np.isfinite(winner_score), winner_score, 0.0)
     unsure |= (total > 0) & (np.abs(long_w - short_w) <= TOLERANCE * np.maximum(total, 1e-300))
     unsure |= np.abs(margin - p.min_margin) <= TOLERANCE
     unsure |= np.abs(confidence - p.min_confidence) <= TOLERANCE
@@ -103,7 +117,7 @@ def classify(x: BarInputs, p: PlayerParams, exact: Callable[[int], str]) -> np.n
     code[margin < p.min_margin] = CODE[SKIP_LOW_MARGIN]
     code[(total > 0) & (long_w == short_w)] = CODE[SKIP_TIE]
     code[total <= 0] = CODE[SKIP_NO_SIGNAL]
-    code[~qual.any(axis=0)] = CODE[SKIP_NO_QUALIFIED]
+    code[~qualified] = CODE[SKIP_NO_QUALIFIED]
     code[n_present < p.min_voters] = CODE[SKIP_INSUFFICIENT]
     # reasons decided before any score is used are exact whatever the rounding
     unsure &= n_present >= p.min_voters

@@ -250,18 +250,23 @@ class FastReplay:
                 # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
                 # those bars are read, one per bar of the timeframe
                 fresh_bars = bars[rd.fresh[bars]]
-                j = rd.visible[fresh_bars]
-                groups: dict[tuple[float, float], list[str]] = {}  # sensors judged alike
-                for ps in rd.sensors:
-                    if not ps.context and 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
-                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(ps.name)
-                for (tp, sl), names in groups.items():
-                    ids = np.array([row_of[sensor_key(n, tf)] for n in names], dtype=np.int64)
+                table = self.tables[tf]
+                # the fresh readings' columns in the timeframe's signal table (every symbol's
+                # signals, voters first in plan order: stack_tables)
+                columns = table.columns[fresh_bars - sym.first, sym.index]
+                voters = [ps for ps in rd.sensors if not ps.context]
+                groups: dict[tuple[float, float], list[int]] = {}  # table rows of the sensors judged alike
+                for row, ps in enumerate(voters):
+                    if 0 < ps.tp_fraction < 1 and 0 < ps.sl_fraction < 1:
+                        groups.setdefault((ps.tp_fraction, ps.sl_fraction), []).append(row)
+                for (tp, sl), rows in groups.items():
+                    ids = np.array([row_of[sensor_key(voters[k].name, tf)] for k in rows], dtype=np.int64)
                     # a chunk of fresh bars at a time: the group's arrays (every vote of every
                     # sensor, tens of millions at 1 symbol × 1 M bars) stay a few MB
-                    step = max(1024, _VOTES_PER_CHUNK // len(names))
-                    for c0 in range(0, len(j), step):
-                        self._judge_chunk(sym, rd, names, ids, fresh_bars[c0:c0 + step], j[c0:c0 + step], tp, sl,
+                    step = max(1024, _VOTES_PER_CHUNK // len(rows))
+                    for c0 in range(0, len(columns), step):
+                        sig = table.table[np.ix_(rows, columns[c0:c0 + step])]  # (sensors, fresh bars)
+                        self._judge_chunk(sym, rd.timeframe, sig, ids, fresh_bars[c0:c0 + step], tp, sl,
                                           (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
         if most > self.tracker_params.max_open_votes:
@@ -289,44 +294,43 @@ class FastReplay:
         self.events = {key: self.packed.row(k) for k, key in enumerate(voter_keys) if voted[k]}
         self.progress("tracker", 1.0)
 
-    def _judge_chunk(self, sym: _Symbol, rd: TimeframeReadings, names: list[str], ids: np.ndarray,
-                     fresh_bars: np.ndarray, j: np.ndarray, tp: float, sl: float,
+    def _judge_chunk(self, sym: _Symbol, timeframe: Timeframe, sig: np.ndarray, ids: np.ndarray,
+                     fresh_bars: np.ndarray, tp: float, sl: float,
                      prices: tuple[np.ndarray, np.ndarray, np.ndarray], tables: RangeTables,
                      parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
                      open_votes: np.ndarray, voted: np.ndarray) -> None:
-        """Judge the votes of ``names`` (key ids ``ids``, alike: timeframe, TP, SL) on the fresh
-        bars ``fresh_bars`` (their readings: ``j``; ``prices``: the symbol's high, low, close);
+        """Judge the votes ``sig`` (sensors × fresh bars: key ids ``ids``, alike: timeframe, TP,
+        SL) made on the fresh bars ``fresh_bars`` (``prices``: the symbol's high, low, close);
         each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
-        sig = np.empty((len(names), len(j)))  # (sensors, fresh bars)
-        for k, name in enumerate(names):
-            np.take(rd.signals[name], j, out=sig[k])
-        # row-major: sensor by sensor, each in bar order
-        row, col = np.nonzero((sig != 0) & ~np.isnan(sig))
-        if not row.size:
+        n = sig.shape[1]
+        flat = sig.ravel()
+        up = flat > 0  # NaN compares False: a missing reading is no vote
+        votes = np.flatnonzero(up | (flat < 0))  # row-major: sensor by sensor, each in bar order
+        if not votes.size:
             return
         voted[ids] = True
-        entry = fresh_bars[col]
-        direction = np.where(sig[row, col] > 0, 1, -1)
-        # one judgement per distinct (bar, direction): a table over the chunk's bars instead of
-        # a sort (np.unique) of every sensor's votes
-        first = int(fresh_bars[0])
-        code = (entry - first) * 2 + (direction > 0)
-        seen = np.zeros(2 * (int(fresh_bars[-1]) - first + 1), dtype=bool)
-        seen[code] = True
-        uniq = np.flatnonzero(seen)
-        inverse = (np.cumsum(seen) - 1)[code]
-        res, r, won = judge_votes(*prices, first + uniq // 2, np.where(uniq % 2 == 1, 1, -1), tp, sl,
-                                  self.tracker_params.horizon_bars * rd.timeframe.ms // M, tables)
-        res, r, won = res[inverse], r[inverse], won[inverse]
+        col = votes % n  # the vote's fresh bar
+        # one judgement per distinct (fresh bar, direction) = code, looked up by each vote: a
+        # count over the chunk's codes instead of a sort (np.unique) of every sensor's votes
+        code = col * 2
+        code += up[votes]
+        per_code = np.bincount(code, minlength=2 * n)
+        uniq = np.flatnonzero(per_code)
+        res, r, won = judge_votes(*prices, fresh_bars[uniq // 2], np.where(uniq % 2 == 1, 1, -1), tp, sl,
+                                  self.tracker_params.horizon_bars * timeframe.ms // M, tables)
         ok = res != NOT_FOUND
-        size = len(open_votes)
-        open_votes += np.bincount(entry - sym.first, minlength=size)
-        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), minlength=size)
-        # row-major: the resolved votes of names[0], then names[1] …
-        by_name = np.searchsorted(row[ok], np.arange(len(names) + 1))
-        g_bar, g_entry, g_r, g_won = res[ok] - sym.first, entry[ok] - sym.first, r[ok], won[ok]
+        # the open-vote tally: +1 at a vote's bar, -1 the bar after it resolves (past the end: never)
+        open_votes[fresh_bars - sym.first] += np.bincount(col, minlength=n)
+        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), weights=per_code[uniq],
+                                  minlength=len(open_votes)).astype(np.int64)
+        # the resolved votes, still row-major: the first sensor's (ids[0]), then the second's …
+        judged = (np.cumsum(per_code > 0) - 1)[code]
+        resolved = ok[judged]
+        votes, judged, col = votes[resolved], judged[resolved], col[resolved]
+        by_key = np.searchsorted(votes, np.arange(len(ids) + 1) * n)
+        g_bar, g_entry, g_r, g_won = res[judged] - sym.first, fresh_bars[col] - sym.first, r[judged], won[judged]
         for i, key_id in enumerate(ids.tolist()):
-            a, b = by_name[i], by_name[i + 1]
+            a, b = by_key[i], by_key[i + 1]
             if b > a:
                 parts[key_id].append((sym.index, g_bar[a:b], g_entry[a:b], g_r[a:b], g_won[a:b]))
 
@@ -341,20 +345,25 @@ class FastReplay:
         assert self.packed is not None and self.packed.rows == len(voters)
         scorer = BlockScores(self.packed, n_sym, self.n_bars, max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
         codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
+        # voters with a reading, per column of each table: counted once here, gathered per block
+        # (instead of a NaN test over every block's (voters × columns) signals)
+        present = [np.count_nonzero(~np.isnan(table.table[:table.voters]), axis=0) for table in self.tables.values()]
         for b in range(scorer.n_blocks):
             g0, g1 = scorer.bars(b)
             width = (g1 - g0) * n_sym
             sig = np.empty((len(voters), width))
             ctx = np.empty((n_context, width))
+            n_present = np.zeros(width, dtype=np.int64)
             v0 = c0 = 0
-            for table in self.tables.values():  # in the voters' (and context rows') timeframe order
+            for table, counts in zip(self.tables.values(), present, strict=True):  # the voters' timeframe order
                 n_ctx = len(table.table) - table.voters
                 table.gather(g0, g1, sig[v0:v0 + table.voters], ctx[c0:c0 + n_ctx])
+                n_present += counts[table.columns[g0:g1].ravel()]
                 v0 += table.voters
                 c0 += n_ctx
             now = np.repeat(self.t0 + (np.arange(g0, g1, dtype=np.int64) + 1) * M, n_sym)
             scores, neutral = scorer.scores(b, now)
-            block = classify(BarInputs(sig, scores, neutral, ctx), self.player,
+            block = classify(BarInputs(sig, scores, neutral, ctx, n_present), self.player,
                              lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
             codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)
             self.progress("consensus", (g1 - 1) / self.n_bars)
@@ -384,12 +393,15 @@ class FastReplay:
 
     def _decide(self, sym: _Symbol, g: int, book: SymbolBook) -> tuple[Any, Any]:
         """The real ``decide`` with the tracker's scores; the tracker (for sizing statistics)
-        holds the voters that carry a signal.
+        holds the qualifying voters that carry a signal.
 
-        A voter without a signal weighs nothing: its score only decides whether it qualifies
-        (a zero-weight vote). Where its approximate score is farther than ``TOLERANCE`` from
-        ``min_score`` that answer is exact and the approximation is passed; every voter with
-        a signal (and any near the threshold) is scored by a real ``SensorTracker``."""
+        A voter's score only matters beyond whether it qualifies when it qualifies and carries
+        a signal (its weight). So where the approximate score is farther than ``TOLERANCE``
+        below ``min_score`` (the voter fails, signal or not), or above it for a voter without
+        a signal (a zero-weight vote), that answer is exact and the approximation is passed;
+        every other voter (a qualifying one with a signal, any near the threshold, an unseen
+        key) is scored by a real ``SensorTracker`` — about half the keys fail at a time, and
+        rebuilding the tracker is the cost of this call."""
         readings = self._readings(sym, g)
         now = self.t0 + (g + 1) * M
         scores: dict[str, float] = {}
@@ -399,10 +411,11 @@ class FastReplay:
                 continue
             key = sensor_key(r.sensor, r.timeframe)
             ev = self.events.get(key)
-            if r.signal == 0 and ev is not None:
+            if ev is not None:
                 m = int(ev.order.searchsorted(g * len(self.symbols) + sym.index, side="right"))
                 approx = approx_score(ev, m, now, self.tracker_params)
-                if abs(approx - self.player.min_score) > TOLERANCE:
+                if approx < self.player.min_score - TOLERANCE or (
+                        r.signal == 0 and approx > self.player.min_score + TOLERANCE):
                     scores[key] = approx
                     continue
             exact_keys.append(key)

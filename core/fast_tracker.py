@@ -47,8 +47,8 @@ class KeyEvents:
     r: np.ndarray
     won: np.ndarray
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
-    count: np.ndarray  # resolved votes in the window after m events
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
+    # (the resolved votes in the window after m events are min(m, window): no array)
 
     def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
         """Events ``lo … m-1`` as the tracker stores them, ``(r, won)``."""
@@ -70,7 +70,6 @@ class PackedEvents:
     r: np.ndarray
     won: np.ndarray
     partial: np.ndarray  # per prefix (events + rows)
-    count: np.ndarray
     last_win_ms: np.ndarray
 
     @property
@@ -81,7 +80,7 @@ class PackedEvents:
         """Row ``k``'s ``KeyEvents`` (views of the packed arrays)."""
         a, b = int(self.start[k]), int(self.start[k + 1])
         return KeyEvents(self.order[a:b], self.r[a:b], self.won[a:b],
-                         self.partial[a + k:b + k + 1], self.count[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
+                         self.partial[a + k:b + k + 1], self.last_win_ms[a + k:b + k + 1])
 
 
 def build_key_events(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, r: np.ndarray,
@@ -108,7 +107,6 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
     order = np.empty(n_events, dtype=np.int64)
     r_out, won_out = np.empty(n_events), np.empty(n_events, dtype=bool)
     partial = np.empty(n_events + n_rows)
-    count = np.empty(n_events + n_rows, dtype=np.int64)
     last_win = np.empty(n_events + n_rows, dtype=np.int64)
     k = -1
     for k, (bar, symbol, entry_bar, r, won, resolved_ms) in enumerate(rows):
@@ -122,10 +120,10 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
         np.take(np.asarray(r, dtype=np.float64), idx, out=r_out[a:b])
         np.take(np.asarray(won, dtype=bool), idx, out=won_out[a:b])
         _prefix_blend(r_out[a:b], won_out[a:b], resolved_ms[idx], p,
-                      (partial[a + k:b + k + 1], count[a + k:b + k + 1], last_win[a + k:b + k + 1]))
+                      (partial[a + k:b + k + 1], last_win[a + k:b + k + 1]))
     if k != n_rows - 1:
         raise ValueError(f"pack_events: {k + 1} rows given, sizes has {n_rows}")
-    return PackedEvents(start, order, r_out, won_out, partial, count, last_win)
+    return PackedEvents(start, order, r_out, won_out, partial, last_win)
 
 
 def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, n_symbols: int) -> np.ndarray:
@@ -146,39 +144,43 @@ def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, n
 
 
 def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: TrackerParams,
-                  out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(partial, count, last_win_ms) after m = 0 … M events (``out``: arrays of M + 1 to fill).
+                  out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(partial, last_win_ms) after m = 0 … M events (``out``: arrays of M + 1 to fill).
 
     The window of prefix m is events ``m - min(m, window) … m-1``: its sums are running sums
-    minus the same sums shifted by the window (views, not gathers)."""
+    minus the same sums shifted by the window (one subtraction into a fresh array), and its
+    length ``min(m, window)`` is the window itself past the first ``window`` prefixes (a scalar
+    divisor there). Every array here is one key's, freed before the next key's: the heap
+    reuses them."""
     size = len(r) + 1
-    partial, n, last_win = out if out is not None else (np.empty(size), np.empty(size, dtype=np.int64),
-                                                        np.empty(size, dtype=np.int64))
-    np.minimum(np.arange(size), p.window, out=n)
-    safe_n = np.maximum(n, 1)
+    partial, last_win = out if out is not None else (np.empty(size), np.empty(size, dtype=np.int64))
 
-    def windowed(running: np.ndarray, window: int) -> np.ndarray:
-        """``running[m] - running[m - min(m, window)]`` for every m."""
-        d = running.copy()
+    def windowed(x: np.ndarray, window: int, dtype: type = np.float64) -> np.ndarray:
+        """The sum of ``x`` over each prefix's window (``running[m] - running[m - min(m, window)]``)."""
+        running = np.empty(size, dtype=dtype)
+        running[0] = 0
+        np.cumsum(x, out=running[1:])
         k = min(window, size)
-        d[:k] -= running[0]
-        d[k:] -= running[:size - k]
+        d = np.empty(size, dtype=dtype)
+        d[:k] = running[:k]
+        np.subtract(running[k:], running[:size - k], out=d[k:])
         return d
 
-    def running_sum(x: np.ndarray, dtype: type = np.float64) -> np.ndarray:
-        c = np.empty(size, dtype=dtype)
-        c[0] = 0
-        np.cumsum(x, out=c[1:])
-        return c
+    def per_vote(total: np.ndarray, window: int) -> np.ndarray:
+        """``total / max(min(m, window), 1)`` in place (prefix 0: 0 / 1)."""
+        out = total if total.dtype == np.float64 else total.astype(np.float64)
+        k = min(window, size)
+        out[:k] /= np.maximum(np.arange(k), 1)
+        out[k:] /= window
+        return out
 
-    expectancy = windowed(running_sum(r), p.window)
-    expectancy /= safe_n  # prefix 0: 0 / 1
-    e_score = expectancy
+    e_score = per_vote(windowed(r, p.window), p.window)
     e_score *= 0.5
     e_score += 0.5
     np.clip(e_score, 0.0, 1.0, out=e_score)
-    gross_win = windowed(running_sum(np.where(r > 0, r, 0.0)), p.window)
-    gross_loss = windowed(running_sum(np.where(r < 0, r, 0.0)), p.window)
+    np.multiply(e_score, p.weight_expectancy, out=partial)
+    gross_win = windowed(np.where(r > 0, r, 0.0), p.window)
+    gross_loss = windowed(np.where(r < 0, r, 0.0), p.window)
     np.negative(gross_loss, out=gross_loss)
     with np.errstate(divide="ignore", invalid="ignore"):
         pf = gross_win / gross_loss
@@ -187,6 +189,8 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
         np.where(pf >= 1.0, 0.5 + np.minimum((pf - 1.0) / 2.0, 0.5), pf * 0.5),
         np.where(gross_win > 0, 1.0, 0.5),
     )
+    pf_score *= p.weight_profit_factor
+    partial += pf_score
     # streak: length of the run of equal outcomes ending with the newest event, inside the window
     streak_score = np.empty(size)
     streak_score[0] = 0.5
@@ -195,16 +199,16 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
         change[0] = True
         np.not_equal(won[1:], won[:-1], out=change[1:])
         run_len = np.arange(1, size) - np.maximum.accumulate(np.where(change, np.arange(size - 1), 0))
-        np.minimum(run_len, n[1:], out=run_len)
+        np.minimum(run_len, p.window, out=run_len)  # the window's length, min(m, window), is at least the run's
         streak_score[1:] = np.where(won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5))
-    recent_wr = windowed(running_sum(won, np.int64), p.recent_window) / np.minimum(safe_n, p.recent_window)
-    np.multiply(e_score, p.weight_expectancy, out=partial)
-    partial += p.weight_profit_factor * pf_score
-    partial += p.weight_streak * streak_score
-    partial += p.weight_recent_win_rate * recent_wr
+    streak_score *= p.weight_streak
+    partial += streak_score
+    recent_wr = per_vote(windowed(won, p.recent_window, np.int64), p.recent_window)
+    recent_wr *= p.weight_recent_win_rate
+    partial += recent_wr
     last_win[0] = -1
     np.maximum.accumulate(np.where(won, resolved_ms, -1), out=last_win[1:])
-    return partial, n, last_win
+    return partial, last_win
 
 
 def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
@@ -213,7 +217,7 @@ def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerPa
     exact 0.5 given below ``min_resolved_votes`` (no rounding involved). ``out``: arrays
     to write them into (computed in place, no temporaries)."""
     score, neutral = out if out is not None else (np.empty(len(m)), np.empty(len(m), dtype=bool))
-    np.less(ev.count[m], p.min_resolved_votes, out=neutral)
+    np.less(np.minimum(m, p.window), p.min_resolved_votes, out=neutral)
     lw = ev.last_win_ms[m]
     recency = np.subtract(now_ms, lw, dtype=np.float64)
     recency /= _DAY_MS
@@ -234,13 +238,14 @@ class BlockScores:
     bars at a time: the consensus of all symbols at once.
 
     A block holds ``bars_per_block`` consecutive bars ``g0 …`` of every symbol as columns
-    ``(g - g0) * n_symbols + symbol`` — the tracker's order of ``KeyEvents.order`` — so the
-    events a row holds at each column are its events before the block plus a running count
-    (cumulative sum along the columns) of the block's own: one counting pass per block for
-    every row, where asking each key of each symbol in turn cost a numpy call per (symbol,
-    key, block). Every row's prefix statistics sit in one array (``offset``: where each row's
-    prefixes start), so a block's scores are a few calls over the whole (rows × columns) matrix.
-    A row without events scores the neutral 0.5 everywhere, as an unseen key does.
+    ``(g - g0) * n_symbols + symbol`` — the tracker's order of ``KeyEvents.order`` — so along
+    a row the events held only grow: each prefix a row passes through in the block (the one
+    it holds before the block, then one more per event resolving in it) covers a run of
+    columns, from its event's column to the next one's (``_segments``). A block's scores are
+    then each prefix's terms, computed once per prefix, repeated over its run (``np.repeat``
+    writes the (rows × columns) matrix sequentially), and a few calls over that matrix: no
+    per-cell prefix count or gather, and no array of every prefix beside ``PackedEvents``'
+    own. A row without events scores the neutral 0.5 everywhere, as an unseen key does.
 
     The recency term needs no ``exp`` per (key, column): ``0.95 ** ((now - last_win) / day)``
     is ``A(now) · E(last_win)`` with ``A = 0.95 ** ((now - ref) / day)`` per column and
@@ -255,6 +260,7 @@ class BlockScores:
         if n_bars * 60_000 / _DAY_MS * -_LN_095 > 700:  # 1m bars
             # exp(±700) is float64's range; 1m bars over ~37 years would need another reference per era
             raise ValueError(f"BlockScores: {n_bars:,} bars span too long a time for one recency reference")
+        self.packed = packed
         self.n_symbols = n_symbols
         self.n_bars = n_bars  # bars 1 … n_bars are asked
         self.bars_per_block = b_len = bars_per_block
@@ -262,87 +268,88 @@ class BlockScores:
         n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
         self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
-        w = params.weight_recency
+        self.weight = params.weight_recency
         self.ref_ms = ref_ms
-        self.floor = w * math.exp(30.0 * _LN_095)
-        # per prefix: w·E where the key has won, else 0 (max() then gives the floor) with the
-        # never-won recency 0.5 moved into the constant part; row by row, so the temporaries
-        # are one row's (arrays of every prefix at once are mapped afresh and page-faulted in)
-        n_slots = len(packed.partial)
-        self.recency, self.constant = np.empty(n_slots), np.empty(n_slots)
-        for k in range(n_rows):
-            a, b = int(self.offset[k]), int(packed.start[k + 1]) + k + 1
-            last_win = packed.last_win_ms[a:b]
-            never = last_win < 0
-            recency = self.recency[a:b]
-            np.subtract(ref_ms, last_win, out=recency, casting="unsafe")
-            recency /= _DAY_MS
-            recency *= _LN_095
-            np.exp(recency, out=recency)
-            recency *= w
-            recency[never] = 0.0
-            constant = self.constant[a:b]
-            constant[:] = packed.partial[a:b]
-            constant[never] += w * 0.5 - self.floor
+        self.floor = self.weight * math.exp(30.0 * _LN_095)
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
         # row k's events before block b: order < that block's first column (bar g0 = 1 + b·bars,
         # symbol 0); the rows are sorted, so a binary search per row finds every block's edge
         edges = n_symbols + width * np.arange(n_blocks + 1, dtype=np.int64)
-        pos = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
+        self.edge = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
         for k in range(n_rows):
-            pos[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
-        self.base = pos[:, :n_blocks]
-        per_block = np.diff(pos, axis=1)  # (rows, blocks)
-        self.bounds = np.concatenate([[0], np.cumsum(per_block.sum(axis=0))])
-        # the events regrouped block-major, each as row · width + column: where each (row, block)
-        # segment starts then (blocks in turn, rows in turn within a block); row by row, so the
-        # temporaries are one row's, not every event's
-        segment_at = np.concatenate([[0], np.cumsum(per_block.T.ravel())[:-1]]).reshape(n_blocks, n_rows).T
-        self.values = np.empty(int(self.bounds[-1]), dtype=np.int64)
-        for k in range(n_rows):
-            first = int(packed.start[k])
-            local = packed.order[first + pos[k, 0]:first + pos[k, n_blocks]] - n_symbols
-            block = local // width
-            dest = np.arange(pos[k, 0], pos[k, n_blocks], dtype=np.int64)
-            dest -= pos[k, block]
-            dest += segment_at[k, block]
-            local -= block * width
-            local += k * width
-            self.values[dest] = local
+            self.edge[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
 
     def bars(self, b: int) -> tuple[int, int]:
         """The bars ``[g0, g1)`` of block ``b``."""
         g0 = 1 + b * self.bars_per_block
         return g0, min(g0 + self.bars_per_block, self.n_bars + 1)
 
+    def _segments(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Block ``b``'s runs, row after row: (prefix slot in ``PackedEvents``' prefix arrays,
+        its index within its row, how many columns it covers); each row's runs cover the
+        block's columns once."""
+        g0, g1 = self.bars(b)
+        cols = (g1 - g0) * self.n_symbols
+        n_rows = len(self.offset)
+        before, after = self.edge[:, b], self.edge[:, b + 1]
+        per_row = after - before  # events resolving in the block
+        n_events = int(per_row.sum())
+        row = np.repeat(np.arange(n_rows), per_row)
+        earlier = np.cumsum(per_row) - per_row  # the block's events of the rows before
+        event = np.arange(n_events) + np.repeat(self.packed.start[:-1] + before - earlier, per_row)
+        # a row's runs: its prefix before the block from column 0, then one from each event's column
+        heads = earlier + np.arange(n_rows)
+        cuts = np.empty(n_events + n_rows + 1, dtype=np.int64)
+        cuts[heads] = np.arange(n_rows) * cols
+        column = self.packed.order[event]
+        column -= self.n_symbols + b * self.width
+        np.minimum(column, cols, out=column)  # (none lies past the last bar asked; kept in its row if one did)
+        column += row * cols
+        cuts[np.arange(n_events) + row + 1] = column
+        cuts[-1] = n_rows * cols
+        local = np.arange(n_events + n_rows) + np.repeat(before - heads, per_row + 1)
+        return local + np.repeat(self.offset, per_row + 1), local, np.diff(cuts)
+
     def prefix(self, b: int) -> np.ndarray:
         """(rows × columns) events each row holds at each column of block ``b`` (``KeyEvents.prefix``)."""
-        g0, g1 = self.bars(b)
-        n_rows = len(self.offset)
-        counts = np.bincount(self.values[self.bounds[b]:self.bounds[b + 1]], minlength=n_rows * self.width)
-        m = np.cumsum(counts.reshape(n_rows, self.width)[:, :(g1 - g0) * self.n_symbols], axis=1)
-        m += self.base[:, b, None]
-        return m
+        _, local, runs = self._segments(b)
+        return np.repeat(local, runs).reshape(len(self.offset), -1)
 
     def scores(self, b: int, now_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, neutral) of every row at every column of block ``b`` (``approx_scores``);
         ``now_ms``: market time per column."""
-        m = self.prefix(b)
-        neutral = m < self.neutral_below
-        m += self.offset[:, None]
-        score = self.recency[m]
+        slot, local, runs = self._segments(b)
+        n_rows = len(self.offset)
+        last_win = self.packed.last_win_ms[slot]
+        never = last_win < 0
+        # per prefix: w·E where the key has won, else 0 (the max() then gives the floor) with
+        # the never-won recency 0.5 moved into the constant part
+        recency = np.subtract(self.ref_ms, last_win, dtype=np.float64)
+        recency /= _DAY_MS
+        recency *= _LN_095
+        np.exp(recency, out=recency)
+        recency *= self.weight
+        recency[never] = 0.0
+        constant = self.packed.partial[slot]
+        constant[never] += self.weight * 0.5 - self.floor
+        score = np.repeat(recency, runs).reshape(n_rows, -1)
         score *= np.exp((np.asarray(now_ms, dtype=np.int64) - self.ref_ms) / _DAY_MS * _LN_095)
         np.maximum(score, self.floor, out=score)
-        score += self.constant[m]
+        score += np.repeat(constant, runs).reshape(n_rows, -1)
         np.clip(score, 0.0, 1.0, out=score)
-        score[neutral] = NEUTRAL_SCORE
+        neutral_runs = local < self.neutral_below
+        if neutral_runs.any():  # only where a key has fewer resolved votes: the replay's first bars, rare keys
+            neutral = np.repeat(neutral_runs, runs).reshape(n_rows, -1)
+            score[neutral] = NEUTRAL_SCORE
+        else:
+            neutral = np.zeros(score.shape, dtype=bool)
         return score, neutral
 
 
 def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:
     """``approx_scores`` for one query, in Python scalars (same arithmetic, same tolerance)."""
-    if int(ev.count[m]) < p.min_resolved_votes:
+    if min(m, p.window) < p.min_resolved_votes:
         return NEUTRAL_SCORE
     lw = int(ev.last_win_ms[m])
     recency = 0.5 if lw < 0 else math.exp(min(max(0.0, (now_ms - lw) / _DAY_MS), 30.0) * _LN_095)

@@ -184,3 +184,9 @@ def test_structure_without_pivots() -> None:
 def test_keep_heap_on_glibc() -> None:
     assert keep_heap() is True  # the CI machine runs glibc Linux
     assert keep_heap() is True  # once per process: later calls only report
+
+
+def test_keep_heap_turns_numpy_huge_page_advice_off() -> None:
+    keep_heap()
+    multiarray = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray  # numpy 2 / 1.26
+    assert multiarray._get_madvise_hugepage() is False
