@@ -413,10 +413,11 @@ class Engine:
     async def _handle_events_hot(self, events: Sequence[MarketEvent]) -> None:
         live = self._live.monotonic()
         bars: dict[int, tuple[Candle, tuple[Timeframe, ...], float]] = {}
+        fetched = await self._fetch_holes(events)
         for i, event in enumerate(events):
             if isinstance(event, CandleClosed):
                 candle = event.candle
-                if await self._admit(candle):
+                if await self._admit(candle, fetched):
                     closed = self._append(candle)
                     if closed:
                         bars[i] = (candle, closed, event.received_s or live)
@@ -471,18 +472,56 @@ class Engine:
             self.p.control.request_stop("data_end")
         await asyncio.Event().wait()  # stay until the shutdown cancels every worker
 
-    async def _admit(self, candle: Candle) -> bool:
+    def _hole_before(self, candle: Candle) -> tuple[int, int] | None:
+        """The open times [start, end] of base bars missing before ``candle`` (None: no hole)."""
+        feed = self._feeds.get(candle.symbol)
+        if feed is None or not candle.closed or candle.timeframe is not self._base:
+            return None
+        if feed.last_open_ms is not None and candle.open_time_ms > feed.last_open_ms + self._base.ms:
+            return feed.last_open_ms + self._base.ms, candle.open_time_ms - 1
+        return None
+
+    async def _fetch_holes(self, events: Sequence[MarketEvent]) -> dict[str, tuple[tuple[int, int], Any]]:
+        """The missing bars of every symbol of a burst with a hole, fetched together.
+
+        After start-up's warm-up or a reconnect many symbols have a hole at once; fetched one
+        after the other (a REST round trip each) they held the burst's first decision back by
+        all of them. Fetched concurrently here and applied in arrival order by ``_admit``, as
+        before. A failed fetch is kept and raised where the sequential fetch would have raised."""
+        holes: dict[str, tuple[int, int]] = {}
+        for event in events:
+            if isinstance(event, CandleClosed) and event.candle.symbol not in holes:
+                hole = self._hole_before(event.candle)
+                if hole is not None:
+                    holes[event.candle.symbol] = hole
+        if len(holes) < 2:
+            return {}
+        results = await asyncio.gather(*(
+            self.p.exchange.klines(symbol, self._base, start_ms=start, end_ms=end, limit=100_000)
+            for symbol, (start, end) in holes.items()
+        ), return_exceptions=True)
+        return {symbol: (hole, result) for (symbol, hole), result in zip(holes.items(), results)}
+
+    async def _admit(self, candle: Candle, fetched: Mapping[str, tuple[tuple[int, int], Any]] | None = None) -> bool:
         """A closed base candle of a session symbol, after any hole before it was backfilled."""
         feed = self._feeds.get(candle.symbol)
         if feed is None or not candle.closed or candle.timeframe is not self._base:
             return False
-        if feed.last_open_ms is not None and candle.open_time_ms > feed.last_open_ms + self._base.ms:
-            await self._backfill(candle.symbol, feed.last_open_ms + self._base.ms, candle.open_time_ms - 1)
+        hole = self._hole_before(candle)
+        if hole is not None:
+            bars = None
+            if fetched and candle.symbol in fetched and fetched[candle.symbol][0] == hole:
+                bars = fetched[candle.symbol][1]
+                if isinstance(bars, BaseException):
+                    raise bars
+            await self._backfill(candle.symbol, *hole, bars=bars)
         return True
 
-    async def _backfill(self, symbol: str, start_ms: int, end_ms: int) -> None:
-        """The first live candle came after a hole in the warm-up: fill it over REST first."""
-        bars = await self.p.exchange.klines(symbol, self._base, start_ms=start_ms, end_ms=end_ms, limit=100_000)
+    async def _backfill(self, symbol: str, start_ms: int, end_ms: int, *, bars: Sequence[Candle] | None = None) -> None:
+        """The first live candle came after a hole in the warm-up: fill it over REST first
+        (``bars``: already fetched for this hole)."""
+        if bars is None:
+            bars = await self.p.exchange.klines(symbol, self._base, start_ms=start_ms, end_ms=end_ms, limit=100_000)
         for bar in bars:
             closed = self._append(bar)
             if closed:
