@@ -7,8 +7,10 @@ as it was when the event happened.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import TypeVar
 from decimal import Decimal
 
 from core.types import (
@@ -63,7 +65,7 @@ class SimOrder:
         return self.orig_qty - self.executed_qty
 
     def snapshot(self) -> SimOrder:
-        return copy.copy(self)
+        return _copy_order(self)
 
 
 @dataclass(slots=True)
@@ -99,7 +101,22 @@ class SimAlgo:
     position_side: PositionSide = PositionSide.BOTH
 
     def snapshot(self) -> SimAlgo:
-        return copy.copy(self)
+        return _copy_algo(self)
+
+
+_R = TypeVar("_R")
+
+
+def _shallow_copier(cls: type[_R]) -> Callable[[_R], _R]:
+    """``copy.copy`` for a slotted dataclass whose fields are all init fields: the class called
+    with the record's own field values (``copy.copy`` goes through ``__reduce_ex__`` and was a
+    tenth of a fast replay's trade phase, one snapshot per emitted event)."""
+    values = operator.attrgetter(*(f.name for f in fields(cls)))  # type: ignore[arg-type]
+    return lambda record: cls(*values(record))
+
+
+_copy_order = _shallow_copier(SimOrder)
+_copy_algo = _shallow_copier(SimAlgo)
 
 
 @dataclass(frozen=True, slots=True)
