@@ -281,9 +281,7 @@ class PositionTracker:
         for symbol in sorted(self._books):
             book = self._books[symbol]
             if book.quantity:
-                with localcontext(_SPLIT):
-                    avg = book.cost / book.quantity
-                yield symbol, book.quantity, avg
+                yield symbol, book.quantity, _SPLIT.divide(book.cost, book.quantity)
 
     def unrealized_pnl(self, symbol: str, mark: Decimal | None = None) -> Decimal | None:
         """quantity × mark − cost; None when no mark is known."""
@@ -293,8 +291,9 @@ class PositionTracker:
         price = mark if mark is not None else book.mark
         if price is None:
             return None if book.quantity else ZERO
-        with localcontext(EXACT):
-            return book.quantity * price - book.cost
+        # the context's own methods: what ``localcontext(EXACT)`` computes, without entering one
+        # (asked per open position for every decision's equity)
+        return EXACT.subtract(EXACT.multiply(book.quantity, price), book.cost)
 
     def realized_pnl(self, symbol: str | None = None) -> Decimal:
         books = [self._books[symbol]] if symbol else list(self._books.values())
@@ -313,8 +312,7 @@ class PositionTracker:
             upnl = self.unrealized_pnl(symbol)
             if upnl is None:
                 return None
-            with localcontext(EXACT):
-                total += upnl
+            total = EXACT.add(total, upnl)
         return total
 
     def reconcile_wallet(
