@@ -50,6 +50,9 @@ class SessionSettings(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "text"] = "auto"
     shutdown_wait_s: float = Field(default=10.0, ge=0, le=600)
+    # Live/paper: once a bar's first close frame is in, wait up to this long for the other
+    # symbols' closes of that bar, so the bar is one burst (core/engine.py _complete_bar).
+    burst_gather_ms: float = Field(default=20.0, ge=0, le=1000)
 
     @field_validator("symbols")
     @classmethod
