@@ -17,7 +17,7 @@ from pathlib import Path
 import orjson
 
 from core.engine import Engine, PreflightFailed
-from core.heap import freeze_startup_heap
+from core.heap import freeze_startup_heap, return_large_blocks
 from core.observability import ObservabilityServer, measure_loop_lag
 from core.ports import Clock
 from core.report import write_report
@@ -64,6 +64,7 @@ async def run_session(run: SessionRun) -> int:
             await run.metrics.start()
         log.info("session %s starting (%s, %s, exit policy %s)", record.session_id, parts.settings.session.mode,
                  ",".join(record.symbols), parts.settings.session.on_exit, extra={"session": record.session_id})
+        return_large_blocks()  # snapshots' multi-MB buffers in mappings of their own, not the heap
         await engine.start()
         freeze_startup_heap()  # one session per process: full collections stay off the decision path
         if math.isfinite(run.duration_s):
