@@ -515,7 +515,7 @@ class Engine:
             return feed.last_open_ms + self._base.ms, candle.open_time_ms - 1
         return None
 
-    async def _fetch_holes(self, events: Sequence[MarketEvent]) -> dict[str, tuple[tuple[int, int], Any]]:
+    async def _fetch_holes(self, events: Sequence[MarketEvent]) -> dict[str, Sequence[Candle] | BaseException]:
         """The missing bars of every symbol of a burst with a hole, fetched together (2 holes or more).
 
         After start-up's warm-up or a reconnect many symbols have a hole at once; fetched one
@@ -533,9 +533,9 @@ class Engine:
             self.p.exchange.klines(symbol, self._base, start_ms=start, end_ms=end, limit=100_000)
             for symbol, (start, end) in holes.items()
         ), return_exceptions=True)
-        return {symbol: (hole, result) for (symbol, hole), result in zip(holes.items(), results)}
+        return dict(zip(holes, results))
 
-    async def _backfill_together(self, fetched: Mapping[str, tuple[tuple[int, int], Any]]) -> None:
+    async def _backfill_together(self, fetched: Mapping[str, Sequence[Candle] | BaseException]) -> None:
         """Apply fetched holes bar time by bar time: the bars of one open time, in the burst's
         symbol order, are evaluated as one sensor burst (a round trip per missing bar of every
         symbol was ~250 ms before a 50-symbol session's first decision, the workers idle in
@@ -544,7 +544,7 @@ class Engine:
         alone) and the failure is raised once the earlier ones are applied."""
         by_time: dict[int, list[Candle]] = defaultdict(list)
         failure: BaseException | None = None
-        for _hole, bars in fetched.values():
+        for bars in fetched.values():
             if isinstance(bars, BaseException):
                 failure = bars
                 break
@@ -563,8 +563,7 @@ class Engine:
 
     async def _admit(self, candle: Candle) -> bool:
         """A closed base candle of a session symbol, after any hole before it was backfilled."""
-        feed = self._feeds.get(candle.symbol)
-        if feed is None or not candle.closed or candle.timeframe is not self._base:
+        if candle.symbol not in self._feeds or not candle.closed or candle.timeframe is not self._base:
             return False
         hole = self._hole_before(candle)
         if hole is not None:
