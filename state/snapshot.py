@@ -356,8 +356,10 @@ class SnapshotWriter:
 
     def save_now(self) -> Path:
         """Write a snapshot now (dirty or not), durably before returning, then compact the journal."""
-        self.flush()  # generations land in order: a background write in flight finishes first
-        self._again = False  # this save covers whatever was waiting for the one in flight
+        # this save covers whatever waited for the write in flight: cleared first, so that write
+        # landing does not start another one beside this (generations land in order)
+        self._again = False
+        self.flush()
         prepared, journal_seq = self._prepare()
         try:
             path = self.store.write(prepared)
@@ -394,8 +396,9 @@ class SnapshotWriter:
             self._background_done(future)
 
     def close(self) -> None:
-        """Finish a background write in flight and stop the writer thread."""
-        self.flush()
+        """Finish a background write in flight (and the one it may start) and stop the writer thread."""
+        while self._in_flight is not None:
+            self.flush()
         if self._thread is not None:
             self._thread.shutdown(wait=True)
             self._thread = None

@@ -287,3 +287,18 @@ def test_the_journal_is_compacted_only_once_enough_entries_can_go(tmp_path: Path
     with pytest.raises(ValueError, match="compact_min_entries"):
         SnapshotWriter(store, lambda: {}, clock, interval_s=5.0, compact_min_entries=0)
     assert orjson.loads(path.read_bytes())["state"]["journal"]["seq"] == seqs[-1]
+
+
+async def test_save_now_after_coalesced_requests_writes_once_and_leaves_nothing_in_flight(tmp_path: Path) -> None:
+    clock = FakeClock()
+    store = FileSnapshotStore(tmp_path)
+    state = {"n": 0}
+    writer = SnapshotWriter(store, lambda: dict(state), clock, interval_s=5.0)
+    writer.save_in_background()
+    state["n"] = 1
+    writer.save_in_background()  # coalesced behind the first
+    state["n"] = 2
+    writer.save_now()  # covers the coalesced request: no third write starts beside it
+    assert not writer.writing and writer.saves == 2
+    assert [orjson.loads(p.read_bytes())["state"]["n"] for p in store.generation_paths()] == [2, 0]
+    writer.close()
