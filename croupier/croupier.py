@@ -548,7 +548,7 @@ class Croupier:
 
         Deferred with call_soon so the save (a few ms with fsync) runs while the next order
         request is already on the wire, never before it; the journal holds the transition
-        durably in the meantime.
+        in the meantime (written at once, fsynced by its thread).
         """
         if self.writer is None:
             return
@@ -589,8 +589,8 @@ class Croupier:
             self.writer.save_now()
 
     def _save_in_background(self) -> None:
-        """A snapshot of this instant, written off the loop (transitions: the journal already holds
-        them durably; the snapshot only bounds the replay and keeps the meta current)."""
+        """A snapshot of this instant, written off the loop (transitions: the journal already has
+        them, written at once and group-fsynced; the snapshot only bounds the replay and keeps the meta current)."""
         if self.writer is not None:
             self.writer.save_in_background()
 
