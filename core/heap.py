@@ -68,6 +68,14 @@ def return_large_blocks() -> bool:
     """Fix glibc's mmap and trim thresholds for this process (see "C heap" above).
 
     Returns whether they are in place (False on a C library other than glibc)."""
+    return set_malloc_thresholds(LARGE_BLOCK_BYTES, TRIM_BYTES)
+
+
+def set_malloc_thresholds(mmap_bytes: int, trim_bytes: int) -> bool:
+    """Pin glibc's mmap and trim thresholds for this process (each process of Casino tunes them
+    for its own allocations: the session here, the sensor workers in ``core.sensor_pool``).
+
+    Returns whether they are in place (False on a C library other than glibc: nothing done)."""
     if not sys.platform.startswith("linux"):
         return False
     try:
@@ -75,4 +83,4 @@ def return_large_blocks() -> bool:
         libc.gnu_get_libc_version  # noqa: B018 - raises AttributeError unless this is glibc
     except (OSError, AttributeError):
         return False
-    return bool(libc.mallopt(_M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_BYTES))
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, mmap_bytes)) and bool(libc.mallopt(_M_TRIM_THRESHOLD, trim_bytes))

@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import ctypes
 import dataclasses
 import gc
 import itertools
@@ -47,6 +46,7 @@ import numpy as np
 
 from config.settings import SensorSettings
 from core.events import SensorReading
+from core.heap import set_malloc_thresholds
 from core.market_data import BufferLayout, MarketData, RingBuffer
 from core.metrics import SENSOR_ERRORS, SENSOR_MISSING, SENSOR_QUEUE_DEPTH, SENSOR_SECONDS, SENSOR_WORKER_RESTARTS
 from core.sensor_plan import BarResult, BurstResult, SensorPlan, build_plan, evaluate_bar, evaluate_burst
@@ -89,10 +89,6 @@ def _rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-# glibc mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-
-
 def _keep_freed_memory() -> None:
     """Let this worker's allocator reuse freed memory instead of handing it back to the kernel.
 
@@ -102,13 +98,7 @@ def _keep_freed_memory() -> None:
     raises the threshold on its own after a while, but not reliably. Pinning both thresholds
     keeps the arrays in the heap (the worker's RSS is bounded by ``max_worker_rss_mb`` anyway).
     Other C libraries: nothing to tune, nothing done."""
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)
-    mallopt(_M_TRIM_THRESHOLD, 128 * 1024 * 1024)
+    set_malloc_thresholds(32 * 1024 * 1024, 128 * 1024 * 1024)
 
 
 def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan, plugins: tuple[str, ...],
