@@ -68,7 +68,7 @@ from core.player import Player, winning_keys
 from core.ports import Clock, ExchangePort
 from core.report import SessionRecord, TradeRecord
 from core.risk import EntryIntent, Exposure, RiskGate
-from core.sensor_pool import SensorPool
+from core.sensor_pool import PendingReadings, SensorPool
 from core.sensor_tracker import SensorTracker, TrackerParams
 from core.session_control import SessionControl
 from core.sizing import SizeSkip, SizingParams, size_entry
@@ -447,7 +447,7 @@ class Engine:
     async def _handle_events_hot(self, events: Sequence[MarketEvent]) -> None:
         live = self._live.monotonic()
         bars: dict[int, tuple[Candle, tuple[Timeframe, ...], float]] = {}
-        await self._backfill_together(await self._fetch_holes(events))
+        last_hole = await self._backfill_together(await self._fetch_holes(events))
         for i, event in enumerate(events):
             if isinstance(event, CandleClosed):
                 candle = event.candle
@@ -459,12 +459,23 @@ class Engine:
             MARKET_BURST_CANDLES.observe(len(bars))
         readings: Mapping[str, Sequence[SensorReading]] | None = None
         sensor_wait = 0.0
-        if len(bars) > 1:
-            started = self._live.monotonic()
-            readings = await self.p.pool.evaluate_many({c.symbol: closed for c, closed, _ in bars.values()})
-            sensor_wait = self._live.monotonic() - started
-            self._burst_entries = []  # entries decided in this burst leave together at its end
-            self._burst_votes = []  # and the tracker opens the burst's votes after them
+        if len(bars) > 1 or (bars and last_hole is not None):
+            # After a hole the live bars are sent before its last bar time is applied: the
+            # workers compute them while this process runs that bar time through the tracker
+            # (the first bar of a session, whose hole is the bar that closed during warm-up).
+            sent = self.p.pool.submit({c.symbol: closed for c, closed, _ in bars.values()})
+            try:
+                if last_hole is not None:
+                    await self._apply_hole_step(*last_hole)
+            finally:
+                started = self._live.monotonic()
+                readings = await self.p.pool.collect(sent)
+                sensor_wait = self._live.monotonic() - started
+            if len(bars) > 1:
+                self._burst_entries = []  # entries decided in this burst leave together at its end
+                self._burst_votes = []  # and the tracker opens the burst's votes after them
+        elif last_hole is not None:
+            await self._apply_hole_step(*last_hole)
         try:
             try:
                 await self._decide_events(events, bars, readings, sensor_wait)
@@ -516,7 +527,7 @@ class Engine:
         return None
 
     async def _fetch_holes(self, events: Sequence[MarketEvent]) -> dict[str, Sequence[Candle] | BaseException]:
-        """The missing bars of every symbol of a burst with a hole, fetched together (2 holes or more).
+        """The missing bars of every symbol of a burst with a hole, fetched together.
 
         After start-up's warm-up or a reconnect many symbols have a hole at once; fetched one
         after the other (a REST round trip each) they held the burst's first decision back by
@@ -527,7 +538,7 @@ class Engine:
                 hole = self._hole_before(event.candle)
                 if hole is not None:
                     holes[event.candle.symbol] = hole
-        if len(holes) < 2:
+        if not holes:
             return {}
         results = await asyncio.gather(*(
             self.p.exchange.klines(symbol, self._base, start_ms=start, end_ms=end, limit=100_000)
@@ -535,13 +546,18 @@ class Engine:
         ), return_exceptions=True)
         return dict(zip(holes, results))
 
-    async def _backfill_together(self, fetched: Mapping[str, Sequence[Candle] | BaseException]) -> None:
+    async def _backfill_together(
+        self, fetched: Mapping[str, Sequence[Candle] | BaseException],
+    ) -> tuple[list[tuple[Candle, tuple[Timeframe, ...]]], PendingReadings] | None:
         """Apply fetched holes bar time by bar time: the bars of one open time, in the burst's
         symbol order, are evaluated as one sensor burst (a round trip per missing bar of every
         symbol was ~250 ms before a 50-symbol session's first decision, the workers idle in
         between). Like a replay, the tracker and risk see every symbol's bar k before any bar
         k+1. Holes after the first failed fetch stay unfilled (``_admit`` would fetch them
-        alone) and the failure is raised once the earlier ones are applied."""
+        alone) and the failure is raised once the earlier ones are applied.
+
+        The last bar time is only appended and sent to the workers: it is returned, for
+        ``_apply_hole_step`` once the live bars are sent too (None: nothing left to apply)."""
         by_time: dict[int, list[Candle]] = defaultdict(list)
         failure: BaseException | None = None
         for bars in fetched.values():
@@ -550,16 +566,25 @@ class Engine:
                 break
             for bar in bars:
                 by_time[bar.open_time_ms].append(bar)
-        for open_ms in sorted(by_time):
+        times = sorted(by_time)
+        for k, open_ms in enumerate(times):
             closed_now = [(bar, closed) for bar in by_time[open_ms] if (closed := self._append(bar))]
-            readings: Mapping[str, Sequence[SensorReading]] | None = None
-            if len(closed_now) > 1:
-                readings = await self.p.pool.evaluate_many({bar.symbol: closed for bar, closed in closed_now})
-            for bar, closed in closed_now:
-                await self.process_bar(bar, closed, decide=False,
-                                       readings=None if readings is None else readings.get(bar.symbol, ()))
+            if not closed_now:
+                continue
+            sent = self.p.pool.submit({bar.symbol: closed for bar, closed in closed_now})
+            if k == len(times) - 1 and failure is None:
+                return closed_now, sent
+            await self._apply_hole_step(closed_now, sent)
         if failure is not None:
             raise failure
+        return None
+
+    async def _apply_hole_step(self, closed_now: list[tuple[Candle, tuple[Timeframe, ...]]],
+                               sent: PendingReadings) -> None:
+        """One bar time of a hole, its readings sent for: tracker, risk and votes, never a decision."""
+        readings = await self.p.pool.collect(sent)
+        for bar, closed in closed_now:
+            await self.process_bar(bar, closed, decide=False, readings=readings.get(bar.symbol, ()))
 
     async def _admit(self, candle: Candle) -> bool:
         """A closed base candle of a session symbol, after any hole before it was backfilled."""

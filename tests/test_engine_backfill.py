@@ -43,14 +43,21 @@ class _Venue:
 
 
 class _Pool:
-    """Records the bursts the engine asks for (the sensors' own work is tested in test_sensor_pool)."""
+    """Records the bursts the engine sends (the sensors' own work is tested in test_sensor_pool)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log: list[tuple[str, Any]] | None = None) -> None:
         self.bursts: list[list[str]] = []
+        self.log = log if log is not None else []
 
-    async def evaluate_many(self, closed: dict[str, tuple[Timeframe, ...]]) -> dict[str, list[Any]]:
+    def submit(self, closed: dict[str, tuple[Timeframe, ...]]) -> list[str]:
         self.bursts.append(list(closed))
-        return {symbol: [] for symbol in closed}
+        self.log.append(("sent", list(closed)))
+        return list(closed)
+
+    async def collect(self, sent: list[str]) -> dict[str, list[Any]]:
+        await asyncio.sleep(0)
+        self.log.append(("collected", sent))
+        return {symbol: [] for symbol in sent}
 
 
 def _engine(symbols: list[str], venue: _Venue) -> tuple[Engine, list[tuple[str, int]], _Pool]:
@@ -67,8 +74,9 @@ def _engine(symbols: list[str], venue: _Venue) -> tuple[Engine, list[tuple[str, 
 
     async def process_bar(candle: Candle, closed: tuple[Timeframe, ...], *, decide: bool = True,
                           readings: Any = None, **_: Any) -> None:
-        assert not decide and closed == (Timeframe.M1,)
+        assert not decide and closed == (Timeframe.M1,) and readings == []  # evaluated with its bar time
         applied.append((candle.symbol, candle.open_time_ms))
+        pool.log.append(("applied", (candle.symbol, candle.open_time_ms)))
 
     engine._append = append  # type: ignore[method-assign]
     engine.process_bar = process_bar  # type: ignore[method-assign]
@@ -76,7 +84,9 @@ def _engine(symbols: list[str], venue: _Venue) -> tuple[Engine, list[tuple[str, 
 
 
 async def _admit_all(engine: Engine, events: list[CandleClosed]) -> list[bool]:
-    await engine._backfill_together(await engine._fetch_holes(events))
+    last = await engine._backfill_together(await engine._fetch_holes(events))
+    if last is not None:
+        await engine._apply_hole_step(*last)
     admitted = []
     for event in events:
         admitted.append(await engine._admit(event.candle))
@@ -102,7 +112,7 @@ async def test_holes_of_different_lengths_line_up_by_time() -> None:
     events = [CandleClosed(_candle("AUSDT", 4 * M)), CandleClosed(_candle("BUSDT", 4 * M))]
     await _admit_all(engine, events)
     assert applied == [("AUSDT", M), ("AUSDT", 2 * M), ("AUSDT", 3 * M), ("BUSDT", 3 * M)]
-    assert pool.bursts == [["AUSDT", "BUSDT"]]  # single bars are evaluated by process_bar itself
+    assert pool.bursts == [["AUSDT"], ["AUSDT"], ["AUSDT", "BUSDT"]]
 
 
 async def test_a_failed_fetch_is_raised_once_the_holes_before_it_are_applied() -> None:
@@ -114,11 +124,37 @@ async def test_a_failed_fetch_is_raised_once_the_holes_before_it_are_applied() -
     assert applied == [("AUSDT", M), ("AUSDT", 2 * M)]
 
 
-async def test_one_hole_is_fetched_where_it_is_met() -> None:
+async def test_a_single_hole_is_fetched_with_the_burst_too() -> None:
     venue = _Venue()
     engine, applied, pool = _engine(["AUSDT", "BUSDT"], venue)
     engine._feeds["BUSDT"].last_open_ms = None  # nothing yet: no hole to fill
     events = [CandleClosed(_candle("AUSDT", 3 * M)), CandleClosed(_candle("BUSDT", M))]
-    assert await engine._fetch_holes(events) == {}
+    assert list(await engine._fetch_holes(events)) == ["AUSDT"]
     assert await _admit_all(engine, events) == [True, True]
-    assert applied == [("AUSDT", M), ("AUSDT", 2 * M)] and pool.bursts == []
+    assert applied == [("AUSDT", M), ("AUSDT", 2 * M)] and pool.bursts == [["AUSDT"], ["AUSDT"]]
+
+
+async def test_the_live_bars_are_sent_before_the_holes_last_bar_time_is_applied() -> None:
+    """The first bar of a session (its hole: the bar that closed during warm-up): the workers
+    compute the live bars while the engine applies the hole's last bar time, and only then
+    does the live burst's evaluation get collected and decided."""
+    symbols = ["AUSDT", "BUSDT"]
+    engine, applied, pool = _engine(symbols, _Venue())
+    engine.settle_user_events = None
+    engine._live = SimpleNamespace(monotonic=lambda: 0.0)
+    engine._burst_entries = engine._burst_votes = None
+
+    async def decide_events(events: Any, bars: Any, readings: Any, sensor_wait: float) -> None:
+        pool.log.append(("decided", sorted(readings)))
+
+    engine._decide_events = decide_events  # type: ignore[method-assign]
+    events = [CandleClosed(_candle(s, 3 * M), received_s=1.0) for s in symbols]
+    await engine._handle_events_hot(events)
+    assert pool.log == [
+        ("sent", symbols), ("collected", symbols), ("applied", ("AUSDT", M)), ("applied", ("BUSDT", M)),
+        ("sent", symbols),  # the hole's last bar time, sent…
+        ("sent", symbols),  # …then the live bars at once
+        ("collected", symbols), ("applied", ("AUSDT", 2 * M)), ("applied", ("BUSDT", 2 * M)),
+        ("collected", symbols), ("decided", symbols),
+    ]
+    assert applied == [(s, t) for t in (M, 2 * M) for s in symbols]
