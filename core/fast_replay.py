@@ -242,18 +242,20 @@ class FastReplay:
         open_votes = np.zeros(size, dtype=np.int64)  # +1 at a vote's bar, -1 the bar after it resolves
         for sym in self.symbols:
             m1 = self.venue.data[sym.name].m1
-            last = sym.first + self.n_bars
-            hi, lo, cl = m1.high[:last + 1], m1.low[:last + 1], m1.close[:last + 1]
+            # the replayed bars only, indexed by global bar: votes are made from global bar 0 on
+            # and judged on later bars, so the range tables (a copy of the series per level)
+            # need nothing of the history before it
+            window = slice(sym.first, sym.first + self.n_bars + 1)
+            hi, lo, cl = m1.high[window], m1.low[window], m1.close[window]
             tables = RangeTables(hi, lo)  # shared by every group of this symbol
-            bars = sym.first + np.arange(self.n_bars + 1)
             for tf, rd in sym.readings.items():
                 # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
                 # those bars are read, one per bar of the timeframe
-                fresh_bars = bars[rd.fresh[bars]]
+                fresh_bars = np.flatnonzero(rd.fresh[window])  # global bars
                 table = self.tables[tf]
                 # the fresh readings' columns in the timeframe's signal table (every symbol's
                 # signals, voters first in plan order: stack_tables)
-                columns = table.columns[fresh_bars - sym.first, sym.index]
+                columns = table.columns[fresh_bars, sym.index]
                 voters = [ps for ps in rd.sensors if not ps.context]
                 groups: dict[tuple[float, float], list[int]] = {}  # table rows of the sensors judged alike
                 for row, ps in enumerate(voters):
@@ -300,7 +302,8 @@ class FastReplay:
                      parts: list[list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]],
                      open_votes: np.ndarray, voted: np.ndarray) -> None:
         """Judge the votes ``sig`` (sensors × fresh bars: key ids ``ids``, alike: timeframe, TP,
-        SL) made on the fresh bars ``fresh_bars`` (``prices``: the symbol's high, low, close);
+        SL) made on the fresh global bars ``fresh_bars`` (``prices``: the symbol's high, low,
+        close over the replayed bars, indexed by global bar);
         each key's resolved votes go to ``parts``, every vote to the open-vote tally."""
         n = sig.shape[1]
         flat = sig.ravel()
@@ -320,15 +323,15 @@ class FastReplay:
                                   self.tracker_params.horizon_bars * timeframe.ms // M, tables)
         ok = res != NOT_FOUND
         # the open-vote tally: +1 at a vote's bar, -1 the bar after it resolves (past the end: never)
-        open_votes[fresh_bars - sym.first] += np.bincount(col, minlength=n)
-        open_votes -= np.bincount(np.where(ok, res - sym.first + 1, self.n_bars + 1), weights=per_code[uniq],
+        open_votes[fresh_bars] += np.bincount(col, minlength=n)
+        open_votes -= np.bincount(np.where(ok, res + 1, self.n_bars + 1), weights=per_code[uniq],
                                   minlength=len(open_votes)).astype(np.int64)
         # the resolved votes, still row-major: the first sensor's (ids[0]), then the second's …
         judged = (np.cumsum(per_code > 0) - 1)[code]
         resolved = ok[judged]
         votes, judged, col = votes[resolved], judged[resolved], col[resolved]
         by_key = np.searchsorted(votes, np.arange(len(ids) + 1) * n)
-        g_bar, g_entry, g_r, g_won = res[judged] - sym.first, fresh_bars[col] - sym.first, r[judged], won[judged]
+        g_bar, g_entry, g_r, g_won = res[judged], fresh_bars[col], r[judged], won[judged]
         for i, key_id in enumerate(ids.tolist()):
             a, b = by_key[i], by_key[i + 1]
             if b > a:
