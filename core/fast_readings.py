@@ -95,6 +95,10 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
     before the first one read, not from the start of the file: every window the live pool
     evaluates lies inside that history, which is what batch parity needs (a recursive
     indicator has settled within its window); older bars only cost time.
+
+    With ``first_close_ms`` the readings start at the bar visible at that close: the history
+    before it is computed but never read (it is most of a short replay's bars: 1,280 per
+    timeframe), so it is not kept, and 1m bars closing before it see none (``visible`` -1).
     """
     close_1m = m1.open_time + Timeframe.M1.ms
     out: dict[Timeframe, TimeframeReadings] = {}
@@ -105,8 +109,12 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
             s = series_for(m1, tf)
         bars = Bars(s.open, s.high, s.low, s.close, s.volume)
         signals = batch_signals(plan, specs, tf, bars)
-        visible, fresh = _visibility(s.open_time + tf.ms, close_1m)
-        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time, visible, fresh)
+        closes = s.open_time + tf.ms
+        lo = 0 if first_close_ms is None else max(0, int(np.searchsorted(closes, first_close_ms, side="right")) - 1)
+        if lo:
+            signals = {name: x[lo:] for name, x in signals.items()}
+        visible, fresh = _visibility(closes[lo:], close_1m)
+        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time[lo:], visible, fresh)
     return out
 
 
