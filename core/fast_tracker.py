@@ -179,29 +179,30 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
     e_score += 0.5
     np.clip(e_score, 0.0, 1.0, out=e_score)
     np.multiply(e_score, p.weight_expectancy, out=partial)
-    gross_win = windowed(np.where(r > 0, r, 0.0), p.window)
-    gross_loss = windowed(np.where(r < 0, r, 0.0), p.window)
+    # (np.maximum / np.minimum with 0: one pass each instead of a test and a where; they keep a
+    # -0.0 where the where gave 0.0, which adds and compares as 0.0)
+    gross_win = windowed(np.maximum(r, 0.0), p.window)
+    gross_loss = windowed(np.minimum(r, 0.0), p.window)
     np.negative(gross_loss, out=gross_loss)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pf = gross_win / gross_loss
-    pf_score = np.where(
-        gross_loss > 0,
-        np.where(pf >= 1.0, 0.5 + np.minimum((pf - 1.0) / 2.0, 0.5), pf * 0.5),
-        np.where(gross_win > 0, 1.0, 0.5),
-    )
-    pf_score *= p.weight_profit_factor
-    partial += pf_score
+    partial += _profit_factor_scores(gross_win, gross_loss, p.weight_profit_factor)
     # streak: length of the run of equal outcomes ending with the newest event, inside the window
     streak_score = np.empty(size)
-    streak_score[0] = 0.5
+    streak_score[0] = 0.5 * p.weight_streak
     if size > 1:
         change = np.empty(size - 1, dtype=bool)
         change[0] = True
         np.not_equal(won[1:], won[:-1], out=change[1:])
         run_len = np.arange(1, size) - np.maximum.accumulate(np.where(change, np.arange(size - 1), 0))
-        np.minimum(run_len, p.window, out=run_len)  # the window's length, min(m, window), is at least the run's
-        streak_score[1:] = np.where(won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5))
-    streak_score *= p.weight_streak
+        # the score saturates at a run of 5 wins or 3 losses, and the window's length, min(m,
+        # window), is at least the run's: one lookup in the weighted scores of runs 0 … cap
+        # (losses, then wins), the very products the formula per event gave
+        cap = min(p.window, 5)
+        np.minimum(run_len, cap, out=run_len)
+        run_len += won * (cap + 1)
+        lengths = np.arange(cap + 1)
+        table = np.concatenate([0.5 - np.minimum(lengths / 3.0, 0.5), 0.5 + np.minimum(lengths / 5.0, 0.5)])
+        table *= p.weight_streak
+        np.take(table, run_len, out=streak_score[1:])
     partial += streak_score
     recent_wr = per_vote(windowed(won, p.recent_window, np.int64), p.recent_window)
     recent_wr *= p.weight_recent_win_rate
@@ -209,6 +210,24 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
     last_win[0] = -1
     np.maximum.accumulate(np.where(won, resolved_ms, -1), out=last_win[1:])
     return partial, last_win
+
+
+def _profit_factor_scores(gross_win: np.ndarray, gross_loss: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * profit_factor_score(gross_win, gross_loss)`` per element (``core.sensor_tracker``),
+    its branches' arithmetic in place: PF ≥ 1 → 0.5 + min((PF − 1)/2, 0.5), PF < 1 → PF / 2,
+    no losses (a key's first prefixes, few) → 1.0 if anything was won, else 0.5."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pf = np.divide(gross_win, gross_loss)
+    high = pf - 1.0
+    high /= 2.0
+    np.minimum(high, 0.5, out=high)
+    high += 0.5
+    pf *= 0.5
+    np.copyto(pf, high, where=pf >= 0.5)  # pf >= 1.0, halved exactly
+    lossless = np.flatnonzero(~(gross_loss > 0))
+    pf[lossless] = np.where(gross_win[lossless] > 0, 1.0, 0.5)
+    pf *= weight
+    return pf
 
 
 def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
