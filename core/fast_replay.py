@@ -266,8 +266,13 @@ class FastReplay:
                     # a chunk of fresh bars at a time: the group's arrays (every vote of every
                     # sensor, tens of millions at 1 symbol × 1 M bars) stay a few MB
                     step = max(1024, _VOTES_PER_CHUNK // len(rows))
+                    # the group's rows as a slice when they are consecutive (every voter of the
+                    # timeframe, with the default TP/SL): a column gather of a row slice is
+                    # about twice as fast as the (rows × columns) fancy index
+                    block = table.table[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] == len(rows) - 1 else None
                     for c0 in range(0, len(columns), step):
-                        sig = table.table[np.ix_(rows, columns[c0:c0 + step])]  # (sensors, fresh bars)
+                        chunk = columns[c0:c0 + step]
+                        sig = table.table[np.ix_(rows, chunk)] if block is None else block[:, chunk]  # (sensors, fresh bars)
                         self._judge_chunk(sym, rd.timeframe, sig, ids, fresh_bars[c0:c0 + step], tp, sl,
                                           (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
@@ -328,8 +333,9 @@ class FastReplay:
                                   minlength=len(open_votes)).astype(np.int64)
         # the resolved votes, still row-major: the first sensor's (ids[0]), then the second's …
         judged = (np.cumsum(per_code > 0) - 1)[code]
-        resolved = ok[judged]
-        votes, judged, col = votes[resolved], judged[resolved], col[resolved]
+        if not ok.all():  # only votes within a horizon of the data's end stay unresolved
+            resolved = ok[judged]
+            votes, judged, col = votes[resolved], judged[resolved], col[resolved]
         by_key = np.searchsorted(votes, np.arange(len(ids) + 1) * n)
         g_bar, g_entry, g_r, g_won = res[judged], fresh_bars[col], r[judged], won[judged]
         for i, key_id in enumerate(ids.tolist()):
