@@ -219,8 +219,7 @@ class FastReplay:
             self.symbols.append(_Symbol(name, k, first, readings, close=m1.close,
                                         allowlisted=name in self._allowlist))
             self.progress("signals", (k + 1) / len(names))
-        self.tables = stack_tables([sym.readings for sym in self.symbols], [sym.first for sym in self.symbols],
-                                   self.n_bars)
+        self.tables = stack_tables([sym.readings for sym in self.symbols], self.n_bars)
 
     def _track(self) -> None:
         """Judge every vote; one ordered outcome sequence per sensor key.
@@ -251,7 +250,7 @@ class FastReplay:
             for tf, rd in sym.readings.items():
                 # votes are recorded on the 1m bar that closes a bar of ``tf`` (fresh): only
                 # those bars are read, one per bar of the timeframe
-                fresh_bars = np.flatnonzero(rd.fresh[window])  # global bars
+                fresh_bars = np.flatnonzero(rd.fresh[:self.n_bars + 1])  # global bars
                 table = self.tables[tf]
                 # the fresh readings' columns in the timeframe's signal table (every symbol's
                 # signals, voters first in plan order: stack_tables)
@@ -381,10 +380,9 @@ class FastReplay:
 
     # ------------------------------------------------------------------ exact pieces
     def _readings(self, sym: _Symbol, g: int) -> list[SensorReading]:
-        lb = sym.first + g
         out = []
         for tf, rd in sym.readings.items():
-            j = int(rd.visible[lb])
+            j = int(rd.visible[g])  # (readings from global bar 0 on: _load)
             if j < 0:
                 continue
             for ps in rd.sensors:
