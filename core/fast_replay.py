@@ -271,7 +271,9 @@ class FastReplay:
                     block = table.table[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] == len(rows) - 1 else None
                     for c0 in range(0, len(columns), step):
                         chunk = columns[c0:c0 + step]
-                        sig = table.table[np.ix_(rows, chunk)] if block is None else block[:, chunk]  # (sensors, fresh bars)
+                        # (sensors, fresh bars), C-contiguous: _judge_chunk reads it flat (np.take
+                        # along axis 1 gives that; block[:, chunk] would be laid out bar-major)
+                        sig = table.table[np.ix_(rows, chunk)] if block is None else np.take(block, chunk, axis=1)
                         self._judge_chunk(sym, rd.timeframe, sig, ids, fresh_bars[c0:c0 + step], tp, sl,
                                           (hi, lo, cl), tables, parts, open_votes, voted)
         most = int(np.cumsum(open_votes).max())
@@ -328,8 +330,11 @@ class FastReplay:
         ok = res != NOT_FOUND
         # the open-vote tally: +1 at a vote's bar, -1 the bar after it resolves (past the end: never)
         open_votes[fresh_bars] += np.bincount(col, minlength=n)
-        open_votes -= np.bincount(np.where(ok, res + 1, self.n_bars + 1), weights=per_code[uniq],
-                                  minlength=len(open_votes)).astype(np.int64)
+        # (counted over the span the chunk's resolutions reach, not the whole replay: a count
+        # over every bar per chunk made this quadratic in the replay's length)
+        ends = np.where(ok, res + 1, self.n_bars + 1)
+        low = int(ends.min())
+        open_votes[low:low + int(ends.max()) - low + 1] -= np.bincount(ends - low, weights=per_code[uniq]).astype(np.int64)
         # the resolved votes, still row-major: the first sensor's (ids[0]), then the second's …
         judged = (np.cumsum(per_code > 0) - 1)[code]
         if not ok.all():  # only votes within a horizon of the data's end stay unresolved
