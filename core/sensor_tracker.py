@@ -461,6 +461,23 @@ class SensorTracker:
         }, option=opt)
 
     @classmethod
+    def from_windows(cls, params: TrackerParams, now_ms: int,
+                     windows: Mapping[str, tuple[Sequence[float], int | None]]) -> SensorTracker:
+        """A tracker holding only resolved outcomes: per key its window's R values (oldest
+        first, at most ``params.window``; a win is R > 0) and its last win's time — what
+        ``from_dict`` rebuilds from such a state, without the per-outcome checks and parsing
+        (the fast replay rebuilds one per decision from arrays it has checked)."""
+        tracker = cls(params)
+        tracker._now_ms = int(now_ms)
+        for key, (rs, last_win_ms) in windows.items():
+            hist = _History(params.window)
+            hist.rs.extend(rs)
+            hist.split()
+            hist.last_win_ms = last_win_ms
+            tracker._history[key] = hist
+        return tracker
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], params: TrackerParams) -> SensorTracker:
         """Rebuild a tracker from ``to_dict``; a window smaller than the saved one keeps the newest."""
         if data.get("version") != STATE_VERSION:
