@@ -218,4 +218,6 @@ def test_tracker_order_is_lexsorts_permutation() -> None:
         symbol = rng.integers(0, n_symbols, n)
         entry = bar - rng.integers(-5, 40, n)
         want = np.lexsort((entry, symbol, bar))
-        assert _tracker_order(bar, symbol, entry, n_symbols).tolist() == want.tolist()
+        idx, cell = _tracker_order(bar, symbol, entry, n_symbols)
+        assert idx.tolist() == want.tolist()
+        assert cell.tolist() == (bar * n_symbols + symbol).tolist()
