@@ -386,7 +386,7 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
     as ``from_dict`` on the state ``outcomes`` gives, for a fraction of the cost — a decision
     rebuilds ~65 keys × 200 outcomes, which through ``from_dict`` was most of the trade phase
     (1 symbol × 1 M bars: ~360 decisions, ~2 s)."""
-    windows: dict[str, tuple[list[float], int | None]] = {}
+    windows: dict[str, tuple[list[float], list[float], list[float], int | None]] = {}
     for key in dict.fromkeys(keys):
         ev = events.get(key)
         if ev is None:
@@ -396,8 +396,9 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
             continue
         lo = max(0, m - params.window)
         rs = ev.r[lo:m]
-        if not np.array_equal(ev.won[lo:m], rs > 0):  # the tracker's invariant (from_dict checks it too)
+        won = ev.won[lo:m]
+        if not np.array_equal(won, rs > 0):  # the tracker's invariant (from_dict checks it too)
             raise ValueError(f"fast tracker: an outcome of {key} is marked won although its R is not > 0, or not")
         lw = int(ev.last_win_ms[m])
-        windows[key] = (rs.tolist(), None if lw < 0 else lw)
+        windows[key] = (rs.tolist(), rs[won].tolist(), rs[~won].tolist(), None if lw < 0 else lw)
     return SensorTracker.from_windows(params, now_ms, windows)
