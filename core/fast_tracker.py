@@ -382,10 +382,11 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
     """A real ``SensorTracker`` holding exactly what the engine's holds when ``symbol`` decides
     ``bar`` (for ``keys``; other keys are irrelevant to that decision).
 
-    Built from each key's window as floats (``SensorTracker.from_windows``): the same tracker
-    as ``from_dict`` on the state ``outcomes`` gives, for a fraction of the cost — a decision
-    rebuilds ~65 keys × 200 outcomes, which through ``from_dict`` was most of the trade phase
-    (1 symbol × 1 M bars: ~360 decisions, ~2 s)."""
+    Built from each key's window as floats, split into wins and losses with numpy
+    (``SensorTracker.from_windows``): the tracker ``from_dict`` rebuilds from a state of those
+    outcomes, for a fraction of the cost — a decision rebuilds ~65 keys × 200 outcomes, which
+    through ``from_dict`` was most of the trade phase (1 symbol × 1 M bars: ~360 decisions,
+    ~2 s). tests/test_fast_tracker.py holds both to the engine-fed tracker's windows."""
     windows: dict[str, tuple[list[float], list[float], list[float], int | None]] = {}
     for key in dict.fromkeys(keys):
         ev = events.get(key)
