@@ -29,8 +29,11 @@ class TimeframeReadings:
     sensors: tuple[PlannedSensor, ...]
     signals: dict[str, np.ndarray]  # per sensor, indexed by this timeframe's bars
     open_time: np.ndarray  # this timeframe's bar open times
-    visible: np.ndarray  # per 1m bar: index of the latest closed bar of this timeframe (-1: none)
-    fresh: np.ndarray  # per 1m bar: True when that bar closes a bar of this timeframe
+    # per 1m bar (from the first one read on, when ``symbol_readings`` is given one: the replay's
+    # global bars 0 …): the index of the latest closed bar of this timeframe (-1: none), and
+    # whether that 1m bar closes a bar of this timeframe
+    visible: np.ndarray
+    fresh: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,10 @@ class SignalTable:
         np.take(self.table[self.voters:], idx, axis=1, out=context, mode="clip")
 
 
-def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list[int],
-                 n_bars: int) -> dict[Timeframe, SignalTable]:
-    """One ``SignalTable`` per timeframe over every symbol (``first``: each symbol's 1m index of
-    global bar 0). Each symbol's ``signals`` become views of the table's rows (no second copy)."""
+def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], n_bars: int) -> dict[Timeframe, SignalTable]:
+    """One ``SignalTable`` per timeframe over every symbol, whose readings start at global bar 0
+    (``symbol_readings`` with ``first_close_ms``). Each symbol's ``signals`` become views of the
+    table's rows (no second copy)."""
     out: dict[Timeframe, SignalTable] = {}
     for tf, rd0 in readings[0].items():
         ordered = [ps for ps in rd0.sensors if not ps.context] + [ps for ps in rd0.sensors if ps.context]
@@ -74,7 +77,7 @@ def stack_tables(readings: list[dict[Timeframe, TimeframeReadings]], first: list
             for row, ps in enumerate(ordered):
                 table[row, lo:lo + n] = rd.signals[ps.name]
                 rd.signals[ps.name] = table[row, lo:lo + n]
-            j = rd.visible[first[k]:first[k] + n_bars + 1]
+            j = rd.visible[:n_bars + 1]
             by_symbol[k] = lo + np.where(j >= 0, j, n)
         columns = np.ascontiguousarray(by_symbol.T)
         out[tf] = SignalTable(tf, sum(not ps.context for ps in ordered), table, columns)
@@ -95,8 +98,15 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
     before the first one read, not from the start of the file: every window the live pool
     evaluates lies inside that history, which is what batch parity needs (a recursive
     indicator has settled within its window); older bars only cost time.
+
+    With ``first_close_ms`` the readings start at the bar visible at that close, and ``visible``
+    / ``fresh`` at the 1m bar closing then: the history before it is computed but never read (it
+    is most of a short replay's bars: 1,280 per timeframe, and all but the last of the recorded
+    1m bars), so it is not kept.
     """
     close_1m = m1.open_time + Timeframe.M1.ms
+    if first_close_ms is not None:
+        close_1m = close_1m[int(np.searchsorted(close_1m, first_close_ms)):]
     out: dict[Timeframe, TimeframeReadings] = {}
     for tf in plan.timeframes:
         if first_close_ms is not None and history_bars is not None:
@@ -105,8 +115,12 @@ def symbol_readings(m1: CandleSeries, plan: SensorPlan, specs: Mapping[str, Sens
             s = series_for(m1, tf)
         bars = Bars(s.open, s.high, s.low, s.close, s.volume)
         signals = batch_signals(plan, specs, tf, bars)
-        visible, fresh = _visibility(s.open_time + tf.ms, close_1m)
-        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time, visible, fresh)
+        closes = s.open_time + tf.ms
+        lo = 0 if first_close_ms is None else max(0, int(np.searchsorted(closes, first_close_ms, side="right")) - 1)
+        if lo:
+            signals = {name: x[lo:] for name, x in signals.items()}
+        visible, fresh = _visibility(closes[lo:], close_1m)
+        out[tf] = TimeframeReadings(tf, plan.sensors_for(tf), signals, s.open_time[lo:], visible, fresh)
     return out
 
 

@@ -15,7 +15,7 @@ Two views of that state:
   computes the same for every key, bar and symbol of a replay, block by block, which the
   consensus uses to classify bars, flagging any bar within a tolerance of a threshold for an
   exact check.
-- ``exact_tracker``: a real ``SensorTracker`` rebuilt (``from_dict``) from the very outcomes
+- ``exact_tracker``: a real ``SensorTracker`` rebuilt (``from_windows``) from the very outcomes
   the engine's tracker would hold at that moment — the real scoring code, bit for bit, for
   decisions, sizing statistics and flagged bars.
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.sensor_tracker import NEUTRAL_SCORE, STATE_VERSION, SensorTracker, TrackerParams
+from core.sensor_tracker import NEUTRAL_SCORE, SensorTracker, TrackerParams
 
 _DAY_MS = 86_400_000.0
 _LN_095 = float(np.log(0.95))
@@ -49,10 +49,6 @@ class KeyEvents:
     partial: np.ndarray  # blend without recency after m events (index m = 0 … M)
     last_win_ms: np.ndarray  # int64, -1 = never won, after m events
     # (the resolved votes in the window after m events are min(m, window): no array)
-
-    def outcomes(self, lo: int, m: int) -> list[tuple[float, bool]]:
-        """Events ``lo … m-1`` as the tracker stores them, ``(r, won)``."""
-        return list(zip(self.r[lo:m].tolist(), self.won[lo:m].tolist(), strict=True))
 
     def prefix(self, bar: np.ndarray, symbol: int | np.ndarray, n_symbols: int) -> np.ndarray:
         """How many events the tracker holds before ``symbol`` decides ``bar``."""
@@ -113,10 +109,8 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
         a, b = int(start[k]), int(start[k + 1])
         if len(bar) != b - a:
             raise ValueError(f"pack_events: row {k} has {len(bar)} events, sizes says {b - a}")
-        idx = _tracker_order(bar, symbol, entry_bar, n_symbols)
-        order[a:b] = bar[idx]
-        order[a:b] *= n_symbols
-        order[a:b] += symbol[idx]
+        idx, cell = _tracker_order(bar, symbol, entry_bar, n_symbols)
+        np.take(cell, idx, out=order[a:b])
         np.take(np.asarray(r, dtype=np.float64), idx, out=r_out[a:b])
         np.take(np.asarray(won, dtype=bool), idx, out=won_out[a:b])
         _prefix_blend(r_out[a:b], won_out[a:b], resolved_ms[idx], p,
@@ -126,21 +120,23 @@ def pack_events(sizes: np.ndarray, rows: Iterable[tuple[np.ndarray, ...]], n_sym
     return PackedEvents(start, order, r_out, won_out, partial, last_win)
 
 
-def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray, n_symbols: int) -> np.ndarray:
+def _tracker_order(bar: np.ndarray, symbol: np.ndarray, entry_bar: np.ndarray,
+                   n_symbols: int) -> tuple[np.ndarray, np.ndarray]:
     """``np.lexsort((entry_bar, symbol, bar))`` as one stable argsort of a single int64 key
-    when that fits: the same permutation, ~2.5× faster (one sort instead of three)."""
+    when that fits: the same permutation, ~2.5× faster (one sort instead of three); and each
+    event's ``bar * n_symbols + symbol`` (``KeyEvents.order`` once permuted)."""
+    cell = bar.astype(np.int64) * n_symbols
+    cell += symbol
     if not len(bar):
-        return np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.int64), cell
     low = int(entry_bar.min())
     span = int(entry_bar.max()) - low + 1
     if (int(bar.max()) + 1) * n_symbols * span >= 1 << 62 or int(bar.min()) < 0 or int(symbol.min()) < 0:
-        return np.lexsort((entry_bar, symbol, bar))
-    key = bar.astype(np.int64) * n_symbols
-    key += symbol
-    key *= span
+        return np.lexsort((entry_bar, symbol, bar)), cell
+    key = cell * span
     key += entry_bar
     key -= low
-    return np.argsort(key, kind="stable")
+    return np.argsort(key, kind="stable"), cell
 
 
 def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: TrackerParams,
@@ -179,29 +175,36 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
     e_score += 0.5
     np.clip(e_score, 0.0, 1.0, out=e_score)
     np.multiply(e_score, p.weight_expectancy, out=partial)
-    gross_win = windowed(np.where(r > 0, r, 0.0), p.window)
-    gross_loss = windowed(np.where(r < 0, r, 0.0), p.window)
+    # (np.maximum / np.minimum with 0: one pass each instead of a test and a where; they keep a
+    # -0.0 where the where gave 0.0, which adds and compares as 0.0)
+    gross_win = windowed(np.maximum(r, 0.0), p.window)
+    gross_loss = windowed(np.minimum(r, 0.0), p.window)
     np.negative(gross_loss, out=gross_loss)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pf = gross_win / gross_loss
-    pf_score = np.where(
-        gross_loss > 0,
-        np.where(pf >= 1.0, 0.5 + np.minimum((pf - 1.0) / 2.0, 0.5), pf * 0.5),
-        np.where(gross_win > 0, 1.0, 0.5),
-    )
-    pf_score *= p.weight_profit_factor
-    partial += pf_score
+    partial += _profit_factor_scores(gross_win, gross_loss, p.weight_profit_factor)
     # streak: length of the run of equal outcomes ending with the newest event, inside the window
     streak_score = np.empty(size)
-    streak_score[0] = 0.5
+    streak_score[0] = 0.5 * p.weight_streak
     if size > 1:
-        change = np.empty(size - 1, dtype=bool)
-        change[0] = True
-        np.not_equal(won[1:], won[:-1], out=change[1:])
-        run_len = np.arange(1, size) - np.maximum.accumulate(np.where(change, np.arange(size - 1), 0))
-        np.minimum(run_len, p.window, out=run_len)  # the window's length, min(m, window), is at least the run's
-        streak_score[1:] = np.where(won, 0.5 + np.minimum(run_len / 5.0, 0.5), 0.5 - np.minimum(run_len / 3.0, 0.5))
-    streak_score *= p.weight_streak
+        # the score saturates at a run of 5 wins or 3 losses, and the window's length, min(m,
+        # window), is at least the run's: so the run is only counted up to cap, in bytes (one
+        # more for each earlier event equal to all the later ones), and the score is one lookup
+        # in the weighted scores of runs 0 … cap (losses, then wins), the very products the
+        # formula per event gave
+        cap = min(p.window, 5)
+        same = np.zeros(size - 1, dtype=bool)  # event i repeats event i-1's outcome
+        np.equal(won[1:], won[:-1], out=same[1:])
+        run_len = np.ones(size - 1, dtype=np.int8)
+        chain = same.copy()
+        for j in range(1, cap):
+            run_len += chain
+            if j + 1 < cap:  # chain[i]: events i-j-1 … i all alike
+                chain[j + 1:] &= same[1:size - 1 - j]
+                chain[:j + 1] = False
+        run_len += won.view(np.int8) * np.int8(cap + 1)
+        lengths = np.arange(cap + 1)
+        table = np.concatenate([0.5 - np.minimum(lengths / 3.0, 0.5), 0.5 + np.minimum(lengths / 5.0, 0.5)])
+        table *= p.weight_streak
+        np.take(table, run_len, out=streak_score[1:])
     partial += streak_score
     recent_wr = per_vote(windowed(won, p.recent_window, np.int64), p.recent_window)
     recent_wr *= p.weight_recent_win_rate
@@ -209,6 +212,24 @@ def _prefix_blend(r: np.ndarray, won: np.ndarray, resolved_ms: np.ndarray, p: Tr
     last_win[0] = -1
     np.maximum.accumulate(np.where(won, resolved_ms, -1), out=last_win[1:])
     return partial, last_win
+
+
+def _profit_factor_scores(gross_win: np.ndarray, gross_loss: np.ndarray, weight: float) -> np.ndarray:
+    """``weight * profit_factor_score(gross_win, gross_loss)`` per element (``core.sensor_tracker``),
+    its branches' arithmetic in place: PF ≥ 1 → 0.5 + min((PF − 1)/2, 0.5), PF < 1 → PF / 2,
+    no losses (a key's first prefixes, few) → 1.0 if anything was won, else 0.5."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pf = np.divide(gross_win, gross_loss)
+    high = pf - 1.0
+    high /= 2.0
+    np.minimum(high, 0.5, out=high)
+    high += 0.5
+    pf *= 0.5
+    np.copyto(pf, high, where=pf >= 0.5)  # pf >= 1.0, halved exactly
+    lossless = np.flatnonzero(~(gross_loss > 0))
+    pf[lossless] = np.where(gross_win[lossless] > 0, 1.0, 0.5)
+    pf *= weight
+    return pf
 
 
 def approx_scores(ev: KeyEvents, m: np.ndarray, now_ms: np.ndarray, p: TrackerParams,
@@ -359,8 +380,14 @@ def approx_score(ev: KeyEvents, m: int, now_ms: int, p: TrackerParams) -> float:
 def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symbols: int,
                   now_ms: int, params: TrackerParams, keys: Iterable[str]) -> SensorTracker:
     """A real ``SensorTracker`` holding exactly what the engine's holds when ``symbol`` decides
-    ``bar`` (for ``keys``; other keys are irrelevant to that decision)."""
-    history = {}
+    ``bar`` (for ``keys``; other keys are irrelevant to that decision).
+
+    Built from each key's window as floats, split into wins and losses with numpy
+    (``SensorTracker.from_windows``): the tracker ``from_dict`` rebuilds from a state of those
+    outcomes, for a fraction of the cost — a decision rebuilds ~65 keys × 200 outcomes, which
+    through ``from_dict`` was most of the trade phase (1 symbol × 1 M bars: ~360 decisions,
+    ~2 s). tests/test_fast_tracker.py holds both to the engine-fed tracker's windows."""
+    windows: dict[str, tuple[list[float], list[float], list[float], int | None]] = {}
     for key in dict.fromkeys(keys):
         ev = events.get(key)
         if ev is None:
@@ -369,12 +396,10 @@ def exact_tracker(events: Mapping[str, KeyEvents], bar: int, symbol: int, n_symb
         if m == 0:
             continue
         lo = max(0, m - params.window)
+        rs = ev.r[lo:m]
+        won = ev.won[lo:m]
+        if not np.array_equal(won, rs > 0):  # the tracker's invariant (from_dict checks it too)
+            raise ValueError(f"fast tracker: an outcome of {key} is marked won although its R is not > 0, or not")
         lw = int(ev.last_win_ms[m])
-        history[key] = {
-            "outcomes": ev.outcomes(lo, m),
-            "last_win_ms": None if lw < 0 else lw,
-        }
-    return SensorTracker.from_dict(
-        {"version": STATE_VERSION, "now_ms": int(now_ms), "history": history, "open": [], "last_recorded": []},
-        params,
-    )
+        windows[key] = (rs.tolist(), rs[won].tolist(), rs[~won].tolist(), None if lw < 0 else lw)
+    return SensorTracker.from_windows(params, now_ms, windows)

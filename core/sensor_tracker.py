@@ -461,6 +461,29 @@ class SensorTracker:
         }, option=opt)
 
     @classmethod
+    def from_windows(cls, params: TrackerParams, now_ms: int,
+                     windows: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], int | None]],
+                     ) -> SensorTracker:
+        """A tracker holding only resolved outcomes: per key its window's R values (oldest
+        first, at most ``params.window``), the same split into the R > 0 and the others (each
+        in window order: what ``_History.split`` makes of them) and its last win's time —
+        what ``from_dict`` rebuilds from such a state, without the per-outcome checks,
+        parsing and split (the fast replay rebuilds one per decision from arrays it has
+        checked and split with numpy)."""
+        tracker = cls(params)
+        tracker._now_ms = int(now_ms)
+        for key, (rs, wins, losses, last_win_ms) in windows.items():
+            if len(wins) + len(losses) != len(rs):
+                raise ValueError(f"from_windows: {key}'s wins and losses are not a split of its window")
+            hist = _History(params.window)
+            hist.rs.extend(rs)
+            hist.wins.extend(wins)
+            hist.losses.extend(losses)
+            hist.last_win_ms = last_win_ms
+            tracker._history[key] = hist
+        return tracker
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any], params: TrackerParams) -> SensorTracker:
         """Rebuild a tracker from ``to_dict``; a window smaller than the saved one keeps the newest."""
         if data.get("version") != STATE_VERSION:

@@ -117,6 +117,11 @@ def test_scores_equal_the_sensor_tracker(data_dir: Path) -> None:
                     assert exact.score(key) == tracker.score(key), (i, si, key)
                     assert abs(float(approx[0]) - tracker.score(key)) < 1e-12
                 assert exact.performance(keys) == tracker.performance(keys)
+                # the very windows the engine's tracker holds, and what from_dict rebuilds of them
+                state = tracker.to_dict()
+                assert exact.to_dict()["history"] == state["history"]
+                restored = SensorTracker.from_dict({**state, "open": [], "last_recorded": []}, params)
+                assert [restored.score(k) for k in keys] == [exact.score(k) for k in keys]
                 checked += 1
             readings = [SensorReading(n, symbols[si], Timeframe.M1, int(x.open_time[i]), float(sig[n][i]), tp, sl)
                         for n in names]
@@ -213,4 +218,6 @@ def test_tracker_order_is_lexsorts_permutation() -> None:
         symbol = rng.integers(0, n_symbols, n)
         entry = bar - rng.integers(-5, 40, n)
         want = np.lexsort((entry, symbol, bar))
-        assert _tracker_order(bar, symbol, entry, n_symbols).tolist() == want.tolist()
+        idx, cell = _tracker_order(bar, symbol, entry, n_symbols)
+        assert idx.tolist() == want.tolist()
+        assert cell.tolist() == (bar * n_symbols + symbol).tolist()
