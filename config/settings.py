@@ -141,12 +141,6 @@ class SensorSettings(Section):
     # when both wake for a burst (quiet 2-core machine, 50-symbol bursts, 3 × 200: p99
     # 9.3–10.0 ms bound, 11.1–11.5 ms not). Off for a machine shared with other busy work.
     pin_workers: bool = True
-    # Around each bar a worker expects (cadence learned from arrivals, core/arrival_pacer.py) it
-    # re-evaluates its last bar, results thrown away, until the bar arrives (≤ ±20 ms a bar): a
-    # worker idle between bars computed ~3× slower (cold caches on a small VM; one symbol, 0.2 s
-    # between bars: submit → readings p50 2.2 → 1.6 ms). No effect on a replay (bars back to back).
-    # Off to save that CPU.
-    anticipate_bars: bool = True
     # Largest window a worker hands one sensor; must cover every enabled sensor's own window
     # (warm-up + settle bars of its recursive indicators, see sensors/base.py).
     window_bars: int = Field(default=1024, ge=50, le=10_000)

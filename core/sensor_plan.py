@@ -215,15 +215,13 @@ def _steps(sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec]) 
 
 def evaluate_bar(
     sensors: tuple[PlannedSensor, ...], specs: Mapping[str, SensorSpec], ring: RingBuffer,
-    timeframe: Timeframe, index: int, until: Callable[[], bool] | None = None,
+    timeframe: Timeframe, index: int,
 ) -> BarResult:
     """Every planned sensor over its (shared) window ending at bar ``index`` of ``ring``.
 
     Each value is ``SensorSpec.last`` of that window (NaN until warmed up, clipped to [-1, 1]),
     with the spec lookups resolved once per plan. A sensor that raises gives NaN and an error
-    entry; it never stops the others. ``until``, when given, is asked before each sensor and
-    ends the evaluation when it answers True: the result is then incomplete (a worker's
-    rehearsal, thrown away: ``core.sensor_pool``).
+    entry; it never stops the others.
     """
     signals = np.full(len(sensors), math.nan)
     errors: list[tuple[int, str]] = []
@@ -236,8 +234,6 @@ def evaluate_bar(
                                 sl.stop - sl.start)
     with ta.shared():  # sensors reading the same window share their indicators
         for k, (fn, is_live, params, warm, window) in enumerate(steps):
-            if until is not None and until():
-                break
             bars, n = windows[window]
             if n <= warm:
                 continue  # not warmed up: stays NaN (missing)

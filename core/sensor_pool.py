@@ -28,7 +28,6 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import functools
 import gc
 import itertools
 import logging
@@ -37,27 +36,23 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from config.settings import SensorSettings
-from core.arrival_pacer import ArrivalPacer
 from core.events import SensorReading
 from core.heap import set_malloc_thresholds
 from core.market_data import BufferLayout, MarketData, RingBuffer
 from core.metrics import SENSOR_ERRORS, SENSOR_MISSING, SENSOR_QUEUE_DEPTH, SENSOR_SECONDS, SENSOR_WORKER_RESTARTS
-from core.sensor_plan import (
-    BURST_MIN_SYMBOLS, BarResult, BurstResult, SensorPlan, build_plan, evaluate_bar, evaluate_burst,
-)
+from core.sensor_plan import BarResult, BurstResult, SensorPlan, build_plan, evaluate_bar, evaluate_burst
 from core.types import Timeframe
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 _RSS_CHECK_EVERY = 32  # tasks between two RSS reads in a worker (/proc read ≈ 10 µs)
 _MAX_EARLY_DEATHS = 3  # replacements that die before attaching, in a row, before giving up on a slot
@@ -106,75 +101,8 @@ def _keep_freed_memory() -> None:
     set_malloc_thresholds(32 * 1024 * 1024, 128 * 1024 * 1024)
 
 
-_Work = Sequence[tuple[str, Sequence[tuple[str, int]]]]  # a task: (symbol, ((timeframe, bar index), …)), …
-
-
-def _evaluate_task(work: _Work, plan: SensorPlan, specs: Mapping,
-                   rings: Mapping[tuple[str, Timeframe], RingBuffer]) -> list[tuple]:
-    """A task's answer: one burst per timeframe, every symbol of the task that closed a bar of it."""
-    by_tf: dict[str, tuple[list[str], list[int]]] = {}
-    for symbol, items in work:
-        for tf_value, index in items:
-            symbols, indices = by_tf.setdefault(tf_value, ([], []))
-            symbols.append(symbol)
-            indices.append(index)
-    out = []
-    for tf_value, (symbols, indices) in by_tf.items():
-        tf = Timeframe(tf_value)
-        r = evaluate_burst(plan.sensors_for(tf), specs, [rings[(sym, tf)] for sym in symbols], tf, indices)
-        out.append((tf_value, tuple(symbols), r.open_times, r.signals.tobytes(), r.errors, r.stale))
-    return out
-
-
-class _Warmth:
-    """Keeps a worker warm for the next task it expects ([sensors].anticipate_bars).
-
-    On a small VM a worker that slept between bars computed its next bar ~3× slower than one that
-    had just computed (one symbol, one timeframe: 1.43 ms after 50 ms or 0.5 s asleep, 0.49 ms back
-    to back). It is the caches and predictors going cold, and it happens with time, not with
-    sleeping: 10 ms spent spinning after a warming computation gave back as much as 10 ms asleep
-    (0.97 vs 0.96 ms), and spinning without the sensor code warmed nothing. So, around the next
-    task expected (its cadence learned from the arrivals, ``core.arrival_pacer``), the worker
-    rehearses — evaluates the last task's first bar again, the result thrown away — over and over
-    until the task arrives or the window closes, asking its pipe before every sensor so a task
-    never waits for a rehearsal. Costs one worker's CPU for the window (≤ 40 ms a bar), and
-    only after tasks of fewer than ``BURST_MIN_SYMBOLS`` symbols.
-    """
-
-    def __init__(self, rehearse: Callable[[str, str, int, Callable[[], bool]], object]) -> None:
-        self._pacer = ArrivalPacer()
-        self._rehearse = rehearse
-        self._last: tuple[str, str, int] | None = None  # (symbol, timeframe, bar index) rehearsed
-
-    def arrived(self, work: _Work) -> None:
-        self._pacer.arrived(time.monotonic())
-        # A burst of many symbols warms itself on its first symbols, and the CPU a rehearsal
-        # would take is the engine's too when 50 symbols close at once: few symbols only.
-        few = 0 < len(work) < BURST_MIN_SYMBOLS and bool(work[0][1])
-        self._last = (work[0][0], *work[0][1][0]) if few else None
-
-    def receive(self, conn: Connection) -> Any:
-        """The next message; around an expected task, received while rehearsing instead of asleep."""
-        window = self._pacer.window()
-        if window is None or self._last is None:
-            return conn.recv()
-        opens, closes = window
-        now = time.monotonic()
-        if opens > now and conn.poll(opens - now):
-            return conn.recv()  # early: it woke us like any blocking read
-        arrived = functools.partial(conn.poll, 0)
-        while not arrived() and time.monotonic() < closes:
-            try:
-                self._rehearse(*self._last, arrived)
-            except Exception:  # a rehearsal's results are thrown away, and so are its failures
-                self._last = None
-                break
-            os.sched_yield()  # anything else runnable on this CPU (the engine) goes first
-        return conn.recv()
-
-
 def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan, plugins: tuple[str, ...],
-                 cpu: int | None = None, anticipate: bool = False) -> None:
+                 cpu: int | None = None) -> None:
     """Worker process: attach the rings, then answer tasks until told to stop or the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the engine's business
     if cpu is not None:  # [sensors].pin_workers
@@ -190,42 +118,39 @@ def _worker_main(conn: Connection, layouts: list[BufferLayout], plan: SensorPlan
     # collector's reach, a full collection no longer walks it, which was a multi-ms spike in a burst's tail.
     gc.collect()
     gc.freeze()
-
-    def rehearse(symbol: str, tf_value: str, index: int, until: Callable[[], bool]) -> None:
-        tf = Timeframe(tf_value)
-        _quietly(evaluate_bar, plan.sensors_for(tf), specs, rings[(symbol, tf)], tf, index, until)
-
-    warmth = _Warmth(rehearse) if anticipate else None
     conn.send(("ready", os.getpid()))
     done = 0
     try:
         while True:
             try:
-                msg = warmth.receive(conn) if warmth is not None else conn.recv()
+                msg = conn.recv()
             except (EOFError, OSError):
                 return  # the engine is gone: exit rather than linger as an orphan
             if msg[0] == "stop":
                 return
             _, task_id, work = msg
-            if warmth is not None:
-                warmth.arrived(work)
-            out = _quietly(_evaluate_task, work, plan, specs, rings)
+            # one burst per timeframe: every symbol of this task that closed a bar of it, together
+            by_tf: dict[str, tuple[list[str], list[int]]] = {}
+            for symbol, items in work:
+                for tf_value, index in items:
+                    symbols, indices = by_tf.setdefault(tf_value, ([], []))
+                    symbols.append(symbol)
+                    indices.append(index)
+            out = []
+            # A burst makes arrays and tuples but no reference cycles: the collector is paused while it
+            # runs so no collection lands inside one, and resumed before the worker waits for the next.
+            gc.disable()
+            for tf_value, (symbols, indices) in by_tf.items():
+                tf = Timeframe(tf_value)
+                r = evaluate_burst(plan.sensors_for(tf), specs, [rings[(sym, tf)] for sym in symbols], tf, indices)
+                out.append((tf_value, tuple(symbols), r.open_times, r.signals.tobytes(), r.errors, r.stale))
             done += 1
             rss = _rss_mb() if done % _RSS_CHECK_EVERY == 0 else -1.0
             conn.send(("done", task_id, out, rss))
+            gc.enable()
     finally:
         for ring in rings.values():
             ring.release()
-
-
-def _quietly(evaluate: Callable[..., _T], *args: Any) -> _T:
-    """``evaluate(*args)`` with the collector paused: a burst makes arrays and tuples but no
-    reference cycles, so no collection should land inside one; it resumes before the worker waits."""
-    gc.disable()
-    try:
-        return evaluate(*args)
-    finally:
-        gc.enable()
 
 
 # ------------------------------------------------------------------- engine side
@@ -326,8 +251,7 @@ class SensorPool:
         layouts = [lay for lay in self.market.layouts() if self._slot_of[(lay.symbol, lay.timeframe)] == slot]
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         proc = self._ctx.Process(
-            target=_worker_main,
-            args=(child_conn, layouts, self.plan, self._plugins, self._cpu_of(slot), self.settings.anticipate_bars),
+            target=_worker_main, args=(child_conn, layouts, self.plan, self._plugins, self._cpu_of(slot)),
             name=f"casino-sensors-{slot}", daemon=True,  # daemon: never outlives the engine
         )
         proc.start()

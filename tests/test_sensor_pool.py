@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import multiprocessing
 import signal
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,7 +19,7 @@ from core.history import CandleSeries, load_candles
 from core.market_data import MarketData
 from core.events import SensorReading
 from core.metrics import REGISTRY
-from core.sensor_pool import SensorPool, SymbolReadings, _Warmth, assign_buffers, evaluate_burst_local
+from core.sensor_pool import SensorPool, SymbolReadings, assign_buffers
 from core.types import Timeframe
 from sensors.base import Bars
 from sensors.registry import get
@@ -332,64 +330,3 @@ async def test_each_worker_is_bound_to_its_own_cpu_unless_told_not_to(pool_facto
     assert os.sched_getaffinity(pool.worker_pids[0]) == {cpus[0]}  # its slot's CPU again
     _, free = await pool_factory(pin_workers=False)
     assert all(os.sched_getaffinity(pid) == set(cpus) for pid in free.worker_pids)
-
-
-def test_a_worker_rehearses_its_last_bar_around_the_next_expected_task_until_the_task_arrives() -> None:
-    """[sensors].anticipate_bars, with a real pipe: once the cadence is known (3 arrivals) the worker
-    waits for each task rehearsing the previous task's bar; the task ends the rehearsal (here one
-    that would otherwise never end) at the next sensor, and nothing is lost or reordered."""
-    ours, theirs = multiprocessing.Pipe()
-    rehearsed: list[tuple[str, str, int]] = []
-
-    def rehearse(symbol: str, tf_value: str, index: int, until) -> None:
-        rehearsed.append((symbol, tf_value, index))
-        while not until():  # a sensor after another, asking before each
-            time.sleep(0.0002)
-
-    def send() -> None:
-        for k in range(8):
-            time.sleep(0.06)  # a steady cadence, as a paper session's bars
-            theirs.send(("task", k, (("BTCUSDT", (("1m", 100 + k), ("5m", 20))),)))
-
-    warmth = _Warmth(rehearse)
-    sender = threading.Thread(target=send)
-    sender.start()
-    got = []
-    for _ in range(8):
-        msg = warmth.receive(ours)
-        got.append(msg[1])
-        warmth.arrived(msg[2])
-    sender.join()
-    assert got == list(range(8))
-    assert rehearsed and len(rehearsed) <= 5  # none before the 3rd arrival; at most one per later wait
-    assert {index for _, _, index in rehearsed} <= {102, 103, 104, 105, 106}  # always the last task's bar
-    assert {(s, tf) for s, tf, _ in rehearsed} == {("BTCUSDT", "1m")}  # its first symbol and timeframe
-    for symbols, rehearses in ((("A",), True), (("A", "B", "C", "D"), False)):
-        # a burst of many symbols warms itself on its first ones: no rehearsal after it
-        warmth, count = _Warmth(rehearse), len(rehearsed)
-        for k in range(4):
-            if k:
-                time.sleep(0.06)
-            warmth.arrived(tuple((s, (("1m", 100 + k),)) for s in symbols))
-        timer = threading.Timer(0.06, theirs.send, (("task", 9, ()),))
-        timer.start()
-        assert warmth.receive(ours)[1] == 9
-        timer.join()
-        assert (len(rehearsed) > count) is rehearses, symbols
-    ours.close()
-    theirs.close()
-
-
-async def test_workers_rehearsing_between_bars_answer_exactly_what_they_compute_back_to_back(
-        pool_factory, series) -> None:
-    md, pool = await pool_factory(anticipate_bars=True)
-    for i in range(1_100, 1_112):
-        await asyncio.sleep(0.06)  # bars at a cadence: the workers learn it and rehearse between them
-        closes = {s: _append(md, series[s], i) for s in SYMBOLS}
-        got = await pool.evaluate_many(closes)
-        expected = evaluate_burst_local(md, pool.plan, pool._specs, closes)
-        for burst in expected:
-            for row, symbol in enumerate(s for s in SYMBOLS if burst.timeframe in closes[s]):
-                mine = [r.signal for r in got[symbol] if r.timeframe is burst.timeframe]
-                assert len(mine) == burst.signals.shape[1]
-                np.testing.assert_array_equal(np.array(mine, dtype=float), burst.signals[row])

@@ -300,31 +300,3 @@ def test_a_bar_without_trades_reads_no_vote_in_every_path(histories, data_dir: P
                 assert np.count_nonzero(batch) >= 5  # trading again: sensors vote
     finally:
         md.close()
-
-
-def test_an_evaluation_asked_to_stop_ends_before_the_next_sensor_and_keeps_what_it_computed(histories) -> None:
-    """``until`` (a worker's rehearsal, interrupted by a task): asked before each sensor; the
-    sensors before it answer their exact values, none after it is computed."""
-    settings = SensorSettings(timeframes=["1m"])
-    sensors = build_plan(settings, BUILTIN).sensors_for(Timeframe.M1)
-    md = MarketData(["BTCUSDT"], [Timeframe.M1], settings.window_bars + settings.ring_slack_bars)
-    try:
-        for i in range(1_100):
-            _feed(md, "BTCUSDT", histories["BTCUSDT"], i)
-        ring, index = md.ring("BTCUSDT", Timeframe.M1), md.last_index("BTCUSDT", Timeframe.M1)
-        full = evaluate_bar(sensors, BUILTIN, ring, Timeframe.M1, index)
-        asked = 0
-
-        def until() -> bool:
-            nonlocal asked
-            asked += 1
-            return asked > 7
-
-        partial = evaluate_bar(sensors, BUILTIN, ring, Timeframe.M1, index, until)
-        assert asked == 8  # asked once more than the sensors it let through
-        np.testing.assert_array_equal(partial.signals[:7], full.signals[:7])
-        assert not np.isnan(full.signals[7:]).all() and np.isnan(partial.signals[7:]).all()
-        never = evaluate_bar(sensors, BUILTIN, ring, Timeframe.M1, index, lambda: False)
-        np.testing.assert_array_equal(never.signals, full.signals)
-    finally:
-        md.close()
