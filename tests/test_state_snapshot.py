@@ -253,16 +253,25 @@ async def test_a_failed_background_save_leaves_the_state_dirty_and_the_next_save
     writer.close()
 
 
-async def test_save_now_waits_for_a_background_write_so_generations_land_in_order(tmp_path: Path) -> None:
-    clock = FakeClock()
+def _counter_writer(tmp_path: Path) -> tuple[FileSnapshotStore, dict[str, int], SnapshotWriter]:
+    """A writer snapshotting a counter (``state["n"]``), for the ordering tests below."""
     store = FileSnapshotStore(tmp_path)
     state = {"n": 0}
-    writer = SnapshotWriter(store, lambda: dict(state), clock, interval_s=5.0)
+    return store, state, SnapshotWriter(store, lambda: dict(state), FakeClock(), interval_s=5.0)
+
+
+def _counters(store: FileSnapshotStore) -> list[int]:
+    """The counter in each generation on disk, newest first."""
+    return [orjson.loads(p.read_bytes())["state"]["n"] for p in store.generation_paths()]
+
+
+async def test_save_now_waits_for_a_background_write_so_generations_land_in_order(tmp_path: Path) -> None:
+    store, state, writer = _counter_writer(tmp_path)
     writer.save_in_background()
     state["n"] = 1
     path = writer.save_now()  # blocks until the first write landed, then writes its own
     assert not writer.writing and writer.saves == 2
-    assert [orjson.loads(p.read_bytes())["state"]["n"] for p in store.generation_paths()] == [1, 0]
+    assert _counters(store) == [1, 0]
     assert path == store.generation_paths()[0]
     writer.close()
 
@@ -290,15 +299,12 @@ def test_the_journal_is_compacted_only_once_enough_entries_can_go(tmp_path: Path
 
 
 async def test_save_now_after_coalesced_requests_writes_once_and_leaves_nothing_in_flight(tmp_path: Path) -> None:
-    clock = FakeClock()
-    store = FileSnapshotStore(tmp_path)
-    state = {"n": 0}
-    writer = SnapshotWriter(store, lambda: dict(state), clock, interval_s=5.0)
+    store, state, writer = _counter_writer(tmp_path)
     writer.save_in_background()
     state["n"] = 1
     writer.save_in_background()  # coalesced behind the first
     state["n"] = 2
     writer.save_now()  # covers the coalesced request: no third write starts beside it
     assert not writer.writing and writer.saves == 2
-    assert [orjson.loads(p.read_bytes())["state"]["n"] for p in store.generation_paths()] == [2, 0]
+    assert _counters(store) == [2, 0]
     writer.close()
