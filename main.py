@@ -492,7 +492,8 @@ async def build_venue(settings: Settings, secrets: Secrets, cleanups: list[Calla
                     break
                 await asyncio.sleep(0)
 
-        total = (local.venue.end_ms - local.venue.start_ms) // 60_000 * len(s.symbols)
+        # the bars from the one closing as the clock starts to the last (as the fast path counts)
+        total = ((local.venue.end_ms + 1 - local.venue.start_ms) // 60_000 + 1) * len(s.symbols)
         return ExchangeSetup(local, local.clock, settle_user_events=settle, total_bars=total)
     server = None
     if s.mode == "paper" and settings.exchange.rest_url is None:

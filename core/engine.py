@@ -460,9 +460,9 @@ class Engine:
         readings: Mapping[str, Sequence[SensorReading]] | None = None
         sensor_wait = 0.0
         if len(bars) > 1 or (bars and last_hole is not None):
-            # After a hole the live bars are sent before its last bar time is applied: the
-            # workers compute them while this process runs that bar time through the tracker
-            # (the first bar of a session, whose hole is the bar that closed during warm-up).
+            # After a hole (a reconnect, a stalled stream) the live bars are sent before its
+            # last bar time is applied: the workers compute them while this process runs that
+            # bar time through the tracker.
             sent = self.p.pool.submit({c.symbol: closed for c, closed, _ in bars.values()})
             try:
                 if last_hole is not None:
@@ -596,7 +596,7 @@ class Engine:
         return True
 
     async def _backfill(self, symbol: str, start_ms: int, end_ms: int) -> None:
-        """The first live candle came after a hole in the warm-up: fill it over REST first."""
+        """A live candle came after a hole (bars missed since the last one): fill it over REST first."""
         bars = await self.p.exchange.klines(symbol, self._base, start_ms=start_ms, end_ms=end_ms, limit=100_000)
         for bar in bars:
             closed = self._append(bar)

@@ -130,7 +130,7 @@ class _Symbol:
     index: int
     first: int  # index (in the symbol's 1m data) of global bar 0
     readings: dict[Timeframe, TimeframeReadings]
-    codes: np.ndarray | None = None  # reason code per global bar 1 … G
+    codes: np.ndarray | None = None  # reason code per global bar 0 … G
     last_decision_index: int | None = None
     bracket: OpenBracket | None = None
     decisions: list[int] = field(default_factory=list)  # global bars decided
@@ -166,7 +166,8 @@ class FastReplay:
         allow = settings.allowlist
         self.risk = RiskGate(RiskParams.from_settings(settings.risk), self.clock, allowlist=allow,
                              start_equity=self.start_balance)
-        # global bar 0 is the bar the engine backfills (records, never decides); 1 … G decide
+        # global bar 0 is the bar whose close the venue publishes when its clock starts (the
+        # engine's first live bar, after the warm-up's last); 0 … G decide
         self.t0 = self.venue.start_ms - M
         self.last_open = self.venue.end_ms - (M - 1)
         self.n_bars = (self.last_open - self.t0) // M
@@ -357,7 +358,7 @@ class FastReplay:
         n_context = sum(ps.context for rd in readings.values() for ps in rd.sensors)
         assert self.packed is not None and self.packed.rows == len(voters)
         scorer = BlockScores(self.packed, n_sym, self.n_bars, max(1, _BLOCK // n_sym), self.tracker_params, self.t0)
-        codes = np.empty((self.n_bars, n_sym), dtype=np.int8)  # by global bar 1 … G, symbol
+        codes = np.empty((self.n_bars + 1, n_sym), dtype=np.int8)  # by global bar 0 … G, symbol
         # voters with a reading, per column of each table: counted once here, gathered per block
         # (instead of a NaN test over every block's (voters × columns) signals)
         present = [np.count_nonzero(~np.isnan(table.table[:table.voters]), axis=0) for table in self.tables.values()]
@@ -378,8 +379,8 @@ class FastReplay:
             scores, neutral = scorer.scores(b, now)
             block = classify(BarInputs(sig, scores, neutral, ctx, n_present), self.player,
                              lambda col, g0=g0: self._exact_reason(self.symbols[col % n_sym], g0 + col // n_sym))
-            codes[g0 - 1:g1 - 1] = block.reshape(g1 - g0, n_sym)
-            self.progress("consensus", (g1 - 1) / self.n_bars)
+            codes[g0:g1] = block.reshape(g1 - g0, n_sym)
+            self.progress("consensus", g1 / (self.n_bars + 1))
         for sym in self.symbols:
             sym.codes = np.ascontiguousarray(codes[:, sym.index])
 
@@ -456,10 +457,10 @@ class FastReplay:
         self._candidates: list[list[int]] = []
         for sym in self.symbols:
             assert sym.codes is not None
-            sym.candidates = np.flatnonzero(sym.codes == CODE[DECISION]) + 1
+            sym.candidates = np.flatnonzero(sym.codes == CODE[DECISION])
             self._candidates.append(sym.candidates.tolist())
             n_decisions += len(sym.candidates)
-            self._next_candidate(sym, 1)
+            self._next_candidate(sym, 0)
         for ft in funding_times_between(self.venue.start_ms - 1, self.venue.end_ms):
             self._push(ft, _PHASE_FUNDING, -1, "funding", ft)
         handled = 0

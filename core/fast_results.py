@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.errors import ConfigError
-from core.fast_consensus import CODE, DECISION, REASONS
+from core.fast_consensus import DECISION, REASONS
 from core.player import SKIP_BRACKET_OPEN, SKIP_COOLDOWN
 from core.progress import draw, progress_line
 from core.report import MAX_SERIES_POINTS, SessionRecord
@@ -36,13 +36,13 @@ def skip_counts(self: FastReplay) -> dict[str, int]:
     names = (*REASONS, SKIP_BRACKET_OPEN, SKIP_COOLDOWN)
     for sym in self.symbols:
         assert sym.codes is not None
-        codes = np.concatenate([[CODE[DECISION]], sym.codes]).astype(np.int64)  # by global bar 0 … G
+        codes = sym.codes.astype(np.int64)  # by global bar 0 … G
         for d in sym.decisions:
             codes[d + 1:min(d + cooldown, self.n_bars) + 1] = cooldown_code
         for a, z in sym.active:
             if z >= a:
                 codes[a:z + 1] = bracket_code
-        counts = np.bincount(codes[1:], minlength=len(names))
+        counts = np.bincount(codes, minlength=len(names))
         out.update({names[k]: int(c) for k, c in enumerate(counts) if c and names[k] != DECISION})
     out.update(self.extra_skips)
     return dict(out)

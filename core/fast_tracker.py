@@ -283,9 +283,9 @@ class BlockScores:
             raise ValueError(f"BlockScores: {n_bars:,} bars span too long a time for one recency reference")
         self.packed = packed
         self.n_symbols = n_symbols
-        self.n_bars = n_bars  # bars 1 … n_bars are asked
+        self.n_bars = n_bars  # bars 0 … n_bars are asked
         self.bars_per_block = b_len = bars_per_block
-        self.n_blocks = n_blocks = -(-n_bars // b_len)
+        self.n_blocks = n_blocks = -(-(n_bars + 1) // b_len)
         n_rows = packed.rows
         self.width = width = b_len * n_symbols  # columns of a full block
         self.offset = packed.start[:-1] + np.arange(n_rows)  # each row's prefix 0
@@ -294,16 +294,16 @@ class BlockScores:
         self.floor = self.weight * math.exp(30.0 * _LN_095)
         # neutral below min_resolved_votes resolved votes in the window: count = min(m, window)
         self.neutral_below = params.min_resolved_votes if params.window >= params.min_resolved_votes else 2**62
-        # row k's events before block b: order < that block's first column (bar g0 = 1 + b·bars,
+        # row k's events before block b: order < that block's first column (bar g0 = b·bars,
         # symbol 0); the rows are sorted, so a binary search per row finds every block's edge
-        edges = n_symbols + width * np.arange(n_blocks + 1, dtype=np.int64)
+        edges = width * np.arange(n_blocks + 1, dtype=np.int64)
         self.edge = np.empty((n_rows, n_blocks + 1), dtype=np.int64)
         for k in range(n_rows):
             self.edge[k] = np.searchsorted(packed.order[packed.start[k]:packed.start[k + 1]], edges)
 
     def bars(self, b: int) -> tuple[int, int]:
         """The bars ``[g0, g1)`` of block ``b``."""
-        g0 = 1 + b * self.bars_per_block
+        g0 = b * self.bars_per_block
         return g0, min(g0 + self.bars_per_block, self.n_bars + 1)
 
     def _segments(self, b: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -324,7 +324,7 @@ class BlockScores:
         cuts = np.empty(n_events + n_rows + 1, dtype=np.int64)
         cuts[heads] = np.arange(n_rows) * cols
         column = self.packed.order[event]
-        column -= self.n_symbols + b * self.width
+        column -= b * self.width
         np.minimum(column, cols, out=column)  # (none lies past the last bar asked; kept in its row if one did)
         column += row * cols
         cuts[np.arange(n_events) + row + 1] = column

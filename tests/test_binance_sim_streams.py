@@ -62,13 +62,16 @@ async def test_market_stream_delivers_recorded_closed_candles_and_mark_prices(
     events = Collector(client.market_stream(["BTCUSDT", "ETHUSDT"], [Timeframe.M1, Timeframe.M5]))
     try:
         await connected(server, 1)
+        start_ms = server.venue.start_ms
         await server.advance(10 * 60)
         m1 = await events.wait_count(lambda e: isinstance(e, CandleClosed) and e.candle.timeframe is Timeframe.M1,
-                                     20)
+                                     22)
         for e in m1:
             _assert_recorded(e, recorded)
         btc = [e.candle.open_time_ms for e in m1 if e.candle.symbol == "BTCUSDT"]
-        assert btc == list(range(btc[0], btc[0] + 10 * MIN, MIN))  # every minute once, in order
+        # the bar in progress when the clock started (its last millisecond: not closed yet, so
+        # not in a warm-up's history), then every minute once, in order
+        assert btc == list(range(start_ms - MIN, start_ms + 10 * MIN, MIN))
         m5 = await events.wait_count(lambda e: isinstance(e, CandleClosed) and e.candle.timeframe is Timeframe.M5,
                                      2 * 2)
         rest5 = await client.klines("BTCUSDT", Timeframe.M5, limit=3)
@@ -98,18 +101,18 @@ async def test_dropped_market_stream_backfills_exactly_the_missed_candles(
     events = Collector(client.market_stream(["BTCUSDT"], [Timeframe.M1], mark_price=False))
     try:
         await connected(server, 1, route="market")
-        await server.advance(3 * 60)
-        await events.wait_count(lambda e: isinstance(e, CandleClosed), 3)
+        await server.advance(3 * 60)  # the bar in progress at the start closes, then three more
+        await events.wait_count(lambda e: isinstance(e, CandleClosed), 4)
         server.faults.drop_websockets()
         await server.advance(7 * 60)  # seven bars close while nobody listens
         await reconnected(server, 1, route="market")  # the connector comes back on its own
         backfilled = await events.wait_count(lambda e: isinstance(e, CandleClosed) and e.backfilled, 7)
         await server.advance(2 * 60)
-        await events.wait_count(lambda e: isinstance(e, CandleClosed), 12)
+        await events.wait_count(lambda e: isinstance(e, CandleClosed), 13)
         candles = [e for e in events.items if isinstance(e, CandleClosed)]
         opens = [e.candle.open_time_ms for e in candles]
-        assert opens == list(range(opens[0], opens[0] + 12 * MIN, MIN))  # no gap, no duplicate
-        assert [e.backfilled for e in candles] == [False] * 3 + [True] * 7 + [False] * 2
+        assert opens == list(range(opens[0], opens[0] + 13 * MIN, MIN))  # no gap, no duplicate
+        assert [e.backfilled for e in candles] == [False] * 4 + [True] * 7 + [False] * 2
         assert len(backfilled) == 7
         for e in candles:
             _assert_recorded(e, recorded)

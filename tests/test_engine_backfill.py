@@ -135,7 +135,7 @@ async def test_a_single_hole_is_fetched_with_the_burst_too() -> None:
 
 
 async def test_the_live_bars_are_sent_before_the_holes_last_bar_time_is_applied() -> None:
-    """The first bar of a session (its hole: the bar that closed during warm-up): the workers
+    """The first bars after a hole (a reconnect that missed a bar): the workers
     compute the live bars while the engine applies the hole's last bar time, and only then
     does the live burst's evaluation get collected and decided."""
     symbols = ["AUSDT", "BUSDT"]

@@ -43,8 +43,8 @@ def test_every_sampled_bar_is_classified_as_decide_says(fast: FastReplay) -> Non
     seen: Counter[str] = Counter()
     for sym in fast.symbols:
         assert sym.codes is not None
-        for g in range(1, fast.n_bars + 1, 13):
-            vectorised = REASONS[int(sym.codes[g - 1])]
+        for g in range(0, fast.n_bars + 1, 13):  # global bar 0: the first live bar, decided too
+            vectorised = REASONS[int(sym.codes[g])]
             assert fast._exact_reason(sym, g) == vectorised, (sym.name, g)  # noqa: SLF001
             seen[vectorised] += 1
     assert sum(seen.values()) >= 200

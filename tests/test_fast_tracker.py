@@ -153,7 +153,7 @@ def test_block_scores_equal_each_keys_own_queries(n_symbols: int, events: int, b
                          params)
     rows = [packed.row(k) for k in range(4)]
     scorer = BlockScores(packed, n_symbols, n_bars, bars_per_block, params, t0)
-    assert scorer.n_blocks == -(-n_bars // bars_per_block)
+    assert scorer.n_blocks == -(-(n_bars + 1) // bars_per_block)  # bars 0 … n_bars
     never_won = floored = 0
     for b in range(scorer.n_blocks):
         g0, g1 = scorer.bars(b)

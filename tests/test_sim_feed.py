@@ -98,7 +98,10 @@ def test_venue_emits_closed_klines_marks_and_recorded_funding(btc) -> None:
     funding_at = (start // 28_800_000 + 1) * 28_800_000
     events, ticks = v.advance_to(funding_at + 5 * MINUTE_MS)
     closed = [t for t in ticks if isinstance(t, KlineTick) and t.candle.closed]
-    assert [t.candle.open_time_ms for t in closed] == list(range(start + 1, funding_at + 5 * MINUTE_MS, MINUTE_MS))
+    # first the bar whose last millisecond the clock started on (``start``), then each bar played
+    assert [t.candle.open_time_ms for t in closed] == list(range(start + 1 - MINUTE_MS, funding_at + 5 * MINUTE_MS,
+                                                                 MINUTE_MS))
+    assert closed[0].time_ms == start
     row = btc.bar_index(closed[0].candle.open_time_ms)
     assert closed[0].candle.close == btc.decimal_bar(row, D("0.1"))[3]
     assert any(isinstance(t, MarkTick) for t in ticks)

@@ -319,8 +319,10 @@ class LocalExchange:
                 # Up to the next bar's first path point (its open), not just this bar's close: a
                 # bar's close is known at the next bar's open, so an order decided on it trades
                 # there, as in a paper or live session (where the venue has moved on by the time
-                # the order arrives) — and the next bar's path was drawn before that order.
-                next_open = (self.venue.now_ms + 1) // MINUTE_MS * MINUTE_MS + MINUTE_MS
+                # the order arrives) — and the next bar's path was drawn before that order. (At
+                # the start the clock stands on the last millisecond of a bar: the next open is
+                # one millisecond away, and the step publishes that bar's close.)
+                next_open = (self.venue.now_ms // MINUTE_MS + 1) * MINUTE_MS
                 self._step(min(next_open, self.venue.end_ms))
                 await asyncio.sleep(0)  # let user-stream consumers run between bars
         finally:

@@ -106,6 +106,13 @@ class Venue:
         # The bar in progress at the start time has already begun: seed prices with its open.
         for sym in data:
             self._seed(sym)
+        # Starting on a minute boundary, the clock stands on the last millisecond of the bar
+        # before: not closed yet by Binance's rule (closed once the time is past its close time),
+        # so a client's warm-up leaves it out, and its close is published as soon as time moves
+        # on, before the first bar is played — as Binance's stream publishes the close of the
+        # bar in progress when a client connected. Without it every session began with a hole.
+        self._closing_bar_ms: int | None = (
+            self._next_bar_ms - MINUTE_MS if self.now_ms == self._next_bar_ms - 1 else None)
 
     @classmethod
     def from_folder(cls, folder: Path, symbols: Sequence[str], *, engine_config: EngineConfig | None = None,
@@ -152,6 +159,9 @@ class Venue:
         if t_ms <= self.now_ms:
             return self.engine.drain(), market
         steps = self.config.path_steps
+        if self._closing_bar_ms is not None:
+            self._close_bar_in_progress(self._closing_bar_ms, market)
+            self._closing_bar_ms = None
         while True:
             if self._bar is None:
                 if self._next_bar_ms > min(t_ms, self.end_ms):
@@ -177,6 +187,23 @@ class Venue:
         self._settle_funding(self.now_ms, t_ms, market)
         self.now_ms = max(self.now_ms, t_ms)
         return self.engine.drain(), market
+
+    def _close_bar_in_progress(self, bar_open: int, market: list[MarketTick]) -> None:
+        """Publish the close of the recorded bar ``bar_open`` whose last millisecond is now (the
+        start): its prices were played before the start (``_seed`` set its close), so only the
+        closed kline and the mark go out."""
+        close_ms = bar_open + MINUTE_MS - 1
+        for sym, d in self.data.items():
+            i = d.bar_index(bar_open)
+            if i is None:
+                continue
+            o, h, low, c, v = d.decimal_bar(i, self.specs[sym].rules.tick_size)
+            candle = Candle(sym, Timeframe.M1, bar_open, o, h, low, c, v, closed=True,
+                            quote_volume=(v * c).quantize(Decimal("0.0001")), trades=self.config.path_steps)
+            self._partial[sym] = candle
+            self._agg_id += 1
+            market.append(KlineTick(candle, close_ms, self._agg_id, self._agg_id, 1))
+            market.append(MarkTick(sym, c, self.current_funding_estimate(sym), next_funding_time(close_ms), close_ms))
 
     def _settle_funding(self, after_ms: int, until_ms: int, market: list[MarketTick]) -> None:
         for ft in funding_times_between(after_ms, until_ms):
