@@ -99,6 +99,8 @@ _SMALLEST_SIZES = (PerformanceStats(0, 0, 0, 0.0, 0.0), PerformanceStats(10**9, 
 _EXPOSURE_FREE_REFUSALS = frozenset({"halted", "reducing", "not_allowlisted", "outside_universe", "stale_data",
                                      "loss_cooldown", "order_rate", "bracket_open", "max_positions"})
 _MAX_POSITIONS = "max_positions"
+# sizing refusals made before size_entry reads the decision (_no_room_whatever_the_decision)
+_DECISION_FREE_SIZE_SKIPS = frozenset({"symbol_not_trading", "no_equity", "no_headroom"})
 # relative margin of the float test in _sure_fit_window: far above float rounding (1e-16) and the
 # 28-digit Decimal division in size_entry (1e-27), far below any real distance to a sizing limit
 _FIT_MARGIN = 1e-9
@@ -559,6 +561,8 @@ class FastReplay:
         if self._refused_within_bound(sym, g, t_ms):
             return
         exposure = self._exposure(sym, g)
+        if self._no_room_whatever_the_decision(sym, g, exposure):
+            return
         # below the position limit the gate mostly allows, and _act reaches the same refusal
         # (its own sizing and gate check) when it does not: the early answer would be wasted
         if len(exposure.brackets) >= self.s.risk.max_positions and self._refused_whatever_the_size(sym, g, exposure):
@@ -567,6 +571,25 @@ class FastReplay:
         if not isinstance(verdict, Decision):
             raise RuntimeError(f"fast replay: {sym.name} bar {g} classified as deciding, decide() says {verdict}")
         self._act(sym, g, verdict, tracker, t_ms, exposure)
+
+    def _no_room_whatever_the_decision(self, sym: _Symbol, g: int, exposure: Exposure) -> bool:
+        """True (skip counted) when sizing refuses this entry before it reads anything of the
+        decision: the symbol is not trading, there is no equity, or the gate's limits leave no
+        headroom (gross exposure or leverage used up below the position limit).
+
+        ``size_entry`` makes those checks first; the ones between them read the decision's
+        reference price (the bar's close, > 0) and stop distance (within [sl_min, sl_max], valid
+        settings), which pass for every decision. So sizing with any valid stop distance gives
+        the same refusal, and the exact scores and statistics are not built: a 50-symbol replay
+        whose open positions use up the gross limit decides thousands of bars into that refusal."""
+        room = self.risk.entry_headroom(sym.name, exposure)
+        if room > 0 and exposure.equity > 0 and self.venue.specs[sym.name].rules.status == "TRADING":
+            return False
+        size = self._smallest_size(sym, g, exposure.equity, room)
+        if not isinstance(size, SizeSkip) or size.reason not in _DECISION_FREE_SIZE_SKIPS:
+            return False
+        self.extra_skips[f"size_{size.reason}"] += 1
+        return True
 
     def _refused_whatever_the_size(self, sym: _Symbol, g: int, exposure: Exposure) -> bool:
         """True (skip counted) when the risk gate refuses this entry for a reason no size changes

@@ -88,3 +88,38 @@ def test_bound_refusals_are_the_refusals_on_the_marks(data_dir: Path, limits: di
     # reused (some decided ahead, up to the next exit or funding), and asked again after each epoch's start
     assert 0 < bounded.swept < bounded.reused < without_marks
     assert len(bounded.trades) >= 10 and bounded.sv.wallet() != Decimal(10_000)
+
+
+class DecidesEveryTime(FastReplay):
+    """The fast replay building every decision that sizing refuses for want of headroom."""
+
+    def _no_room_whatever_the_decision(self, sym: _Symbol, g: int, exposure: Any) -> bool:
+        return False
+
+
+class CountingNoRoom(FastReplay):
+    answered = 0
+
+    def _no_room_whatever_the_decision(self, sym: _Symbol, g: int, exposure: Any) -> bool:
+        refused = super()._no_room_whatever_the_decision(sym, g, exposure)
+        self.answered += refused
+        return refused
+
+
+def test_no_headroom_refusals_without_the_decision_are_the_refusals_with_it(data_dir: Path) -> None:
+    # the gross exposure limit used up below the position limit: sizing refuses before it reads
+    # the decision, so the decision (exact scores, tracker rebuilt) need not be built
+    settings = load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": SYMBOLS, "session.data_dir": data_dir,
+        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 4_000,
+        "sensors.enabled": ["ema_cross", "htf_trend"], "player.min_voters": 1,
+        "risk.daily_loss_limit_fraction": 0.5, "risk.max_positions": 6, "risk.max_gross_exposure_usdt": 2600,
+    })
+    short_cut = CountingNoRoom(settings, "test-no-room")
+    short_cut.run()
+    built = DecidesEveryTime(settings, "test-no-room")
+    built.run()
+
+    assert outcome(short_cut) == outcome(built)
+    assert short_cut.answered >= 20 and short_cut.extra_skips["size_no_headroom"] == short_cut.answered
+    assert len(short_cut.trades) >= 10
