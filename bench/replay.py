@@ -20,7 +20,7 @@ The figure is bars processed / wall seconds of that phase, the median of the run
 engine runs in this process, the sensors in their worker processes, as in a real replay.
 
 Fast path (``fast_*`` metrics): the same cases on 1 symbol × 1 M bars and 50 symbols × 20 k
-bars (quick: 1 × 200 k and 50 × 4 k; the default ensemble on a tenth of that). The recorded
+bars, both strategies (quick: 1 × 200 k and 50 × 4 k; the default ensemble on a tenth of that). The recorded
 files hold ~64 k bars per symbol, so the 1 M-bar series is stitched from them: each real file
 in turn, scaled so it opens where the previous one closed, rounded to BTCUSDT's tick, as one
 in-memory ``BTCUSDT`` series (real moves, continuous prices). 50 × 20 k uses the 50
@@ -228,13 +228,14 @@ def bench_fast(quick: bool, profile: bool = False) -> None:
         name = f"S{i:02d}USDT"
         d = loaded[REAL[i % len(REAL)]]
         fifty[name] = SymbolData(name, replace(d.m1, symbol=name), d.funding, d.mark_8h)
-    for case, extra, shrink in (("minimal", MINIMAL, 1), ("default", DEFAULT, 10)):
+    # (the default ensemble at full size takes ~15 s and ~3 GB per run; --quick keeps it short)
+    for case, extra, shrink in (("minimal", MINIMAL, 1), ("default", DEFAULT, 10 if quick else 1)):
         for label, data, bars in (
             ("1sym", {"BTCUSDT": SymbolData("BTCUSDT", long)}, long_bars // shrink),
             ("50sym", fifty, per_symbol // shrink),
         ):
             rates = []
-            runs = 1 if (quick or shrink > 1) else 3
+            runs = 1 if quick else 3
             total = trades = 0
             for _ in range(runs):
                 run_s, total, trades = fast_once(fast_venue(data, bars), list(data), extra)
