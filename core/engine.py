@@ -49,6 +49,7 @@ from core.events import (
 )
 from core.market_data import MarketData
 from core.metrics import (
+    BACKFILLED_CANDLES,
     BALANCE_USDT,
     BAR_LATENCY_SECONDS,
     BREAKER_STATE,
@@ -529,7 +530,7 @@ class Engine:
     async def _fetch_holes(self, events: Sequence[MarketEvent]) -> dict[str, Sequence[Candle] | BaseException]:
         """The missing bars of every symbol of a burst with a hole, fetched together.
 
-        After start-up's warm-up or a reconnect many symbols have a hole at once; fetched one
+        After a reconnect (or a stalled stream) many symbols have a hole at once; fetched one
         after the other (a REST round trip each) they held the burst's first decision back by
         all of them. A failed fetch is kept (``_backfill_together`` raises it)."""
         holes: dict[str, tuple[int, int]] = {}
@@ -564,6 +565,7 @@ class Engine:
             if isinstance(bars, BaseException):
                 failure = bars
                 break
+            BACKFILLED_CANDLES.inc(len(bars))
             for bar in bars:
                 by_time[bar.open_time_ms].append(bar)
         times = sorted(by_time)
@@ -598,6 +600,7 @@ class Engine:
     async def _backfill(self, symbol: str, start_ms: int, end_ms: int) -> None:
         """A live candle came after a hole (bars missed since the last one): fill it over REST first."""
         bars = await self.p.exchange.klines(symbol, self._base, start_ms=start_ms, end_ms=end_ms, limit=100_000)
+        BACKFILLED_CANDLES.inc(len(bars))
         for bar in bars:
             closed = self._append(bar)
             if closed:

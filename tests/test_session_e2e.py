@@ -164,6 +164,11 @@ def test_sigusr2_drains_and_writes_status(tmp_path: Path) -> None:
     drain_ms = drained["time_ms"]
     bars = status(port)["bars_processed"]
     wait_for(lambda: status(port)["bars_processed"] >= bars + 30, 60, "bars while draining")
+    # every bar came through the stream, the first one too (the bar closing as the simulator's
+    # clock starts is published, not left as a hole to fetch over REST)
+    code, metrics_text = get(f"http://127.0.0.1:{port}/metrics")
+    backfilled = {f.name: f for f in text_string_to_metric_families(metrics_text)}["casino_backfilled_candles"]
+    assert code == 200 and [s.value for s in backfilled.samples if s.name.endswith("_total")] == [0.0]
     code, _, err = stop(session)
     assert code == 0, err[-3000:]
     doc = report(tmp_path)
