@@ -58,6 +58,16 @@ class CountingBound(FastReplay):
         super()._count_refusal(reason, n)
 
 
+def _settings(data_dir: Path, limits: dict[str, Any]) -> Any:
+    """The minimal strategy on the seven symbols' last 4,000 bars, with ``limits`` on top."""
+    return load_settings(None, overrides={
+        "session.mode": "replay", "session.symbols": SYMBOLS, "session.data_dir": data_dir,
+        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 4_000,
+        "sensors.enabled": ["ema_cross", "htf_trend"], "player.min_voters": 1,
+        "risk.daily_loss_limit_fraction": 0.5, **limits,
+    })
+
+
 def outcome(replay: FastReplay) -> tuple[Any, ...]:
     return replay.trades, dict(replay.extra_skips), replay.sv.wallet(), dict(replay.risk.rejection_counts)
 
@@ -70,12 +80,7 @@ def outcome(replay: FastReplay) -> tuple[Any, ...]:
 ])
 def test_bound_refusals_are_the_refusals_on_the_marks(data_dir: Path, limits: dict[str, Any],
                                                       reasons: set[str]) -> None:
-    settings = load_settings(None, overrides={
-        "session.mode": "replay", "session.symbols": SYMBOLS, "session.data_dir": data_dir,
-        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 4_000,
-        "sensors.enabled": ["ema_cross", "htf_trend"], "player.min_voters": 1,
-        "risk.daily_loss_limit_fraction": 0.5, **limits,
-    })
+    settings = _settings(data_dir, limits)
     bounded = CountingBound(settings, "test-bound")
     bounded.run()
     on_marks = MarksEveryTime(settings, "test-bound")
@@ -109,12 +114,7 @@ class CountingNoRoom(FastReplay):
 def test_no_headroom_refusals_without_the_decision_are_the_refusals_with_it(data_dir: Path) -> None:
     # the gross exposure limit used up below the position limit: sizing refuses before it reads
     # the decision, so the decision (exact scores, tracker rebuilt) need not be built
-    settings = load_settings(None, overrides={
-        "session.mode": "replay", "session.symbols": SYMBOLS, "session.data_dir": data_dir,
-        "session.dataset": "futures-2023", "sim.warmup_bars": 43_195 - 4_000,
-        "sensors.enabled": ["ema_cross", "htf_trend"], "player.min_voters": 1,
-        "risk.daily_loss_limit_fraction": 0.5, "risk.max_positions": 6, "risk.max_gross_exposure_usdt": 2600,
-    })
+    settings = _settings(data_dir, {"risk.max_positions": 6, "risk.max_gross_exposure_usdt": 2600})
     short_cut = CountingNoRoom(settings, "test-no-room")
     short_cut.run()
     built = DecidesEveryTime(settings, "test-no-room")
