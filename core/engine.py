@@ -47,6 +47,7 @@ from core.events import (
     Skip,
     StreamGap,
 )
+from core.heap import pause_collector, resume_collector
 from core.market_data import MarketData
 from core.metrics import (
     BACKFILLED_CANDLES,
@@ -155,6 +156,7 @@ class Engine:
         self._tracker_state: Encoded | None = None  # the last tracker section written (see extra_state)
         self._tracker_state_at = 0.0
         self._hot = 0
+        self._collector_paused = False  # by the first of the bursts in flight (_handle_events)
         self._quiet = asyncio.Event()
         self._quiet.set()
         self._realized_seen = Decimal(0)
@@ -435,6 +437,9 @@ class Engine:
             start = end
 
     async def _handle_events(self, events: Sequence[MarketEvent]) -> None:
+        if self._hot == 0:
+            # no collection on a burst's decision path: they run once it is over (core.heap)
+            self._collector_paused = pause_collector()
         self._hot += 1
         self._quiet.clear()
         try:
@@ -442,6 +447,9 @@ class Engine:
         finally:
             self._hot -= 1
             if self._hot == 0:
+                if self._collector_paused:
+                    self._collector_paused = False
+                    resume_collector()
                 self._quiet.set()
                 self.p.croupier.save_soon()
 
