@@ -23,9 +23,9 @@ The collector is also paused while the engine handles a burst (``pause_collector
 first event of a burst to the end of the last one in flight): the readings are made with it
 off already, but the rest of a burst — votes opened, decisions with their ranked votes, the
 brackets' records — still made enough tracked objects for ~14 young collections and one
-middle-generation collection (~1 ms each) per 50-symbol burst, and a full collection now and
-then (9 ms, seen inside the first burst of a session): 53 ms of collections inside the bursts
-of one 60 s 50-symbol paper session, every one of them on some symbol's decision path. Nothing
+middle-generation collection (~1 ms each) per 50-symbol burst, and now and then a full one
+(9 ms): 53 ms of collections inside the bursts of one 60 s 50-symbol paper session (timed with
+``gc.callbacks``), every one of them on some symbol's decision path. Nothing
 is skipped: the allocation count keeps growing while paused, so the first allocation after the
 burst runs the collections it owes, between bursts.
 
